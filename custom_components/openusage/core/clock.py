@@ -1,0 +1,122 @@
+"""Instants, window bounds and the stored timestamp text (openusage-store.md §2.1).
+
+The store keeps times as RFC 3339 UTC text with a variable-length fraction and a `Z`. Plain text
+comparison gets instants inside one second wrong (`…:00.5Z` sorts before `…:00Z`), so every bound is
+compared against a normalised key with a fixed nine-digit fraction (`SORT_KEY_SQL`, `sort_key`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from .models import Window
+
+_FRACTION_DIGITS = 9
+
+# Normalises a stored `occurred_at` to 'YYYY-MM-DDTHH:MM:SS.nnnnnnnnn', which sorts in time order.
+SORT_KEY_SQL = (
+    "substr({col}, 1, 19) || '.' || substr(CASE WHEN substr({col}, 20, 1) = '.' "
+    "THEN rtrim(substr({col}, 21), 'Z') ELSE '' END || '000000000', 1, 9)"
+)
+
+_STORED = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$")
+
+
+def sort_key(stored: str) -> str:
+    """The Python twin of SORT_KEY_SQL for one stored timestamp."""
+    head = stored[:19]
+    frac = stored[20:].rstrip("Z") if stored[19:20] == "." else ""
+    return f"{head}.{(frac + '0' * _FRACTION_DIGITS)[:_FRACTION_DIGITS]}"
+
+
+def instant_key(instant: datetime) -> str:
+    """The sort key of an aware instant (microsecond precision, as Python keeps it)."""
+    utc = instant.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond:06d}000"
+
+
+def format_utc(instant: datetime) -> str:
+    """ISO 8601 UTC text ending in `Z`, with a fraction only when there is one."""
+    utc = instant.astimezone(UTC)
+    text = f"{utc:%Y-%m-%dT%H:%M:%S}"
+    if utc.microsecond:
+        text += f".{utc.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def parse_time(value: object) -> datetime | None:
+    """Parse the time forms openusage writes (RFC 3339, `YYYY-MM-DD HH:MM:SS`, a date, Unix s/ms/µs).
+
+    Returns an aware UTC datetime, or None for anything else.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return _from_epoch(float(value))
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if re.fullmatch(r"\d{9,19}(\.\d+)?", text):
+        return _from_epoch(float(text))
+    match = re.fullmatch(r"(.*T\d{2}:\d{2}:\d{2})\.(\d+)(Z|[+-]\d{2}:?\d{2})?", text)
+    if match:  # Python keeps microseconds; cut longer fractions instead of failing.
+        text = f"{match.group(1)}.{match.group(2)[:6]}{match.group(3) or ''}"
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _from_epoch(number: float) -> datetime | None:
+    for scale in (1.0, 1e3, 1e6, 1e9):  # seconds, ms, µs, ns: the first plausible date wins
+        seconds = number / scale
+        if seconds < 253402300800:  # before year 10000
+            try:
+                return datetime.fromtimestamp(seconds, UTC)
+            except (OverflowError, OSError, ValueError):
+                return None
+    return None
+
+
+def normalize_stored(stored: str) -> str:
+    """A stored timestamp as snapshot text: kept verbatim when already RFC 3339 UTC, else re-rendered."""
+    if _STORED.match(stored):
+        return stored
+    parsed = parse_time(stored)
+    return format_utc(parsed) if parsed else stored
+
+
+def local_midnight(now: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant of `now`'s local date in `zone` (also on days whose midnight is skipped)."""
+    local_date = now.astimezone(zone).date()
+    candidate = datetime.combine(local_date, time(0), tzinfo=zone)
+    # A midnight inside a DST gap does not exist; fold=0 maps it to the transition instant itself.
+    return candidate.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowBounds:
+    """Lower bounds of the bounded windows, as sort keys, plus the active-session bound."""
+
+    keys: dict[Window, str]
+    active_key: str
+
+    @classmethod
+    def at(cls, now: datetime, zone: ZoneInfo, active_minutes: float) -> WindowBounds:
+        return cls(
+            keys={
+                Window.TODAY: instant_key(local_midnight(now, zone)),
+                Window.H24: instant_key(now - timedelta(hours=24)),
+                Window.D7: instant_key(now - timedelta(days=7)),
+                Window.D30: instant_key(now - timedelta(days=30)),
+            },
+            active_key=instant_key(now - timedelta(minutes=active_minutes)),
+        )

@@ -1,0 +1,183 @@
+"""Plain dataclasses the core hands out: one refresh of the openusage store becomes one `Snapshot`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeAlias
+
+
+class Window(StrEnum):
+    """The five usage windows of metrics.md §1."""
+
+    TODAY = "today"
+    H24 = "24h"
+    D7 = "7d"
+    D30 = "30d"
+    ALL = "all"
+
+
+ALL_WINDOWS: tuple[Window, ...] = tuple(Window)
+# Agent, tool and project breakdowns have no `all` window: rollup rows carry none of those dimensions.
+RECENT_WINDOWS: tuple[Window, ...] = (Window.TODAY, Window.H24, Window.D7, Window.D30)
+
+
+class Breakdown(StrEnum):
+    """The keys a usage figure can be split by (metrics.md §3)."""
+
+    PROVIDER = "provider"
+    ACCOUNT = "account"
+    MODEL = "model"
+    AGENT = "agent"
+    TOOL = "tool"
+    PROJECT = "project"
+
+
+BREAKDOWN_WINDOWS: dict[Breakdown, tuple[Window, ...]] = {
+    Breakdown.PROVIDER: ALL_WINDOWS,
+    Breakdown.ACCOUNT: ALL_WINDOWS,
+    Breakdown.MODEL: ALL_WINDOWS,
+    Breakdown.AGENT: RECENT_WINDOWS,
+    Breakdown.TOOL: RECENT_WINDOWS,
+    Breakdown.PROJECT: RECENT_WINDOWS,
+}
+
+MEASURE_FIELDS: tuple[str, ...] = (
+    "input_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "total_tokens",
+    "cost_usd",
+    "requests",
+    "messages",
+    "errors",
+    "tool_calls",
+    "tool_errors",
+    "sessions",
+)
+# The measures each breakdown reports (metrics.md §7: M, T and P).
+BREAKDOWN_FIELDS: dict[Breakdown, tuple[str, ...]] = {
+    Breakdown.PROVIDER: MEASURE_FIELDS,
+    Breakdown.ACCOUNT: MEASURE_FIELDS,
+    Breakdown.MODEL: MEASURE_FIELDS,
+    Breakdown.AGENT: MEASURE_FIELDS,
+    Breakdown.TOOL: ("tool_calls", "tool_errors"),
+    Breakdown.PROJECT: ("requests", "cost_usd", "total_tokens"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Measures:
+    """Usage measured over one window for one key (metrics.md §2)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float = 0.0
+    requests: int = 0
+    messages: int = 0
+    errors: int = 0
+    tool_calls: int = 0
+    tool_errors: int = 0
+    sessions: int = 0
+
+
+EMPTY_MEASURES = Measures()
+
+WindowedMeasures: TypeAlias = dict[Window, Measures]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFigures:
+    """Totals and every breakdown, each per window."""
+
+    totals: WindowedMeasures
+    breakdowns: dict[Breakdown, dict[str, WindowedMeasures]]
+    active_sessions: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaMetric:
+    """One metric of a provider's limit snapshot (metrics.md §4)."""
+
+    used: float | None
+    limit: float | None
+    remaining: float | None
+    unit: str | None
+    window: str | None
+    used_percent: float | None
+    resets_at: str | None
+
+
+class QuotaStatus(StrEnum):
+    """Status of a provider's limit snapshot, as openusage reports it."""
+
+    OK = "OK"
+    NEAR_LIMIT = "NEAR_LIMIT"
+    LIMITED = "LIMITED"
+    AUTH_REQUIRED = "AUTH_REQUIRED"
+    UNSUPPORTED = "UNSUPPORTED"
+    ERROR = "ERROR"
+    UNKNOWN = "UNKNOWN"
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaSnapshot:
+    """The newest readable limit snapshot of one (provider, account)."""
+
+    provider_id: str
+    account_id: str
+    status: QuotaStatus
+    message: str
+    observed_at: str
+    age_seconds: float
+    stale: bool
+    metrics: dict[str, QuotaMetric] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """Facts about the store file itself (metrics.md §5)."""
+
+    db_size_bytes: int
+    wal_size_bytes: int
+    last_event_at: str | None
+    last_snapshot_at: str | None
+    oldest_raw_day: str | None
+    rollup_watermark: str | None
+    tables: tuple[str, ...]
+    corrupt_backup_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolHealth:
+    """Backlog of the two spool folders (metrics.md §5).
+
+    A count is None when its folder exists but cannot be read: the backlog is then unknown, not zero.
+    """
+
+    hook_spool_files: int | None = 0
+    hook_spool_oldest_age_seconds: float | None = None
+    hook_spool_tmp_files: int | None = 0
+    spool_pending: int | None = 0
+    spool_failed: int | None = 0
+    spool_malformed: int | None = 0
+    spool_oldest_age_seconds: float | None = None
+    spool_last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every figure of one refresh, computed from one consistent state of the store."""
+
+    now: str
+    time_zone: str
+    usage: UsageFigures
+    quotas: tuple[QuotaSnapshot, ...]
+    store: StoreHealth
+    spool: SpoolHealth

@@ -1,0 +1,144 @@
+"""Quotas from the newest readable limit snapshot of each provider account (metrics.md §4)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+from .clock import format_utc, normalize_stored, parse_time, sort_key
+from .models import QuotaMetric, QuotaSnapshot, QuotaStatus
+
+_PAIRS_SQL = """
+SELECT provider_id, account_id FROM usage_events WHERE event_type = 'limit_snapshot'
+GROUP BY provider_id, account_id
+"""
+# Newest first; blanked payloads are skipped inside SQLite so they never cross into Python.
+_ROWS_SQL = """
+SELECT e.occurred_at, r.source_payload FROM usage_events e
+JOIN usage_raw_events r ON r.raw_event_id = e.raw_event_id
+WHERE e.event_type = 'limit_snapshot' AND e.provider_id IS :provider AND e.account_id IS :account
+ORDER BY e.occurred_at DESC
+"""
+_NEWEST_SQL = """
+SELECT MAX(occurred_at) FROM usage_events
+WHERE event_type = 'limit_snapshot' AND provider_id IS :provider AND account_id IS :account
+"""
+# Stop looking for a readable payload after this many blanked or broken ones: at openusage ≤ 0.24.4
+# every older payload is blanked too, and walking months of polls would make a refresh slow.
+_MAX_SKIPPED = 500
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def used_percent(used: float | None, limit: float | None, remaining: float | None, unit: str | None) -> float | None:
+    """Percent used, as openusage's `MetricUsedPercent` computes it."""
+    if unit == "%":
+        return used
+    if limit is not None and limit > 0:
+        if remaining is not None:
+            return (limit - remaining) / limit * 100
+        if used is not None:
+            return used / limit * 100
+    return None
+
+
+def parse_snapshot_payload(payload: str) -> dict[str, Any] | None:
+    """The `snapshot` object of a limit-snapshot payload, or None when blanked or malformed."""
+    try:
+        document = json.loads(payload)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    snapshot = document.get("snapshot")
+    return snapshot if isinstance(snapshot, dict) else None
+
+
+def build_quota(
+    provider_id: str,
+    account_id: str,
+    observed_at: str,
+    snapshot: dict[str, Any] | None,
+    stale: bool,
+    now: datetime,
+) -> QuotaSnapshot:
+    """Turn one parsed snapshot (None when no readable one exists) into a QuotaSnapshot."""
+    snapshot = snapshot or {}
+    status_text = str(snapshot.get("status") or "").strip().upper()
+    status = QuotaStatus(status_text) if status_text in QuotaStatus.__members__ else QuotaStatus.UNKNOWN
+    resets = snapshot.get("resets")
+    resets = resets if isinstance(resets, dict) else {}
+    raw_metrics = snapshot.get("metrics")
+    raw_metrics = raw_metrics if isinstance(raw_metrics, dict) else {}
+    metrics: dict[str, QuotaMetric] = {}
+    for key in sorted(raw_metrics):
+        raw = raw_metrics[key]
+        if not isinstance(raw, dict):
+            continue
+        used, limit, remaining = _number(raw.get("used")), _number(raw.get("limit")), _number(raw.get("remaining"))
+        unit = _text(raw.get("unit"))
+        reset = parse_time(resets.get(key)) or parse_time(resets.get(f"{key}_reset"))
+        metrics[str(key)] = QuotaMetric(
+            used=used,
+            limit=limit,
+            remaining=remaining,
+            unit=unit,
+            window=_text(raw.get("window")),
+            used_percent=used_percent(used, limit, remaining, unit),
+            resets_at=format_utc(reset) if reset else None,
+        )
+    observed = parse_time(observed_at)
+    return QuotaSnapshot(
+        provider_id=provider_id,
+        account_id=account_id,
+        status=status,
+        message=_text(snapshot.get("message")) or "",
+        observed_at=normalize_stored(observed_at),
+        age_seconds=(now - observed).total_seconds() if observed else 0.0,
+        stale=stale,
+        metrics=metrics,
+    )
+
+
+async def read_quotas(db: Any, now: datetime) -> tuple[tuple[QuotaSnapshot, ...], str | None]:
+    """Every account's quota, ordered by provider then account, and the newest snapshot time."""
+    async with db.execute(_PAIRS_SQL) as cursor:
+        pairs = list(await cursor.fetchall())
+    quotas: list[QuotaSnapshot] = []
+    newest_overall: str | None = None
+    for provider, account in pairs:
+        params = {"provider": provider, "account": account}
+        async with db.execute(_NEWEST_SQL, params) as cursor:
+            (newest,) = await cursor.fetchone()
+        if newest is not None and (newest_overall is None or sort_key(newest) > sort_key(newest_overall)):
+            newest_overall = newest
+        found: tuple[str, dict[str, Any]] | None = None
+        skipped = 0
+        async with db.execute(_ROWS_SQL, params) as cursor:
+            async for occurred_at, payload in cursor:
+                snapshot = parse_snapshot_payload(payload) if isinstance(payload, str) else None
+                if snapshot is not None:
+                    found = (occurred_at, snapshot)
+                    break
+                skipped += 1
+                if skipped >= _MAX_SKIPPED:
+                    break
+        provider_id = (provider or "").strip().lower() or "unknown"
+        account_id = (account or "").strip() or "default"
+        if found is None:
+            quotas.append(build_quota(provider_id, account_id, newest or "", None, True, now))
+        else:
+            quotas.append(build_quota(provider_id, account_id, found[0], found[1], skipped > 0, now))
+    quotas.sort(key=lambda q: (q.provider_id, q.account_id))
+    return tuple(quotas), (normalize_stored(newest_overall) if newest_overall else None)
