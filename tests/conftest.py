@@ -1,0 +1,12 @@
+"""Shared fixtures. The project's custom_components package is imported before Home Assistant
+starts, so that Home Assistant's loader finds this integration rather than its own test folder."""
+
+from __future__ import annotations
+
+import custom_components  # noqa: F401  (must come before Home Assistant looks for integrations)
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load the integration from custom_components/ in every HA test."""

@@ -1,0 +1,94 @@
+"""Quotas from limit snapshots (metrics.md §4)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from custom_components.openusage.core.models import QuotaStatus
+from custom_components.openusage.core.reader import read_store
+from tests.storebuilder import limit_snapshot, store
+
+NOW = datetime.fromisoformat("2026-08-17T12:00:00+00:00")
+
+
+def payload(status: str = "OK", metrics: dict | None = None, resets: dict | None = None) -> dict:
+    return {
+        "snapshot": {
+            "provider_id": "claude_code", "account_id": "claude-code", "status": status, "message": "fine",
+            "metrics": metrics or {}, "resets": resets or {}, "attributes": {}, "diagnostics": {},
+        }
+    }  # fmt: skip
+
+
+async def quotas(path: Path):
+    return (await read_store(path, NOW, ZoneInfo("UTC"))).quotas
+
+
+async def test_newest_readable_snapshot_and_metric_figures(tmp_path: Path) -> None:
+    db = tmp_path / "telemetry.db"
+    metrics = {
+        "usage_five_hour": {"used": 37, "limit": 100, "remaining": None, "unit": "%", "window": "5h"},
+        "credits": {"used": 30, "limit": 200, "remaining": 150, "unit": "USD", "window": "month"},
+        "tokens": {"used": 50, "limit": 200, "remaining": None, "unit": "tokens", "window": "1d"},
+        "rpm": {"used": None, "limit": None, "remaining": 5, "unit": "requests", "window": "1m"},
+        "zero": {"used": 3, "limit": 0, "remaining": None, "unit": "requests", "window": "1m"},
+    }
+    resets = {"usage_five_hour": "2026-08-17T15:00:00.5Z", "rpm_reset": "1786980000", "zero": "garbage"}
+    with store(db) as w:
+        limit_snapshot(w, "2026-08-17T11:00:00Z", "claude_code", "claude-code", payload("LIMITED"))
+        limit_snapshot(w, "2026-08-17T11:59:30Z", "claude_code", "claude-code", payload("NEAR_LIMIT", metrics, resets))
+    (quota,) = await quotas(db)
+    assert quota.status is QuotaStatus.NEAR_LIMIT
+    assert quota.message == "fine"
+    assert quota.observed_at == "2026-08-17T11:59:30Z"
+    assert quota.age_seconds == 30.0
+    assert quota.stale is False
+    m = quota.metrics
+    assert m["usage_five_hour"].used_percent == 37.0
+    assert m["usage_five_hour"].resets_at == "2026-08-17T15:00:00.5Z"
+    assert m["credits"].used_percent == 25.0  # (limit - remaining) / limit
+    assert m["tokens"].used_percent == 25.0  # used / limit
+    assert m["rpm"].used_percent is None
+    assert m["rpm"].resets_at == "2026-08-17T15:20:00Z"  # Unix seconds under `<key>_reset`
+    assert m["zero"].used_percent is None
+    assert m["zero"].resets_at is None
+    assert m["rpm"].remaining == 5.0
+    assert m["rpm"].unit == "requests"
+
+
+@pytest.mark.parametrize("newest", ["{}", "not json", '{"snapshot": "x"}', "[1, 2]"])
+async def test_blanked_or_broken_newest_payload_means_stale_not_empty(tmp_path: Path, newest: str) -> None:
+    db = tmp_path / "telemetry.db"
+    metrics = {"rate_limit_primary": {"used": 18, "limit": 100, "remaining": 82, "unit": "%", "window": "5h"}}
+    with store(db) as w:
+        limit_snapshot(w, "2026-08-17T10:00:00Z", "codex", "codex-cli", payload("OK", metrics))
+        limit_snapshot(w, "2026-08-17T11:00:00Z", "codex", "codex-cli", newest)
+    (quota,) = await quotas(db)
+    assert quota.stale is True
+    assert quota.status is QuotaStatus.OK
+    assert quota.observed_at == "2026-08-17T10:00:00Z"
+    assert quota.metrics["rate_limit_primary"].used_percent == 18.0
+
+
+async def test_account_with_only_blanked_payloads_and_ordering(tmp_path: Path) -> None:
+    db = tmp_path / "telemetry.db"
+    with store(db) as w:
+        limit_snapshot(w, "2026-08-17T11:00:00Z", "zai", "", "{}")
+        limit_snapshot(w, "2026-08-17T11:00:00Z", "cursor", "cursor-ide", payload("weird-status"))
+        limit_snapshot(w, "2026-08-17T11:00:00Z", "codex", "b", payload())
+        limit_snapshot(w, "2026-08-17T11:00:00Z", "codex", "a", payload("AUTH_REQUIRED"))
+    result = await quotas(db)
+    assert [(q.provider_id, q.account_id) for q in result] == [
+        ("codex", "a"), ("codex", "b"), ("cursor", "cursor-ide"), ("zai", "default")
+    ]  # fmt: skip
+    assert result[0].status is QuotaStatus.AUTH_REQUIRED
+    assert result[2].status is QuotaStatus.UNKNOWN
+    zai = result[3]
+    assert zai.stale is True
+    assert zai.metrics == {}
+    assert zai.status is QuotaStatus.UNKNOWN
+    assert zai.observed_at == "2026-08-17T11:00:00Z"

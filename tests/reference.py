@@ -1,0 +1,230 @@
+"""A plain-Python reading of metrics.md, used as the oracle of the property-based tests.
+
+It loads every row with plain SELECTs and applies the rules one by one, with datetimes instead of
+text keys and Python sets and sums instead of SQL: an independent second implementation.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+LINKS = {"anthropic": "claude_code", "google": "gemini_api", "github-copilot": "copilot"}
+PRIORITY = {"hook": 4, "sse": 3, "sqlite": 2, "jsonl": 2, "api": 1}
+MEASURES = (
+    "input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens",
+    "total_tokens", "cost_usd", "requests", "messages", "errors", "tool_calls", "tool_errors", "sessions",
+)  # fmt: skip
+PARTS = ("input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+def instant(text: str) -> tuple[datetime, int]:
+    """A stored time as (second, nanoseconds) so that nine-digit fractions compare exactly."""
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(head).replace(tzinfo=UTC), int((frac + "000000000")[:9])
+
+
+def bound(at: datetime) -> tuple[datetime, int]:
+    return at.replace(microsecond=0), at.microsecond * 1000
+
+
+def nano(cost: float | None) -> int:
+    """Cost in nano-dollars, rounded half away from zero like SQLite's ROUND."""
+    return int((Decimal(cost or 0.0) * Decimal(10**9)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def blank(value: Any) -> bool:
+    return value is None or str(value).strip() == ""
+
+
+def logical_id(row: dict[str, Any]) -> str:
+    if not blank(row["tool_call_id"]):
+        return "tool:" + row["tool_call_id"].strip().lower()
+    if row["event_type"] == "message_usage" and row["src"].strip().lower() == "codex" and not blank(row["turn_id"]):
+        return "message_turn:" + row["turn_id"].strip().lower()
+    if not blank(row["message_id"]):
+        return "message:" + row["message_id"].strip().lower()
+    if not blank(row["turn_id"]):
+        return "turn:" + row["turn_id"].strip().lower()
+    return "fallback:" + row["dedup_key"]
+
+
+def rank(row: dict[str, Any]) -> tuple[Any, ...]:
+    model = row["model_canonical"] if row["model_canonical"] is not None else (row["model_raw"] or "")
+    provider = (row["provider_id"] or "").strip()
+    quality = (
+        4 * ((row["total_tokens"] or 0) > 0)
+        + 2 * ((row["cost_usd"] or 0) > 0)
+        + (model.strip() != "")
+        + (provider != "" and provider.lower() not in ("unknown", "opencode"))
+    )
+    return (PRIORITY.get(row["chan"].strip().lower(), 0), quality, row["occurred_at"], row["event_id"])
+
+
+def winners(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    best: dict[tuple[str, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = (
+            row["src"].strip().lower(),
+            row["event_type"].strip().lower(),
+            (row["session_id"] or "").strip().lower(),
+            logical_id(row),
+        )
+        if key not in best or rank(row) > rank(best[key]):
+            best[key] = row
+    return list(best.values())
+
+
+@dataclass
+class Acc:
+    values: dict[str, int]
+    sessions: set[str]
+
+    @classmethod
+    def new(cls) -> Acc:
+        return cls(defaultdict(int), set())
+
+
+def model_of(row: dict[str, Any]) -> str:
+    for value in (row["model_canonical"], row["model_raw"]):
+        if not blank(value):
+            return str(value).strip()
+    return "unknown"
+
+
+def add_raw(acc: Acc, row: dict[str, Any]) -> None:
+    if row["event_type"] == "tool_usage":
+        acc.values["tool_calls"] += 1
+        acc.values["tool_errors"] += row["status"] == "error"
+    elif row["status"] == "error":
+        acc.values["errors"] += 1
+    else:
+        for part in PARTS:
+            acc.values[part] += row[part] or 0
+        total = row["total_tokens"]
+        acc.values["total_tokens"] += total if total is not None else sum(row[p] or 0 for p in PARTS)
+        acc.values["cost_nano"] += nano(row["cost_usd"])
+        acc.values["requests"] += row["requests"] if row["requests"] is not None else 1
+        acc.values["messages"] += 1
+        if not blank(row["session_id"]):
+            acc.sessions.add(row["session_id"].strip())
+
+
+def add_rollup(acc: Acc, row: dict[str, Any]) -> None:
+    if row["tool_name"] != "":
+        acc.values["tool_calls"] += row["event_count"]
+        acc.values["tool_errors"] += row["event_count"] if row["status"] == "error" else 0
+    elif row["status"] == "error":
+        acc.values["errors"] += row["event_count"]
+    else:
+        for part in (*PARTS, "total_tokens"):
+            acc.values[part] += row[part]
+        acc.values["cost_nano"] += nano(row["cost_usd"])
+        acc.values["requests"] += row["event_count"]
+        acc.values["messages"] += row["event_count"]
+
+
+def freeze(acc: Acc) -> dict[str, Any]:
+    out: dict[str, Any] = {m: acc.values.get(m, 0) for m in MEASURES}
+    out["cost_usd"] = acc.values.get("cost_nano", 0) / 10**9
+    out["sessions"] = len(acc.sessions)
+    return out
+
+
+def compute(path: Path, now: datetime, zone: ZoneInfo, active_minutes: float = 15) -> dict[str, Any]:
+    """totals, the six breakdowns and active_sessions, shaped like the snapshot JSON."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    rows = [
+        dict(r)
+        for r in conn.execute(
+            "SELECT e.*, r.source_system AS src, r.source_channel AS chan FROM usage_events e, usage_raw_events r "
+            "WHERE r.raw_event_id = e.raw_event_id AND e.event_type IN ('message_usage', 'tool_usage')"
+        )
+    ]
+    watermark = None
+    if "daemon_meta" in tables:
+        found = conn.execute("SELECT value FROM daemon_meta WHERE key = 'rollup_daily_watermark'").fetchone()
+        watermark = found[0] if found else None
+    rollup_rows = (
+        [dict(r) for r in conn.execute("SELECT * FROM usage_rollup_daily")]
+        if watermark and "usage_rollup_daily" in tables
+        else []
+    )
+    conn.close()
+
+    midnight = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone).astimezone(UTC)
+    lower = {
+        "today": bound(midnight),
+        "24h": bound(now - timedelta(hours=24)),
+        "7d": bound(now - timedelta(days=7)),
+        "30d": bound(now - timedelta(days=30)),
+    }
+    active_bound = bound(now - timedelta(minutes=active_minutes))
+
+    day_b = min((r["occurred_at"][:10] for r in rows), default=None)
+    won = winners(rows)
+    raw_on_b = sum(1 for r in won if r["occurred_at"][:10] == day_b)
+    rollup_on_b = sum(r["event_count"] for r in rollup_rows if r["day"] == day_b)
+    b_from_rollup = bool(day_b and watermark and day_b <= watermark and rollup_on_b > raw_on_b)
+
+    totals: dict[str, Acc] = defaultdict(Acc.new)
+    split: dict[str, dict[str, dict[str, Acc]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(Acc.new)))
+    active: set[str] = set()
+    for row in won:
+        at = instant(row["occurred_at"])
+        if at >= active_bound and not blank(row["session_id"]):
+            active.add(row["session_id"].strip())
+        windows = [w for w, b in lower.items() if at >= b]
+        if not (b_from_rollup and row["occurred_at"][:10] == day_b):
+            windows.append("all")
+        provider = (row["provider_id"] or "").strip().lower()
+        provider = LINKS.get(provider, provider) or "unknown"
+        account = f"{provider}/{(row['account_id'] or '').strip() or 'default'}"
+        agent = (row["agent_name"] or "").strip() or row["src"].strip() or "unknown"
+        is_message = row["event_type"] == "message_usage" and row["status"] != "error"
+        for window in windows:
+            add_raw(totals[window], row)
+            add_raw(split["by_provider"][provider][window], row)
+            add_raw(split["by_account"][account][window], row)
+            add_raw(split["by_model"][model_of(row)][window], row)
+            if window == "all":
+                continue
+            add_raw(split["by_agent"][agent][window], row)
+            if row["event_type"] == "tool_usage":
+                add_raw(split["by_tool"][(row["tool_name"] or "").strip().lower() or "unknown"][window], row)
+            if is_message and not blank(row["workspace_id"]):
+                add_raw(split["by_project"][row["workspace_id"].strip()][window], row)
+
+    for row in rollup_rows:
+        if day_b is not None and (row["day"] > day_b or (row["day"] == day_b and not b_from_rollup)):
+            continue
+        provider = row["provider_id"].strip().lower()
+        provider = LINKS.get(provider, provider) or "unknown"
+        model = row["model_canonical"].strip() or "unknown"
+        add_rollup(totals["all"], row)
+        add_rollup(split["by_provider"][provider]["all"], row)
+        add_rollup(split["by_account"][f"{provider}/{row['account_id'].strip() or 'default'}"]["all"], row)
+        add_rollup(split["by_model"][model]["all"], row)
+
+    five = ("today", "24h", "7d", "30d", "all")
+    fields = {"by_tool": ("tool_calls", "tool_errors"), "by_project": ("requests", "cost_usd", "total_tokens")}
+    result: dict[str, Any] = {"totals": {w: freeze(totals[w]) for w in five}, "active_sessions": len(active)}
+    for name in ("by_provider", "by_account", "by_model", "by_agent", "by_tool", "by_project"):
+        windows = five if name in ("by_provider", "by_account", "by_model") else five[:4]
+        keep = fields.get(name, MEASURES)
+        result[name] = {
+            key: {w: {m: v for m, v in freeze(per[w]).items() if m in keep} for w in windows}
+            for key, per in sorted(split[name].items())
+        }
+    return result
+
+
