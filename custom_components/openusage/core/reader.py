@@ -155,15 +155,24 @@ async def _connect(path: Path, busy_timeout: float) -> aiosqlite.Connection:
     """Open read-only. Only when that fails because the folder is read-only and no WAL exists
     (the daemon is stopped) is `immutable=1` safe (openusage-store.md §10.2)."""
     try:
-        db = await aiosqlite.connect(_uri(path, False), uri=True, timeout=busy_timeout, isolation_level=None)
-        await db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
-        return db
+        return await _open_checked(_uri(path, False), busy_timeout)
     except sqlite3.Error as err:
         name = getattr(err, "sqlite_errorname", "") or ""
         wal = path.with_name(path.name + "-wal")
         if not (name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) and not wal.exists()):
             raise
-    return await aiosqlite.connect(_uri(path, True), uri=True, timeout=busy_timeout, isolation_level=None)
+    return await _open_checked(_uri(path, True), busy_timeout)
+
+
+async def _open_checked(uri: str, busy_timeout: float) -> aiosqlite.Connection:
+    """Connect and read the schema page once, closing the connection (and its thread) on failure."""
+    db = await aiosqlite.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
+    try:
+        await db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+    except BaseException:
+        await db.close()
+        raise
+    return db
 
 
 def _store_files(path: Path) -> tuple[int, int, str | None]:

@@ -1,0 +1,100 @@
+"""The reader never changes the state folder and never holds up the daemon's WAL checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from custom_components.openusage.core.demo import generate_demo_store
+from custom_components.openusage.core.models import Window
+from custom_components.openusage.core.reader import StoreReader
+
+NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
+
+
+def fingerprint(folder: Path) -> dict[str, tuple[int, str]]:
+    """Every file but the shared-memory WAL index, with its size and content hash."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.endswith("-shm")
+    }
+
+
+async def test_refreshing_many_times_changes_nothing(tmp_path: Path) -> None:
+    db = generate_demo_store(tmp_path, days=40, events=3000, now=NOW)
+    # Leave a live WAL behind, as a running daemon does.
+    writer = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sqlite3
+            conn = sqlite3.connect({str(db)!r})
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.execute("INSERT INTO daemon_meta VALUES ('probe', 'x')")
+            conn.commit()
+            import os; os._exit(0)  # exit without the checkpoint a clean close would run
+        """)],
+        check=True,
+    )  # fmt: skip
+    assert writer.returncode == 0
+    assert (tmp_path / "telemetry.db-wal").stat().st_size > 0
+    before = fingerprint(tmp_path)
+    reader = StoreReader(db)
+    for _ in range(20):
+        snapshot = await reader.refresh(NOW, ZoneInfo("Europe/Warsaw"))
+    assert snapshot.usage.totals[Window.D30].messages > 0
+    assert snapshot.spool.hook_spool_files == 3
+    assert fingerprint(tmp_path) == before
+
+
+async def test_checkpoints_complete_while_refreshing(tmp_path: Path) -> None:
+    db = generate_demo_store(tmp_path, days=30, events=20_000, now=NOW)
+    script = textwrap.dedent(f"""
+        import sqlite3, time, uuid, sys
+        conn = sqlite3.connect({str(db)!r}, isolation_level=None, timeout=5)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        busy = 0
+        checkpoints = 0
+        largest_wal = 0
+        deadline = time.monotonic() + 8
+        last_checkpoint = time.monotonic()
+        while time.monotonic() < deadline:
+            raw = str(uuid.uuid4())
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO usage_raw_events VALUES (?, '2026-08-17T11:59:00Z', 'codex', 'jsonl', 'v1', '{{}}', 'h', 'p', 's')", (raw,))
+            conn.execute("INSERT INTO usage_events (event_id, occurred_at, provider_id, agent_name, account_id, session_id, message_id, event_type, input_tokens, status, dedup_key, raw_event_id, normalization_version) VALUES (?, '2026-08-17T11:59:00Z', 'codex', 'codex', 'codex-cli', 's', ?, 'message_usage', 1, 'ok', ?, ?, 'v1')", (str(uuid.uuid4()), raw, raw, raw))
+            conn.execute("COMMIT")
+            if time.monotonic() - last_checkpoint >= 1:
+                row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                busy += row[0]
+                checkpoints += 1
+                last_checkpoint = time.monotonic()
+                import os
+                largest_wal = max(largest_wal, os.path.getsize({str(db)!r} + "-wal"))
+            time.sleep(0.002)
+        print(checkpoints, busy, largest_wal)
+    """)
+    daemon = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE)
+    reader = StoreReader(db)
+    refreshes = 0
+    while daemon.returncode is None:
+        snapshot = await reader.refresh(NOW, ZoneInfo("UTC"))
+        assert snapshot.usage.totals[Window.ALL].messages > 0
+        refreshes += 1
+        try:
+            await asyncio.wait_for(asyncio.shield(daemon.wait()), 0.05)
+        except TimeoutError:
+            pass
+    out, _ = await daemon.communicate()
+    checkpoints, busy, largest_wal = (int(x) for x in out.split())
+    assert daemon.returncode == 0
+    assert refreshes >= 5
+    assert checkpoints >= 3  # TRUNCATE waits for a refresh in progress, then completes
+    assert busy == 0  # no checkpoint was held up by the reader
+    assert largest_wal < 4 * 1024 * 1024
