@@ -3,8 +3,9 @@ starts, so that Home Assistant's loader finds this integration rather than its o
 
 from __future__ import annotations
 
-import custom_components  # noqa: F401  (must come before Home Assistant looks for integrations)
 import pytest
+
+import custom_components  # noqa: F401  (must come before Home Assistant looks for integrations)
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ text keys and Python sets and sums instead of SQL: an independent second impleme
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
@@ -226,5 +225,3 @@ def compute(path: Path, now: datetime, zone: ZoneInfo, active_minutes: float = 1
             for key, per in sorted(split[name].items())
         }
     return result
-
-

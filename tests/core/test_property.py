@@ -129,4 +129,3 @@ def test_sql_matches_the_reference(spec: dict) -> None:
         theirs = reference.compute(path, NOW, zone, spec["active_minutes"])
     for name, expected in theirs.items():
         _approx_equal(ours[name], expected, name)
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import subprocess
 import sys
@@ -87,10 +88,8 @@ async def test_checkpoints_complete_while_refreshing(tmp_path: Path) -> None:
         snapshot = await reader.refresh(NOW, ZoneInfo("UTC"))
         assert snapshot.usage.totals[Window.ALL].messages > 0
         refreshes += 1
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(daemon.wait()), 0.05)
-        except TimeoutError:
-            pass
     out, _ = await daemon.communicate()
     checkpoints, busy, largest_wal = (int(x) for x in out.split())
     assert daemon.returncode == 0

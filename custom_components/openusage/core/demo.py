@@ -126,9 +126,7 @@ def build_rollup(conn: sqlite3.Connection, watermark: str) -> None:
         FROM ({DEDUPED_USAGE_SQL}) GROUP BY 1, 2, 3, 4, 5, 6, 7
         """
     )
-    conn.execute(
-        "INSERT OR REPLACE INTO daemon_meta (key, value) VALUES ('rollup_daily_watermark', ?)", (watermark,)
-    )
+    conn.execute("INSERT OR REPLACE INTO daemon_meta (key, value) VALUES ('rollup_daily_watermark', ?)", (watermark,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +351,7 @@ def _write_limit_snapshots(writer: EventWriter, now: datetime, rng: random.Rando
 
 
 def _write_balances(conn: sqlite3.Connection, now: datetime) -> None:
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for hours in range(0, 72, 6):
         at = (now - timedelta(hours=hours)).replace(second=0, microsecond=0)
         rows.append(("openrouter", "openrouter", "credit_balance", _stamp(at), 37.9 - hours * 0.1, 50.0,
@@ -382,8 +380,9 @@ def _write_spools(state_dir: Path, now: datetime, rng: random.Random) -> None:
         body: dict[str, Any] = {
             "spool_id": spool_id, "created_at": _stamp(created), "source_system": "codex",
             "source_channel": "jsonl", "attempt": attempt,
-            "payload": {"source_system": "codex", "source_channel": "jsonl", "source_schema_version": "codex_session_v1",
-                        "occurred_at": _stamp(created), "event_type": "message_usage"},
+            "payload": {"source_system": "codex", "source_channel": "jsonl",
+                        "source_schema_version": "codex_session_v1", "occurred_at": _stamp(created),
+                        "event_type": "message_usage"},
         }  # fmt: skip
         if error:
             body["last_error"] = error
@@ -444,9 +443,7 @@ def generate_demo_store(
         conn.execute(
             "DELETE FROM usage_events WHERE occurred_at < ? AND substr(occurred_at, 1, 10) <= ?", (cutoff, watermark)
         )
-        conn.execute(
-            "DELETE FROM usage_raw_events WHERE raw_event_id NOT IN (SELECT raw_event_id FROM usage_events)"
-        )
+        conn.execute("DELETE FROM usage_raw_events WHERE raw_event_id NOT IN (SELECT raw_event_id FROM usage_events)")
         conn.execute("COMMIT")
         conn.execute("PRAGMA journal_mode = WAL")
     finally:

@@ -68,6 +68,7 @@ def parse_snapshot_payload(payload: str) -> dict[str, Any] | None:
 def build_quota(
     provider_id: str,
     account_id: str,
+    *,
     observed_at: str,
     snapshot: dict[str, Any] | None,
     stale: bool,
@@ -137,8 +138,12 @@ async def read_quotas(db: Any, now: datetime) -> tuple[tuple[QuotaSnapshot, ...]
         provider_id = (provider or "").strip().lower() or "unknown"
         account_id = (account or "").strip() or "default"
         if found is None:
-            quotas.append(build_quota(provider_id, account_id, newest or "", None, True, now))
+            quota = build_quota(provider_id, account_id, observed_at=newest or "", snapshot=None, stale=True, now=now)
         else:
-            quotas.append(build_quota(provider_id, account_id, found[0], found[1], skipped > 0, now))
+            observed_at, snapshot = found
+            quota = build_quota(
+                provider_id, account_id, observed_at=observed_at, snapshot=snapshot, stale=skipped > 0, now=now
+            )
+        quotas.append(quota)
     quotas.sort(key=lambda q: (q.provider_id, q.account_id))
     return tuple(quotas), (normalize_stored(newest_overall) if newest_overall else None)

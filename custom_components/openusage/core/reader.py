@@ -298,9 +298,7 @@ class StoreReader:
         )
 
 
-async def read_store(
-    path: Path, now: datetime, zone: ZoneInfo, options: ReadOptions | None = None
-) -> Snapshot:
+async def read_store(path: Path, now: datetime, zone: ZoneInfo, options: ReadOptions | None = None) -> Snapshot:
     """One refresh of the store at `path` (see StoreReader)."""
     return await StoreReader(path, options).refresh(now, zone)
 
@@ -316,4 +314,3 @@ __all__ = [
     "probe_store",
     "read_store",
 ]
-

@@ -99,7 +99,8 @@ CREATE TABLE IF NOT EXISTS balance_observations (
   semantics TEXT NOT NULL,
   PRIMARY KEY (provider_id, account_id, metric_key, observed_at)
 );
-CREATE INDEX IF NOT EXISTS idx_balance_obs_lookup ON balance_observations(provider_id, account_id, metric_key, observed_at);
+CREATE INDEX IF NOT EXISTS idx_balance_obs_lookup
+  ON balance_observations(provider_id, account_id, metric_key, observed_at);
 """
 
 _V0_22_0 = """

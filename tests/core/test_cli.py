@@ -1,0 +1,144 @@
+"""The `openusage-ha` command as a user runs it: the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from custom_components.openusage.core.reader import ReadOptions, merge_links, read_store
+from custom_components.openusage.core.snapshot_json import snapshot_to_json
+
+REPO = Path(__file__).parents[2]
+COMMAND = shutil.which("openusage-ha", path=str(Path(sys.executable).parent)) or "openusage-ha"
+NOW = "2026-11-23T12:00:00Z"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([COMMAND, *args], capture_output=True, text=True, check=False, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("state")
+    result = run("demo-store", str(folder), "--events", "5000", "--days", "100", "--seed", "7", "--now", NOW)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(folder / "telemetry.db")
+    return folder / "telemetry.db"
+
+
+def test_snapshot_prints_the_core_figures(demo: Path) -> None:
+    result = run("snapshot", "--db", str(demo), "--now", NOW, "--tz", "Europe/Warsaw", "--link", "openrouter=opencode")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    options = ReadOptions(provider_links=merge_links({"openrouter": "opencode"}))
+    expected = snapshot_to_json(
+        __import__("asyncio").run(
+            read_store(demo, datetime(2026, 11, 23, 12, tzinfo=UTC), ZoneInfo("Europe/Warsaw"), options)
+        )
+    )
+    assert printed == json.loads(json.dumps(expected))
+    assert printed["schema_version"] == 1
+    assert printed["now"] == NOW
+    assert "openrouter" not in printed["by_provider"]
+    assert printed["totals"]["30d"]["messages"] > 0
+    assert printed["store"]["rollup_watermark"] == "2026-11-22"
+    assert printed["store"]["oldest_raw_day"] >= "2026-08-25"  # 90 days of raw rows, the rest rolled up
+    assert printed["totals"]["all"]["messages"] > printed["totals"]["30d"]["messages"]
+    assert [q["provider_id"] for q in printed["quotas"]] == sorted(q["provider_id"] for q in printed["quotas"])
+    assert printed["spool"] == {
+        "hook_spool_files": 3, "hook_spool_oldest_age_seconds": 95.0, "hook_spool_tmp_files": 1,
+        "spool_pending": 2, "spool_failed": 1, "spool_malformed": 1, "spool_oldest_age_seconds": 3600.0,
+        "spool_last_error": "ingest: database is locked",
+    }  # fmt: skip
+
+
+def test_demo_store_is_deduplicated_realistically(demo: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(demo)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"usage_events", "usage_raw_events", "usage_rollup_daily", "daemon_meta", "balance_observations"} <= tables
+    hooks = conn.execute(
+        "SELECT COUNT(*) FROM usage_events e JOIN usage_raw_events r USING (raw_event_id) WHERE r.source_channel='hook'"
+    ).fetchone()[0]
+    errors = conn.execute("SELECT COUNT(*) FROM usage_events WHERE status = 'error'").fetchone()[0]
+    blanked = conn.execute("SELECT COUNT(*) FROM usage_raw_events WHERE source_payload = '{}'").fetchone()[0]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    assert hooks > 0
+    assert errors > 0
+    assert blanked > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["snapshot"], 2),
+        (["snapshot", "--db", "x", "--now", "yesterday"], 2),
+        (["snapshot", "--db", "x", "--tz", "Mars/Olympus"], 2),
+        (["snapshot", "--db", "x", "--link", "nolink"], 2),
+        (["snapshot", "--db", "x", "--active-minutes", "-1"], 2),
+        (["frobnicate"], 2),
+        (["demo-store", "d", "--events", "many"], 2),
+    ],
+)
+def test_bad_arguments_exit_2(args: list[str], code: int) -> None:
+    result = run(*args)
+    assert result.returncode == code
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip()
+
+
+@pytest.mark.parametrize(
+    ("make", "cause"),
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_bytes(os.urandom(4096)), "not an SQLite database"),
+        (lambda p: p.write_bytes(b"SQLite format 3\x00" + b"\x00" * 84), "corrupt"),
+    ],
+)
+def test_unreadable_store_exits_3_with_one_line(tmp_path: Path, make, cause: str) -> None:
+    db = tmp_path / "telemetry.db"
+    make(db)
+    result = run("snapshot", "--db", str(db), "--now", NOW)
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert str(db) in lines[0]
+    assert cause in lines[0]
+    assert result.stdout == ""
+
+
+def test_demo_store_into_a_file_path_exits_2(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    result = run("demo-store", str(target))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_pip_install_runs_without_home_assistant(tmp_path: Path, demo: Path) -> None:
+    """`pip install .` into a clean environment gives a working command with no homeassistant package."""
+    env_dir = tmp_path / "env"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run([python, "-m", "pip", "install", "-q", str(REPO)], check=True, capture_output=True, timeout=600)
+    has_ha = subprocess.run([python, "-c", "import homeassistant"], capture_output=True, check=False)
+    assert has_ha.returncode != 0
+    result = subprocess.run(
+        [env_dir / "bin" / "openusage-ha", "snapshot", "--db", str(demo), "--now", NOW, "--tz", "UTC"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["totals"]["7d"]["messages"] > 0
