@@ -1,0 +1,32 @@
+"""Binary sensors: ingestion problems and limited quotas."""
+
+from __future__ import annotations
+
+from homeassistant.components.binary_sensor import BinarySensorDeviceClass, BinarySensorEntity
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .coordinator import OpenUsageConfigEntry, OpenUsageCoordinator
+from .core.catalog import EntitySpec
+from .entity import OpenUsageEntity, add_catalog_entities
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant, entry: OpenUsageConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    add_catalog_entities(entry.runtime_data, "binary_sensor", async_add_entities, OpenUsageBinarySensor)
+
+
+class OpenUsageBinarySensor(OpenUsageEntity, BinarySensorEntity):
+    """A yes/no condition of the store or a quota."""
+
+    def __init__(self, coordinator: OpenUsageCoordinator, spec: EntitySpec) -> None:
+        super().__init__(coordinator, spec)
+        self._attr_device_class = BinarySensorDeviceClass(spec.device_class) if spec.device_class else None
+
+    @property
+    def is_on(self) -> bool | None:
+        value = self.spec_value
+        return None if value is None else bool(value)

@@ -1,0 +1,150 @@
+"""Config flow: the path of the openusage store, checked before an entry is made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.core import callback
+from homeassistant.data_entry_flow import AbortFlow
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    TextSelector,
+    TextSelectorConfig,
+)
+
+from .const import (
+    CONF_ACTIVE_MINUTES,
+    CONF_BREAKDOWN_SENSORS,
+    CONF_PATH,
+    CONF_PROVIDER_LINKS,
+    CONF_UPDATE_INTERVAL,
+    DEFAULT_ACTIVE_MINUTES,
+    DEFAULT_UPDATE_INTERVAL,
+    DOMAIN,
+    MAX_UPDATE_INTERVAL,
+    MIN_UPDATE_INTERVAL,
+)
+from .coordinator import OpenUsageConfigEntry, parse_links
+from .core.catalog import BREAKDOWN_OPTIONS
+from .core.reader import StoreError, default_store_path, probe_store
+
+_PATH_SCHEMA = vol.Schema({vol.Required(CONF_PATH): TextSelector()})
+
+
+class OpenUsageConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Add an openusage store."""
+
+    VERSION = 1
+
+    async def _validate(self, raw: str) -> tuple[Path, dict[str, str]]:
+        path = Path(raw.strip()).expanduser()
+        if not path.is_absolute():
+            return path, {CONF_PATH: "not_absolute"}
+        path = Path(await self.hass.async_add_executor_job(path.resolve))
+        if not self.hass.config.is_allowed_path(str(path)):
+            return path, {CONF_PATH: "not_allowed"}
+        try:
+            await probe_store(path)
+        except StoreError as err:
+            return path, {CONF_PATH: err.kind.value}
+        return path, {}
+
+    def _form(self, step_id: str, path: str, errors: dict[str, str]) -> ConfigFlowResult:
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(_PATH_SCHEMA, {CONF_PATH: path}),
+            errors=errors,
+            description_placeholders={"default_path": str(default_store_path())},
+        )
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        errors: dict[str, str] = {}
+        path = str(default_store_path())
+        if user_input is not None:
+            resolved, errors = await self._validate(user_input[CONF_PATH])
+            path = user_input[CONF_PATH]
+            if not errors:
+                await self.async_set_unique_id(str(resolved))
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(title=str(resolved), data={CONF_PATH: str(resolved)})
+        return self._form("user", path, errors)
+
+    async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        path = entry.data[CONF_PATH]
+        if user_input is not None:
+            resolved, errors = await self._validate(user_input[CONF_PATH])
+            path = user_input[CONF_PATH]
+            if not errors:
+                await self.async_set_unique_id(str(resolved))
+                self._abort_if_other_entry_reads_it(entry)
+                return self.async_update_reload_and_abort(
+                    entry, unique_id=str(resolved), title=str(resolved), data_updates={CONF_PATH: str(resolved)}
+                )
+        return self._form("reconfigure", path, errors)
+
+    def _abort_if_other_entry_reads_it(self, entry: OpenUsageConfigEntry) -> None:
+        """Moving to a store another entry already reads is refused; any other path is fine."""
+        for other in self._async_current_entries(include_ignore=False):
+            if other.entry_id != entry.entry_id and other.unique_id == self.unique_id:
+                raise AbortFlow("already_configured")
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: OpenUsageConfigEntry) -> OpenUsageOptionsFlow:
+        return OpenUsageOptionsFlow()
+
+
+class OpenUsageOptionsFlow(OptionsFlow):
+    """Polling, active-session span, extra provider links and per-key breakdown sensors."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                parse_links(user_input.get(CONF_PROVIDER_LINKS, ""))
+            except ValueError:
+                errors[CONF_PROVIDER_LINKS] = "invalid_links"
+            else:
+                options = {
+                    CONF_UPDATE_INTERVAL: int(user_input[CONF_UPDATE_INTERVAL]),
+                    CONF_ACTIVE_MINUTES: int(user_input[CONF_ACTIVE_MINUTES]),
+                    CONF_PROVIDER_LINKS: user_input.get(CONF_PROVIDER_LINKS, "").strip(),
+                    CONF_BREAKDOWN_SENSORS: list(user_input.get(CONF_BREAKDOWN_SENSORS, [])),
+                }
+                # New options take effect through a reload (entities are rebuilt from them).
+                self.hass.config_entries.async_schedule_reload(self.config_entry.entry_id)
+                return self.async_create_entry(data=options)
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_UPDATE_INTERVAL, default=DEFAULT_UPDATE_INTERVAL): NumberSelector(
+                    NumberSelectorConfig(
+                        min=MIN_UPDATE_INTERVAL, max=MAX_UPDATE_INTERVAL, step=1, unit_of_measurement="s",
+                        mode=NumberSelectorMode.BOX,
+                    )
+                ),
+                vol.Required(CONF_ACTIVE_MINUTES, default=DEFAULT_ACTIVE_MINUTES): NumberSelector(
+                    NumberSelectorConfig(min=1, max=1440, step=1, unit_of_measurement="min",
+                                         mode=NumberSelectorMode.BOX)
+                ),
+                vol.Optional(CONF_PROVIDER_LINKS, default=""): TextSelector(TextSelectorConfig(multiline=True)),
+                vol.Optional(CONF_BREAKDOWN_SENSORS, default=[]): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[b.value for b in BREAKDOWN_OPTIONS], multiple=True,
+                        translation_key=CONF_BREAKDOWN_SENSORS,
+                    )
+                ),
+            }
+        )  # fmt: skip
+        suggested = user_input if user_input is not None else dict(self.config_entry.options)
+        return self.async_show_form(
+            step_id="init", data_schema=self.add_suggested_values_to_schema(schema, suggested), errors=errors
+        )

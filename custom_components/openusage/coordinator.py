@@ -1,0 +1,116 @@
+"""Polls the openusage store through the shared core."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryError
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
+
+from .const import (
+    CONF_ACTIVE_MINUTES,
+    CONF_BREAKDOWN_SENSORS,
+    CONF_PATH,
+    CONF_PROVIDER_LINKS,
+    CONF_UPDATE_INTERVAL,
+    DEFAULT_ACTIVE_MINUTES,
+    DEFAULT_UPDATE_INTERVAL,
+    DOMAIN,
+    REPAIR_AFTER,
+)
+from .core.models import Breakdown, Snapshot
+from .core.reader import ReadOptions, StoreError, StoreErrorKind, StoreReader, merge_links
+
+_LOGGER = logging.getLogger(__name__)
+
+type OpenUsageConfigEntry = ConfigEntry[OpenUsageCoordinator]
+
+
+def parse_links(text: str) -> dict[str, str]:
+    """`src=dst` pairs, one per line or comma-separated. Raises ValueError on a malformed pair."""
+    links: dict[str, str] = {}
+    for item in text.replace(",", "\n").splitlines():
+        if not item.strip():
+            continue
+        source, sep, target = item.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise ValueError(item)
+        links[source.strip().lower()] = target.strip().lower()
+    return links
+
+
+def repair_issue_id(entry: ConfigEntry) -> str:
+    return f"store_unreadable_{entry.entry_id}"
+
+
+class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
+    """Refreshes every figure of one store; the store is opened only for the refresh itself."""
+
+    config_entry: OpenUsageConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
+        options = entry.options
+        super().__init__(
+            hass,
+            _LOGGER,
+            config_entry=entry,
+            name=DOMAIN,
+            update_interval=timedelta(seconds=options.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL)),
+            always_update=False,
+        )
+        self.path = Path(entry.data[CONF_PATH])
+        self.reader = StoreReader(
+            self.path,
+            ReadOptions(
+                active_minutes=float(options.get(CONF_ACTIVE_MINUTES, DEFAULT_ACTIVE_MINUTES)),
+                provider_links=merge_links(parse_links(options.get(CONF_PROVIDER_LINKS, ""))),
+            ),
+        )
+        self.breakdown_sensors = frozenset(Breakdown(b) for b in options.get(CONF_BREAKDOWN_SENSORS, []))
+        self._failing_since: datetime | None = None
+
+    async def _async_update_data(self) -> Snapshot:
+        try:
+            snapshot = await self.reader.refresh(dt_util.utcnow(), dt_util.get_default_time_zone())
+        except StoreError as err:
+            self._raise_repair_if_lasting(err)
+            if self.data is None and err.kind is StoreErrorKind.NOT_OPENUSAGE:
+                raise ConfigEntryError(
+                    translation_domain=DOMAIN,
+                    translation_key="not_openusage",
+                    translation_placeholders={"path": str(self.path)},
+                ) from err
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key=f"store_{err.kind.value}",
+                translation_placeholders={"path": str(self.path), "detail": err.detail},
+            ) from err
+        if self._failing_since is not None:
+            self._failing_since = None
+            ir.async_delete_issue(self.hass, DOMAIN, repair_issue_id(self.config_entry))
+        return snapshot
+
+    def _raise_repair_if_lasting(self, err: StoreError) -> None:
+        now = dt_util.utcnow()
+        if self._failing_since is None:
+            self._failing_since = now
+        # A schema that is not openusage's will not fix itself; anything else gets a grace period
+        # (the daemon may be restarting, a container mount may come back).
+        if err.kind is not StoreErrorKind.NOT_OPENUSAGE and now - self._failing_since < REPAIR_AFTER:
+            return
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            repair_issue_id(self.config_entry),
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="not_openusage" if err.kind is StoreErrorKind.NOT_OPENUSAGE else "store_unreadable",
+            translation_placeholders={"path": str(self.path), "cause": str(err)},
+        )

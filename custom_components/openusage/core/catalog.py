@@ -1,0 +1,443 @@
+"""Which entities exist for a snapshot, and how each gets its state: one definition for both the
+native integration and the MQTT publisher (so names, units and classes always agree).
+
+Device classes, state classes, units and categories are Home Assistant's own string values; the
+adapters turn them into HA enums (native) or discovery fields (MQTT).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeAlias
+from zoneinfo import ZoneInfo
+
+from .clock import local_midnight, parse_time
+from .models import Breakdown, Measures, QuotaMetric, QuotaSnapshot, QuotaStatus, Snapshot, Window
+
+HUB = "hub"
+INGESTION_STUCK_SECONDS = 60.0
+CORRUPT_BACKUP_RECENT_SECONDS = 24 * 3600.0
+CURRENCIES = frozenset({"USD", "EUR", "GBP", "CNY", "JPY", "CHF", "CAD", "AUD", "INR", "KRW"})
+KNOWN_QUOTA_METRICS = frozenset(
+    {
+        "usage_five_hour", "usage_seven_day", "usage_seven_day_sonnet", "usage_seven_day_opus",
+        "usage_seven_day_cowork", "usage_one_day", "usage_weekly", "usage_monthly", "usage_daily",
+        "rate_limit_primary", "rate_limit_secondary", "plan_percent_used", "codex_credit_limit",
+        "codex_credit_percent_used", "credit_balance", "credits", "plan_spend", "spend_limit",
+        "plan_auto_percent_used", "plan_api_percent_used", "chat_quota", "completions_quota",
+        "premium_interactions_quota", "quota", "quota_pro", "quota_flash", "monthly_spend",
+        "monthly_limit", "console_balance", "available_balance", "total_balance", "burn_rate",
+    }
+)  # fmt: skip
+QUOTA_STATUS_OPTIONS = tuple(s.value.lower() for s in QuotaStatus)
+BREAKDOWN_OPTIONS = (Breakdown.MODEL, Breakdown.AGENT, Breakdown.TOOL, Breakdown.PROJECT)
+
+Value: TypeAlias = float | int | str | bool | datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """A device: the hub ("OpenUsage") or one provider account."""
+
+    key: str
+    name: str
+    model: str
+    provider_id: str | None = None
+    account_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntitySpec:
+    """One entity: identity, presentation and how to read its state from a snapshot."""
+
+    device: str
+    key: str  # unique within the device; part of the unique id
+    platform: str = "sensor"
+    translation_key: str
+    placeholders: Mapping[str, str] = field(default_factory=dict)
+    name: str  # English name, for MQTT discovery
+    value: Callable[[Snapshot], Value]
+    attributes: Callable[[Snapshot], dict[str, Any]] | None = None
+    device_class: str | None = None
+    state_class: str | None = None
+    unit: str | None = None
+    entity_category: str | None = None
+    enabled_default: bool = True
+    precision: int | None = None
+    options: tuple[str, ...] | None = None
+    last_reset_at_midnight: bool = False
+    # Figures that stop being true while the machine sleeps (quotas, activity); totals keep their value.
+    expires: bool = False
+
+
+def slug(text: str, limit: int = 64) -> str:
+    """Lower-case [a-z0-9_] form of a name from the store: safe in ids and MQTT topics."""
+    cleaned = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    if len(cleaned) > limit:
+        cleaned = cleaned[: limit - 9] + "_" + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return cleaned or "unknown"
+
+
+def readable(key: str) -> str:
+    """A metric key as words: `usage_five_hour` → `Usage five hour`."""
+    words = re.sub(r"[_\-]+", " ", key).strip()
+    return words[:1].upper() + words[1:] if words else key
+
+
+def last_reset(snapshot: Snapshot) -> datetime:
+    """Local midnight of the snapshot's day: when the `today` figures started."""
+    now = parse_time(snapshot.now)
+    assert now is not None
+    return local_midnight(now, ZoneInfo(snapshot.time_zone))
+
+
+def _total(window: Window, measure: str) -> Callable[[Snapshot], Value]:
+    return lambda s: getattr(s.usage.totals[window], measure)
+
+
+def _split(breakdown: Breakdown, window: Window, measure: str) -> Callable[[Snapshot], dict[str, Any]]:
+    def attributes(s: Snapshot) -> dict[str, Any]:
+        per_key = s.usage.breakdowns[breakdown]
+        return {key: getattr(pw[window], measure) for key, pw in per_key.items() if getattr(pw[window], measure)}
+
+    return attributes
+
+
+def _breakdown_attributes(window: Window, measure: str, *breakdowns: Breakdown) -> Callable[[Snapshot], dict]:
+    def attributes(s: Snapshot) -> dict[str, Any]:
+        return {f"by_{b.value}": _split(b, window, measure)(s) for b in breakdowns}
+
+    return attributes
+
+
+def _timestamp(text: str | None) -> datetime | None:
+    return parse_time(text) if text else None
+
+
+def ingestion_problems(snapshot: Snapshot) -> list[str]:
+    """Why ingestion looks unhealthy (empty when it does not)."""
+    spool, store = snapshot.spool, snapshot.store
+    problems = []
+    age = spool.hook_spool_oldest_age_seconds
+    if age is not None and age > INGESTION_STUCK_SECONDS:
+        problems.append("hook_spool_stuck")
+    if spool.spool_failed:
+        problems.append("spool_failed")
+    backup = _timestamp(store.corrupt_backup_at)
+    now = parse_time(snapshot.now)
+    if backup and now and (now - backup).total_seconds() < CORRUPT_BACKUP_RECENT_SECONDS:
+        problems.append("corrupt_store_reset")
+    return problems
+
+
+def _hub_entities() -> list[EntitySpec]:
+    t, h24, d7, d30, all_ = Window.TODAY, Window.H24, Window.D7, Window.D30, Window.ALL
+    money = {"device_class": "monetary", "unit": "USD", "precision": 2}
+    tokens = {"unit": "tokens"}
+    cost_split = _breakdown_attributes
+    specs = [
+        EntitySpec(device=HUB, key="cost_today", translation_key="cost_today", name="Cost today",
+                   value=_total(t, "cost_usd"), state_class="total", last_reset_at_midnight=True,
+                   attributes=cost_split(t, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL, Breakdown.AGENT,
+                                         Breakdown.PROJECT), **money),
+        EntitySpec(device=HUB, key="cost_7d", translation_key="cost_7d", name="Cost 7 days",
+                   value=_total(d7, "cost_usd"),
+                   attributes=cost_split(d7, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL), **money),
+        EntitySpec(device=HUB, key="cost_30d", translation_key="cost_30d", name="Cost 30 days",
+                   value=_total(d30, "cost_usd"),
+                   attributes=cost_split(d30, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL, Breakdown.AGENT,
+                                         Breakdown.PROJECT), **money),
+        EntitySpec(device=HUB, key="cost_all_time", translation_key="cost_all_time", name="Cost all time",
+                   value=_total(all_, "cost_usd"), state_class="total",
+                   attributes=cost_split(all_, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL), **money),
+        EntitySpec(device=HUB, key="tokens_today", translation_key="tokens_today", name="Tokens today",
+                   value=_total(t, "total_tokens"), state_class="total_increasing",
+                   attributes=cost_split(t, "total_tokens", Breakdown.MODEL, Breakdown.AGENT), **tokens),
+    ]  # fmt: skip
+    for part, label in (("input", "Input"), ("output", "Output"), ("cache_read", "Cache read"),
+                        ("cache_write", "Cache write"), ("reasoning", "Reasoning")):  # fmt: skip
+        specs.append(
+            EntitySpec(
+                device=HUB,
+                key=f"{part}_tokens_today",
+                translation_key=f"{part}_tokens_today",
+                name=f"{label} tokens today",
+                value=_total(t, f"{part}_tokens"),
+                state_class="total_increasing",
+                enabled_default=False,
+                **tokens,
+            )  # fmt: skip
+        )
+    for window, label in ((h24, "24 hours"), (d7, "7 days"), (d30, "30 days")):
+        specs.append(
+            EntitySpec(
+                device=HUB,
+                key=f"tokens_{window}",
+                translation_key=f"tokens_{window}",
+                name=f"Tokens {label}",
+                value=_total(window, "total_tokens"),
+                state_class="measurement",
+                **tokens,
+            )  # fmt: skip
+        )
+    counters = (
+        ("requests_today", "Requests today", t, "requests", "total_increasing", None),
+        ("messages_today", "Messages today", t, "messages", "total_increasing", None),
+        ("errors_today", "Errors today", t, "errors", "total_increasing", None),
+        ("errors_24h", "Errors 24 hours", h24, "errors", "measurement", None),
+        ("tool_calls_today", "Tool calls today", t, "tool_calls", "total_increasing",
+         _breakdown_attributes(t, "tool_calls", Breakdown.TOOL)),
+        ("sessions_today", "Sessions today", t, "sessions", "total_increasing", None),
+    )  # fmt: skip
+    for key, name, window, measure, state_class, attrs in counters:
+        specs.append(
+            EntitySpec(
+                device=HUB,
+                key=key,
+                translation_key=key,
+                name=name,
+                value=_total(window, measure),
+                state_class=state_class,
+                attributes=attrs,
+            )  # fmt: skip
+        )
+    specs += [
+        EntitySpec(device=HUB, key="active_sessions", translation_key="active_sessions", name="Active sessions",
+                   value=lambda s: s.usage.active_sessions, state_class="measurement", expires=True),
+        EntitySpec(device=HUB, key="last_activity", translation_key="last_activity", name="Last activity",
+                   value=lambda s: _timestamp(s.store.last_event_at), device_class="timestamp"),
+        EntitySpec(device=HUB, key="store_size", translation_key="store_size", name="Store size",
+                   value=lambda s: s.store.db_size_bytes, device_class="data_size", unit="B",
+                   state_class="measurement", entity_category="diagnostic"),
+        EntitySpec(device=HUB, key="wal_size", translation_key="wal_size", name="WAL size",
+                   value=lambda s: s.store.wal_size_bytes, device_class="data_size", unit="B",
+                   state_class="measurement", entity_category="diagnostic"),
+        EntitySpec(device=HUB, key="hook_spool_files", translation_key="hook_spool_files", name="Hook spool files",
+                   value=lambda s: s.spool.hook_spool_files, state_class="measurement",
+                   entity_category="diagnostic"),
+        EntitySpec(device=HUB, key="spool_pending", translation_key="spool_pending", name="Spool pending",
+                   value=lambda s: s.spool.spool_pending, state_class="measurement", entity_category="diagnostic"),
+        EntitySpec(device=HUB, key="spool_failed", translation_key="spool_failed", name="Spool failed",
+                   value=lambda s: s.spool.spool_failed, state_class="measurement", entity_category="diagnostic",
+                   attributes=lambda s: {"last_error": s.spool.spool_last_error}),
+        EntitySpec(device=HUB, key="oldest_spool_age", translation_key="oldest_spool_age",
+                   name="Oldest spool age", value=_oldest_spool_age, device_class="duration", unit="s",
+                   state_class="measurement", entity_category="diagnostic", precision=0),
+        EntitySpec(device=HUB, key="last_quota_snapshot", translation_key="last_quota_snapshot",
+                   name="Last quota snapshot", value=lambda s: _timestamp(s.store.last_snapshot_at),
+                   device_class="timestamp", entity_category="diagnostic"),
+        EntitySpec(device=HUB, key="rollup_watermark", translation_key="rollup_watermark", name="Rollup watermark",
+                   value=lambda s: s.store.rollup_watermark, device_class="date", entity_category="diagnostic"),
+        EntitySpec(device=HUB, key="ingestion_problem", platform="binary_sensor",
+                   translation_key="ingestion_problem", name="Ingestion problem",
+                   value=lambda s: bool(ingestion_problems(s)), device_class="problem",
+                   entity_category="diagnostic", attributes=_ingestion_attributes),
+    ]  # fmt: skip
+    return specs
+
+
+def _oldest_spool_age(s: Snapshot) -> float | None:
+    ages = [a for a in (s.spool.hook_spool_oldest_age_seconds, s.spool.spool_oldest_age_seconds) if a is not None]
+    return max(ages) if ages else None
+
+
+def _ingestion_attributes(s: Snapshot) -> dict[str, Any]:
+    problems = ingestion_problems(s)
+    return {name: name in problems for name in ("hook_spool_stuck", "spool_failed", "corrupt_store_reset")}
+
+
+HUB_ENTITIES: tuple[EntitySpec, ...] = tuple(_hub_entities())
+
+
+def account_key(provider_id: str, account_id: str) -> str:
+    return f"{provider_id}/{account_id}"
+
+
+def account_devices(snapshot: Snapshot) -> dict[str, DeviceSpec]:
+    """One device per (provider, account) with usage or a quota in the store."""
+    devices: dict[str, DeviceSpec] = {}
+    for key in snapshot.usage.breakdowns[Breakdown.ACCOUNT]:
+        provider, _, account = key.partition("/")
+        devices[key] = DeviceSpec(key=key, name=f"{provider} {account}", model=provider, provider_id=provider,
+                                  account_id=account)  # fmt: skip
+    for quota in snapshot.quotas:
+        key = account_key(quota.provider_id, quota.account_id)
+        devices.setdefault(
+            key,
+            DeviceSpec(
+                key=key,
+                name=f"{quota.provider_id} {quota.account_id}",
+                model=quota.provider_id,
+                provider_id=quota.provider_id,
+                account_id=quota.account_id,
+            ),  # fmt: skip
+        )
+    return dict(sorted(devices.items()))
+
+
+def _quota(snapshot: Snapshot, device: str) -> QuotaSnapshot | None:
+    for quota in snapshot.quotas:
+        if account_key(quota.provider_id, quota.account_id) == device:
+            return quota
+    return None
+
+
+def _metric(snapshot: Snapshot, device: str, key: str) -> QuotaMetric | None:
+    quota = _quota(snapshot, device)
+    return quota.metrics.get(key) if quota else None
+
+
+def _account_usage(device: str, window: Window, measure: str) -> Callable[[Snapshot], Value]:
+    def value(s: Snapshot) -> Value:
+        per_window = s.usage.breakdowns[Breakdown.ACCOUNT].get(device)
+        return getattr(per_window[window] if per_window else Measures(), measure)
+
+    return value
+
+
+def _metric_entities(device: str, key: str, metric: QuotaMetric) -> list[EntitySpec]:
+    known = key in KNOWN_QUOTA_METRICS
+    translation = f"quota_{key}" if known else "quota_metric"
+    placeholders = {} if known else {"metric": readable(key)}
+    name = readable(key)
+    unit = (metric.unit or "").upper()
+
+    def attributes(s: Snapshot) -> dict[str, Any]:
+        m = _metric(s, device, key)
+        if m is None:
+            return {}
+        return {"window": m.window, "used": m.used, "limit": m.limit, "remaining": m.remaining, "unit": m.unit,
+                "resets_at": m.resets_at}  # fmt: skip
+
+    specs: list[EntitySpec]
+    if unit in CURRENCIES:
+
+        def money(s: Snapshot) -> Value:
+            m = _metric(s, device, key)
+            return None if m is None else (m.used if m.used is not None else m.remaining)
+
+        specs = [EntitySpec(device=device, key=f"quota_{slug(key)}", translation_key=translation,
+                            placeholders=placeholders, name=name, value=money, device_class="monetary", unit=unit,
+                            precision=2, attributes=attributes, expires=True)]  # fmt: skip
+    else:
+
+        def percent(s: Snapshot) -> Value:
+            m = _metric(s, device, key)
+            return None if m is None or m.used_percent is None else round(m.used_percent, 2)
+
+        specs = [EntitySpec(device=device, key=f"quota_{slug(key)}", translation_key=translation,
+                            placeholders=placeholders, name=name, value=percent, unit="%",
+                            state_class="measurement", precision=1, attributes=attributes,
+                            expires=True)]  # fmt: skip
+    if metric.resets_at is not None:
+
+        def reset(s: Snapshot) -> Value:
+            m = _metric(s, device, key)
+            return _timestamp(m.resets_at) if m else None
+
+        specs.append(
+            EntitySpec(device=device, key=f"reset_{slug(key)}", translation_key=f"{translation}_reset",
+                       placeholders=placeholders, name=f"{name} reset", value=reset, device_class="timestamp")
+        )  # fmt: skip
+    return specs
+
+
+def account_entities(snapshot: Snapshot, device: DeviceSpec) -> list[EntitySpec]:
+    key = device.key
+    specs = [
+        EntitySpec(device=key, key="cost_today", translation_key="cost_today", name="Cost today",
+                   value=_account_usage(key, Window.TODAY, "cost_usd"), device_class="monetary", unit="USD",
+                   precision=2, state_class="total", last_reset_at_midnight=True),
+        EntitySpec(device=key, key="cost_30d", translation_key="cost_30d", name="Cost 30 days",
+                   value=_account_usage(key, Window.D30, "cost_usd"), device_class="monetary", unit="USD",
+                   precision=2),
+        EntitySpec(device=key, key="tokens_today", translation_key="tokens_today", name="Tokens today",
+                   value=_account_usage(key, Window.TODAY, "total_tokens"), unit="tokens",
+                   state_class="total_increasing"),
+        EntitySpec(device=key, key="requests_today", translation_key="requests_today", name="Requests today",
+                   value=_account_usage(key, Window.TODAY, "requests"), state_class="total_increasing"),
+    ]  # fmt: skip
+    quota = _quota(snapshot, key)
+    if quota is None:
+        return specs
+
+    def status(s: Snapshot) -> Value:
+        q = _quota(s, key)
+        return q.status.value.lower() if q else None
+
+    def age(s: Snapshot) -> Value:
+        q = _quota(s, key)
+        return round(q.age_seconds) if q else None
+
+    def limited(s: Snapshot) -> Value:
+        q = _quota(s, key)
+        if q is None:
+            return None
+        full = any(m.used_percent is not None and m.used_percent >= 100 for m in q.metrics.values())
+        return q.status is QuotaStatus.LIMITED or full
+
+    specs += [
+        EntitySpec(device=key, key="quota_status", translation_key="quota_status", name="Quota status",
+                   value=status, device_class="enum", options=QUOTA_STATUS_OPTIONS,
+                   attributes=lambda s: _status_attributes(s, key), expires=True),
+        EntitySpec(device=key, key="snapshot_age", translation_key="snapshot_age", name="Snapshot age",
+                   value=age, device_class="duration", unit="s", state_class="measurement",
+                   entity_category="diagnostic"),
+        EntitySpec(device=key, key="limited", platform="binary_sensor", translation_key="limited", name="Limited",
+                   value=limited, expires=True),
+    ]  # fmt: skip
+    for metric_key, metric in quota.metrics.items():
+        specs += _metric_entities(key, metric_key, metric)
+    return specs
+
+
+def _status_attributes(s: Snapshot, device: str) -> dict[str, Any]:
+    q = _quota(s, device)
+    return {} if q is None else {"message": q.message, "observed_at": q.observed_at, "stale": q.stale}
+
+
+def _breakdown_entities(snapshot: Snapshot, breakdown: Breakdown) -> list[EntitySpec]:
+    specs = []
+    measure, unit, kind = {
+        Breakdown.MODEL: ("cost_usd", "USD", "cost"),
+        Breakdown.AGENT: ("cost_usd", "USD", "cost"),
+        Breakdown.PROJECT: ("cost_usd", "USD", "cost"),
+        Breakdown.TOOL: ("tool_calls", None, "tool_calls"),
+    }[breakdown]
+    for key in snapshot.usage.breakdowns[breakdown]:
+
+        def value(s: Snapshot, key: str = key) -> Value:
+            per_window = s.usage.breakdowns[breakdown].get(key)
+            return getattr(per_window[Window.TODAY], measure) if per_window else 0
+
+        specs.append(
+            EntitySpec(
+                device=HUB,
+                key=f"{breakdown.value}_{slug(key)}_{kind}_today",
+                translation_key=f"{breakdown.value}_{kind}_today",
+                placeholders={breakdown.value: key},
+                name=f"{key} {kind.replace('_', ' ')} today",
+                value=value,
+                device_class="monetary" if unit == "USD" else None,
+                unit=unit,
+                precision=2 if unit == "USD" else None,
+                state_class="total" if unit == "USD" else "total_increasing",
+                last_reset_at_midnight=unit == "USD",
+            )  # fmt: skip
+        )
+    return specs
+
+
+def catalog(snapshot: Snapshot, breakdown_sensors: frozenset[Breakdown] = frozenset()) -> list[EntitySpec]:
+    """Every entity the snapshot supports, hub first, then each account device."""
+    specs = list(HUB_ENTITIES)
+    for breakdown in BREAKDOWN_OPTIONS:
+        if breakdown in breakdown_sensors:
+            specs += _breakdown_entities(snapshot, breakdown)
+    for device in account_devices(snapshot).values():
+        specs += account_entities(snapshot, device)
+    return specs

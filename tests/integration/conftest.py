@@ -1,0 +1,64 @@
+"""Fixtures for the Home Assistant tests: a demo store made by the project's generator, a frozen clock."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.openusage.const import CONF_PATH, DOMAIN
+from custom_components.openusage.core.demo import generate_demo_store
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "openusage"
+    generate_demo_store(folder, days=100, events=3000, seed=3, now=NOW)
+    return folder
+
+
+@pytest.fixture
+def store_path(state_dir: Path) -> Path:
+    return state_dir / "telemetry.db"
+
+
+@pytest.fixture
+def allow_store(hass: HomeAssistant, tmp_path: Path) -> None:
+    hass.config.allowlist_external_dirs = {str(tmp_path)}
+
+
+@pytest.fixture
+def frozen(freezer) -> Generator[None]:
+    freezer.move_to(NOW)
+    yield
+
+
+@pytest.fixture
+def config_entry(store_path: Path) -> MockConfigEntry:
+    return MockConfigEntry(
+        domain=DOMAIN, title=str(store_path), data={CONF_PATH: str(store_path)}, unique_id=str(store_path)
+    )
+
+
+@pytest.fixture
+async def loaded_entry(
+    hass: HomeAssistant, config_entry: MockConfigEntry, allow_store: None, frozen: None
+) -> MockConfigEntry:
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    return config_entry
