@@ -43,16 +43,13 @@ async def async_remove_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -
 
 
 def _current_identifiers(entry: OpenUsageConfigEntry) -> set[tuple[str, str]]:
-    data = entry.runtime_data.data
-    keys = {HUB, *(account_devices(data) if data is not None else ())}
+    keys = {HUB, *account_devices(entry.runtime_data.data)}
     return {device_identifier(entry.entry_id, key) for key in keys}
 
 
 @callback
 def _remove_stale_devices(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
     """Provider accounts that left the store (pruned, renamed) lose their device."""
-    if entry.runtime_data.data is None:
-        return
     current = _current_identifiers(entry)
     registry = dr.async_get(hass)
     for device in dr.async_entries_for_config_entry(registry, entry.entry_id):

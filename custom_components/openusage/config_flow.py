@@ -35,6 +35,13 @@ from .coordinator import OpenUsageConfigEntry, parse_links
 from .core.catalog import BREAKDOWN_OPTIONS
 from .core.reader import StoreError, default_store_path, probe_store
 
+
+def _resolve(raw: str) -> Path | None:
+    """The absolute, resolved form of a path the user typed (None when it is relative)."""
+    path = Path(raw.strip()).expanduser()
+    return path.resolve() if path.is_absolute() else None
+
+
 _PATH_SCHEMA = vol.Schema({vol.Required(CONF_PATH): TextSelector()})
 
 
@@ -44,10 +51,9 @@ class OpenUsageConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 1
 
     async def _validate(self, raw: str) -> tuple[Path, dict[str, str]]:
-        path = Path(raw.strip()).expanduser()
-        if not path.is_absolute():
-            return path, {CONF_PATH: "not_absolute"}
-        path = Path(await self.hass.async_add_executor_job(path.resolve))
+        path = await self.hass.async_add_executor_job(_resolve, raw)
+        if path is None:
+            return Path(raw), {CONF_PATH: "not_absolute"}
         if not self.hass.config.is_allowed_path(str(path)):
             return path, {CONF_PATH: "not_allowed"}
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
@@ -74,13 +75,14 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
         )
         self.breakdown_sensors = frozenset(Breakdown(b) for b in options.get(CONF_BREAKDOWN_SENSORS, []))
         self._failing_since: datetime | None = None
+        self._loaded = False  # whether any refresh has succeeded yet
 
     async def _async_update_data(self) -> Snapshot:
         try:
-            snapshot = await self.reader.refresh(dt_util.utcnow(), dt_util.get_default_time_zone())
+            snapshot = await self.reader.refresh(dt_util.utcnow(), ZoneInfo(self.hass.config.time_zone))
         except StoreError as err:
             self._raise_repair_if_lasting(err)
-            if self.data is None and err.kind is StoreErrorKind.NOT_OPENUSAGE:
+            if not self._loaded and err.kind is StoreErrorKind.NOT_OPENUSAGE:
                 raise ConfigEntryError(
                     translation_domain=DOMAIN,
                     translation_key="not_openusage",
@@ -91,6 +93,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
                 translation_key=f"store_{err.kind.value}",
                 translation_placeholders={"path": str(self.path), "detail": err.detail},
             ) from err
+        self._loaded = True
         if self._failing_since is not None:
             self._failing_since = None
             ir.async_delete_issue(self.hass, DOMAIN, repair_issue_id(self.config_entry))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from homeassistant.const import EntityCategory
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
-from homeassistant.helpers.entity import EntityCategory
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
@@ -60,10 +60,6 @@ class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
         self._attr_device_info = device_info(entry_id, device)
 
     @property
-    def available(self) -> bool:
-        return super().available and self.coordinator.data is not None
-
-    @property
     def spec_value(self) -> Value:
         return self.spec.value(self.coordinator.data)
 
@@ -85,8 +81,6 @@ def add_catalog_entities(
     known: set[tuple[str, str]] = set()
 
     def add_new() -> None:
-        if coordinator.data is None:
-            return
         new = [
             spec
             for spec in catalog(coordinator.data, coordinator.breakdown_sensors)

@@ -39,13 +39,13 @@ def _entry(hass: HomeAssistant, entry_id: str | None) -> OpenUsageConfigEntry:
                 translation_key="entry_not_loaded",
                 translation_placeholders={"entry_id": entry_id},
             )
-        return entry  # type: ignore[return-value]
+        return entry
     loaded = hass.config_entries.async_loaded_entries(DOMAIN)
     if not loaded:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_loaded_entry")
     if len(loaded) > 1:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="entry_required")
-    return loaded[0]  # type: ignore[return-value]
+    return loaded[0]
 
 
 async def _get_usage(call: ServiceCall) -> ServiceResponse:

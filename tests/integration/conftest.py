@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,9 +41,8 @@ def allow_store(hass: HomeAssistant, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def frozen(freezer) -> Generator[None]:
+def frozen(freezer) -> None:
     freezer.move_to(NOW)
-    yield
 
 
 @pytest.fixture

@@ -24,15 +24,40 @@ CORRUPT_BACKUP_RECENT_SECONDS = 24 * 3600.0
 CURRENCIES = frozenset({"USD", "EUR", "GBP", "CNY", "JPY", "CHF", "CAD", "AUD", "INR", "KRW"})
 KNOWN_QUOTA_METRICS = frozenset(
     {
-        "usage_five_hour", "usage_seven_day", "usage_seven_day_sonnet", "usage_seven_day_opus",
-        "usage_seven_day_cowork", "usage_one_day", "usage_weekly", "usage_monthly", "usage_daily",
-        "rate_limit_primary", "rate_limit_secondary", "plan_percent_used", "codex_credit_limit",
-        "codex_credit_percent_used", "credit_balance", "credits", "plan_spend", "spend_limit",
-        "plan_auto_percent_used", "plan_api_percent_used", "chat_quota", "completions_quota",
-        "premium_interactions_quota", "quota", "quota_pro", "quota_flash", "monthly_spend",
-        "monthly_limit", "console_balance", "available_balance", "total_balance", "burn_rate",
+        "usage_five_hour",
+        "usage_seven_day",
+        "usage_seven_day_sonnet",
+        "usage_seven_day_opus",
+        "usage_seven_day_cowork",
+        "usage_one_day",
+        "usage_weekly",
+        "usage_monthly",
+        "usage_daily",
+        "rate_limit_primary",
+        "rate_limit_secondary",
+        "plan_percent_used",
+        "codex_credit_limit",
+        "codex_credit_percent_used",
+        "credit_balance",
+        "credits",
+        "plan_spend",
+        "spend_limit",
+        "plan_auto_percent_used",
+        "plan_api_percent_used",
+        "chat_quota",
+        "completions_quota",
+        "premium_interactions_quota",
+        "quota",
+        "quota_pro",
+        "quota_flash",
+        "monthly_spend",
+        "monthly_limit",
+        "console_balance",
+        "available_balance",
+        "total_balance",
+        "burn_rate",
     }
-)  # fmt: skip
+)
 QUOTA_STATUS_OPTIONS = tuple(s.value.lower() for s in QuotaStatus)
 BREAKDOWN_OPTIONS = (Breakdown.MODEL, Breakdown.AGENT, Breakdown.TOOL, Breakdown.PROJECT)
 
@@ -95,8 +120,14 @@ def last_reset(snapshot: Snapshot) -> datetime:
     return local_midnight(now, ZoneInfo(snapshot.time_zone))
 
 
+def _figure(measures: Measures | None, measure: str) -> Value:
+    """One measure by name; zero where the key has no row."""
+    value: int | float = getattr(measures or Measures(), measure)
+    return value
+
+
 def _total(window: Window, measure: str) -> Callable[[Snapshot], Value]:
-    return lambda s: getattr(s.usage.totals[window], measure)
+    return lambda s: _figure(s.usage.totals[window], measure)
 
 
 def _split(breakdown: Breakdown, window: Window, measure: str) -> Callable[[Snapshot], dict[str, Any]]:
@@ -107,7 +138,7 @@ def _split(breakdown: Breakdown, window: Window, measure: str) -> Callable[[Snap
     return attributes
 
 
-def _breakdown_attributes(window: Window, measure: str, *breakdowns: Breakdown) -> Callable[[Snapshot], dict]:
+def _breakdown_attributes(window: Window, measure: str, *breakdowns: Breakdown) -> Callable[[Snapshot], dict[str, Any]]:
     def attributes(s: Snapshot) -> dict[str, Any]:
         return {f"by_{b.value}": _split(b, window, measure)(s) for b in breakdowns}
 
@@ -136,28 +167,70 @@ def ingestion_problems(snapshot: Snapshot) -> list[str]:
 
 def _hub_entities() -> list[EntitySpec]:
     t, h24, d7, d30, all_ = Window.TODAY, Window.H24, Window.D7, Window.D30, Window.ALL
-    money = {"device_class": "monetary", "unit": "USD", "precision": 2}
-    tokens = {"unit": "tokens"}
     cost_split = _breakdown_attributes
     specs = [
-        EntitySpec(device=HUB, key="cost_today", translation_key="cost_today", name="Cost today",
-                   value=_total(t, "cost_usd"), state_class="total", last_reset_at_midnight=True,
-                   attributes=cost_split(t, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL, Breakdown.AGENT,
-                                         Breakdown.PROJECT), **money),
-        EntitySpec(device=HUB, key="cost_7d", translation_key="cost_7d", name="Cost 7 days",
-                   value=_total(d7, "cost_usd"),
-                   attributes=cost_split(d7, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL), **money),
-        EntitySpec(device=HUB, key="cost_30d", translation_key="cost_30d", name="Cost 30 days",
-                   value=_total(d30, "cost_usd"),
-                   attributes=cost_split(d30, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL, Breakdown.AGENT,
-                                         Breakdown.PROJECT), **money),
-        EntitySpec(device=HUB, key="cost_all_time", translation_key="cost_all_time", name="Cost all time",
-                   value=_total(all_, "cost_usd"), state_class="total",
-                   attributes=cost_split(all_, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL), **money),
-        EntitySpec(device=HUB, key="tokens_today", translation_key="tokens_today", name="Tokens today",
-                   value=_total(t, "total_tokens"), state_class="total_increasing",
-                   attributes=cost_split(t, "total_tokens", Breakdown.MODEL, Breakdown.AGENT), **tokens),
-    ]  # fmt: skip
+        EntitySpec(
+            device=HUB,
+            key="cost_today",
+            translation_key="cost_today",
+            name="Cost today",
+            value=_total(t, "cost_usd"),
+            state_class="total",
+            last_reset_at_midnight=True,
+            attributes=cost_split(
+                t, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL, Breakdown.AGENT, Breakdown.PROJECT
+            ),
+            device_class="monetary",
+            unit="USD",
+            precision=2,
+        ),
+        EntitySpec(
+            device=HUB,
+            key="cost_7d",
+            translation_key="cost_7d",
+            name="Cost 7 days",
+            value=_total(d7, "cost_usd"),
+            attributes=cost_split(d7, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL),
+            device_class="monetary",
+            unit="USD",
+            precision=2,
+        ),
+        EntitySpec(
+            device=HUB,
+            key="cost_30d",
+            translation_key="cost_30d",
+            name="Cost 30 days",
+            value=_total(d30, "cost_usd"),
+            attributes=cost_split(
+                d30, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL, Breakdown.AGENT, Breakdown.PROJECT
+            ),
+            device_class="monetary",
+            unit="USD",
+            precision=2,
+        ),
+        EntitySpec(
+            device=HUB,
+            key="cost_all_time",
+            translation_key="cost_all_time",
+            name="Cost all time",
+            value=_total(all_, "cost_usd"),
+            state_class="total",
+            attributes=cost_split(all_, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL),
+            device_class="monetary",
+            unit="USD",
+            precision=2,
+        ),
+        EntitySpec(
+            device=HUB,
+            key="tokens_today",
+            translation_key="tokens_today",
+            name="Tokens today",
+            value=_total(t, "total_tokens"),
+            state_class="total_increasing",
+            attributes=cost_split(t, "total_tokens", Breakdown.MODEL, Breakdown.AGENT),
+            unit="tokens",
+        ),
+    ]
     for part, label in (("input", "Input"), ("output", "Output"), ("cache_read", "Cache read"),
                         ("cache_write", "Cache write"), ("reasoning", "Reasoning")):  # fmt: skip
         specs.append(
@@ -169,8 +242,8 @@ def _hub_entities() -> list[EntitySpec]:
                 value=_total(t, f"{part}_tokens"),
                 state_class="total_increasing",
                 enabled_default=False,
-                **tokens,
-            )  # fmt: skip
+                unit="tokens",
+            )
         )
     for window, label in ((h24, "24 hours"), (d7, "7 days"), (d30, "30 days")):
         specs.append(
@@ -181,18 +254,24 @@ def _hub_entities() -> list[EntitySpec]:
                 name=f"Tokens {label}",
                 value=_total(window, "total_tokens"),
                 state_class="measurement",
-                **tokens,
-            )  # fmt: skip
+                unit="tokens",
+            )
         )
     counters = (
         ("requests_today", "Requests today", t, "requests", "total_increasing", None),
         ("messages_today", "Messages today", t, "messages", "total_increasing", None),
         ("errors_today", "Errors today", t, "errors", "total_increasing", None),
         ("errors_24h", "Errors 24 hours", h24, "errors", "measurement", None),
-        ("tool_calls_today", "Tool calls today", t, "tool_calls", "total_increasing",
-         _breakdown_attributes(t, "tool_calls", Breakdown.TOOL)),
+        (
+            "tool_calls_today",
+            "Tool calls today",
+            t,
+            "tool_calls",
+            "total_increasing",
+            _breakdown_attributes(t, "tool_calls", Breakdown.TOOL),
+        ),
         ("sessions_today", "Sessions today", t, "sessions", "total_increasing", None),
-    )  # fmt: skip
+    )
     for key, name, window, measure, state_class, attrs in counters:
         specs.append(
             EntitySpec(
@@ -203,40 +282,118 @@ def _hub_entities() -> list[EntitySpec]:
                 value=_total(window, measure),
                 state_class=state_class,
                 attributes=attrs,
-            )  # fmt: skip
+            )
         )
     specs += [
-        EntitySpec(device=HUB, key="active_sessions", translation_key="active_sessions", name="Active sessions",
-                   value=lambda s: s.usage.active_sessions, state_class="measurement", expires=True),
-        EntitySpec(device=HUB, key="last_activity", translation_key="last_activity", name="Last activity",
-                   value=lambda s: _timestamp(s.store.last_event_at), device_class="timestamp"),
-        EntitySpec(device=HUB, key="store_size", translation_key="store_size", name="Store size",
-                   value=lambda s: s.store.db_size_bytes, device_class="data_size", unit="B",
-                   state_class="measurement", entity_category="diagnostic"),
-        EntitySpec(device=HUB, key="wal_size", translation_key="wal_size", name="WAL size",
-                   value=lambda s: s.store.wal_size_bytes, device_class="data_size", unit="B",
-                   state_class="measurement", entity_category="diagnostic"),
-        EntitySpec(device=HUB, key="hook_spool_files", translation_key="hook_spool_files", name="Hook spool files",
-                   value=lambda s: s.spool.hook_spool_files, state_class="measurement",
-                   entity_category="diagnostic"),
-        EntitySpec(device=HUB, key="spool_pending", translation_key="spool_pending", name="Spool pending",
-                   value=lambda s: s.spool.spool_pending, state_class="measurement", entity_category="diagnostic"),
-        EntitySpec(device=HUB, key="spool_failed", translation_key="spool_failed", name="Spool failed",
-                   value=lambda s: s.spool.spool_failed, state_class="measurement", entity_category="diagnostic",
-                   attributes=lambda s: {"last_error": s.spool.spool_last_error}),
-        EntitySpec(device=HUB, key="oldest_spool_age", translation_key="oldest_spool_age",
-                   name="Oldest spool age", value=_oldest_spool_age, device_class="duration", unit="s",
-                   state_class="measurement", entity_category="diagnostic", precision=0),
-        EntitySpec(device=HUB, key="last_quota_snapshot", translation_key="last_quota_snapshot",
-                   name="Last quota snapshot", value=lambda s: _timestamp(s.store.last_snapshot_at),
-                   device_class="timestamp", entity_category="diagnostic"),
-        EntitySpec(device=HUB, key="rollup_watermark", translation_key="rollup_watermark", name="Rollup watermark",
-                   value=lambda s: s.store.rollup_watermark, device_class="date", entity_category="diagnostic"),
-        EntitySpec(device=HUB, key="ingestion_problem", platform="binary_sensor",
-                   translation_key="ingestion_problem", name="Ingestion problem",
-                   value=lambda s: bool(ingestion_problems(s)), device_class="problem",
-                   entity_category="diagnostic", attributes=_ingestion_attributes),
-    ]  # fmt: skip
+        EntitySpec(
+            device=HUB,
+            key="active_sessions",
+            translation_key="active_sessions",
+            name="Active sessions",
+            value=lambda s: s.usage.active_sessions,
+            state_class="measurement",
+            expires=True,
+        ),
+        EntitySpec(
+            device=HUB,
+            key="last_activity",
+            translation_key="last_activity",
+            name="Last activity",
+            value=lambda s: _timestamp(s.store.last_event_at),
+            device_class="timestamp",
+        ),
+        EntitySpec(
+            device=HUB,
+            key="store_size",
+            translation_key="store_size",
+            name="Store size",
+            value=lambda s: s.store.db_size_bytes,
+            device_class="data_size",
+            unit="B",
+            state_class="measurement",
+            entity_category="diagnostic",
+        ),
+        EntitySpec(
+            device=HUB,
+            key="wal_size",
+            translation_key="wal_size",
+            name="WAL size",
+            value=lambda s: s.store.wal_size_bytes,
+            device_class="data_size",
+            unit="B",
+            state_class="measurement",
+            entity_category="diagnostic",
+        ),
+        EntitySpec(
+            device=HUB,
+            key="hook_spool_files",
+            translation_key="hook_spool_files",
+            name="Hook spool files",
+            value=lambda s: s.spool.hook_spool_files,
+            state_class="measurement",
+            entity_category="diagnostic",
+        ),
+        EntitySpec(
+            device=HUB,
+            key="spool_pending",
+            translation_key="spool_pending",
+            name="Spool pending",
+            value=lambda s: s.spool.spool_pending,
+            state_class="measurement",
+            entity_category="diagnostic",
+        ),
+        EntitySpec(
+            device=HUB,
+            key="spool_failed",
+            translation_key="spool_failed",
+            name="Spool failed",
+            value=lambda s: s.spool.spool_failed,
+            state_class="measurement",
+            entity_category="diagnostic",
+            attributes=lambda s: {"last_error": s.spool.spool_last_error},
+        ),
+        EntitySpec(
+            device=HUB,
+            key="oldest_spool_age",
+            translation_key="oldest_spool_age",
+            name="Oldest spool age",
+            value=_oldest_spool_age,
+            device_class="duration",
+            unit="s",
+            state_class="measurement",
+            entity_category="diagnostic",
+            precision=0,
+        ),
+        EntitySpec(
+            device=HUB,
+            key="last_quota_snapshot",
+            translation_key="last_quota_snapshot",
+            name="Last quota snapshot",
+            value=lambda s: _timestamp(s.store.last_snapshot_at),
+            device_class="timestamp",
+            entity_category="diagnostic",
+        ),
+        EntitySpec(
+            device=HUB,
+            key="rollup_watermark",
+            translation_key="rollup_watermark",
+            name="Rollup watermark",
+            value=lambda s: s.store.rollup_watermark,
+            device_class="date",
+            entity_category="diagnostic",
+        ),
+        EntitySpec(
+            device=HUB,
+            key="ingestion_problem",
+            platform="binary_sensor",
+            translation_key="ingestion_problem",
+            name="Ingestion problem",
+            value=lambda s: bool(ingestion_problems(s)),
+            device_class="problem",
+            entity_category="diagnostic",
+            attributes=_ingestion_attributes,
+        ),
+    ]
     return specs
 
 
@@ -262,8 +419,9 @@ def account_devices(snapshot: Snapshot) -> dict[str, DeviceSpec]:
     devices: dict[str, DeviceSpec] = {}
     for key in snapshot.usage.breakdowns[Breakdown.ACCOUNT]:
         provider, _, account = key.partition("/")
-        devices[key] = DeviceSpec(key=key, name=f"{provider} {account}", model=provider, provider_id=provider,
-                                  account_id=account)  # fmt: skip
+        devices[key] = DeviceSpec(
+            key=key, name=f"{provider} {account}", model=provider, provider_id=provider, account_id=account
+        )
     for quota in snapshot.quotas:
         key = account_key(quota.provider_id, quota.account_id)
         devices.setdefault(
@@ -274,7 +432,7 @@ def account_devices(snapshot: Snapshot) -> dict[str, DeviceSpec]:
                 model=quota.provider_id,
                 provider_id=quota.provider_id,
                 account_id=quota.account_id,
-            ),  # fmt: skip
+            ),
         )
     return dict(sorted(devices.items()))
 
@@ -294,7 +452,7 @@ def _metric(snapshot: Snapshot, device: str, key: str) -> QuotaMetric | None:
 def _account_usage(device: str, window: Window, measure: str) -> Callable[[Snapshot], Value]:
     def value(s: Snapshot) -> Value:
         per_window = s.usage.breakdowns[Breakdown.ACCOUNT].get(device)
-        return getattr(per_window[window] if per_window else Measures(), measure)
+        return _figure(per_window[window] if per_window else None, measure)
 
     return value
 
@@ -320,19 +478,42 @@ def _metric_entities(device: str, key: str, metric: QuotaMetric) -> list[EntityS
             m = _metric(s, device, key)
             return None if m is None else (m.used if m.used is not None else m.remaining)
 
-        specs = [EntitySpec(device=device, key=f"quota_{slug(key)}", translation_key=translation,
-                            placeholders=placeholders, name=name, value=money, device_class="monetary", unit=unit,
-                            precision=2, attributes=attributes, expires=True)]  # fmt: skip
+        specs = [
+            EntitySpec(
+                device=device,
+                key=f"quota_{slug(key)}",
+                translation_key=translation,
+                placeholders=placeholders,
+                name=name,
+                value=money,
+                device_class="monetary",
+                unit=unit,
+                precision=2,
+                attributes=attributes,
+                expires=True,
+            )
+        ]
     else:
 
         def percent(s: Snapshot) -> Value:
             m = _metric(s, device, key)
             return None if m is None or m.used_percent is None else round(m.used_percent, 2)
 
-        specs = [EntitySpec(device=device, key=f"quota_{slug(key)}", translation_key=translation,
-                            placeholders=placeholders, name=name, value=percent, unit="%",
-                            state_class="measurement", precision=1, attributes=attributes,
-                            expires=True)]  # fmt: skip
+        specs = [
+            EntitySpec(
+                device=device,
+                key=f"quota_{slug(key)}",
+                translation_key=translation,
+                placeholders=placeholders,
+                name=name,
+                value=percent,
+                unit="%",
+                state_class="measurement",
+                precision=1,
+                attributes=attributes,
+                expires=True,
+            )
+        ]
     if metric.resets_at is not None:
 
         def reset(s: Snapshot) -> Value:
@@ -340,27 +521,62 @@ def _metric_entities(device: str, key: str, metric: QuotaMetric) -> list[EntityS
             return _timestamp(m.resets_at) if m else None
 
         specs.append(
-            EntitySpec(device=device, key=f"reset_{slug(key)}", translation_key=f"{translation}_reset",
-                       placeholders=placeholders, name=f"{name} reset", value=reset, device_class="timestamp")
-        )  # fmt: skip
+            EntitySpec(
+                device=device,
+                key=f"reset_{slug(key)}",
+                translation_key=f"{translation}_reset",
+                placeholders=placeholders,
+                name=f"{name} reset",
+                value=reset,
+                device_class="timestamp",
+            )
+        )
     return specs
 
 
 def account_entities(snapshot: Snapshot, device: DeviceSpec) -> list[EntitySpec]:
     key = device.key
     specs = [
-        EntitySpec(device=key, key="cost_today", translation_key="cost_today", name="Cost today",
-                   value=_account_usage(key, Window.TODAY, "cost_usd"), device_class="monetary", unit="USD",
-                   precision=2, state_class="total", last_reset_at_midnight=True),
-        EntitySpec(device=key, key="cost_30d", translation_key="cost_30d", name="Cost 30 days",
-                   value=_account_usage(key, Window.D30, "cost_usd"), device_class="monetary", unit="USD",
-                   precision=2),
-        EntitySpec(device=key, key="tokens_today", translation_key="tokens_today", name="Tokens today",
-                   value=_account_usage(key, Window.TODAY, "total_tokens"), unit="tokens",
-                   state_class="total_increasing"),
-        EntitySpec(device=key, key="requests_today", translation_key="requests_today", name="Requests today",
-                   value=_account_usage(key, Window.TODAY, "requests"), state_class="total_increasing"),
-    ]  # fmt: skip
+        EntitySpec(
+            device=key,
+            key="cost_today",
+            translation_key="cost_today",
+            name="Cost today",
+            value=_account_usage(key, Window.TODAY, "cost_usd"),
+            device_class="monetary",
+            unit="USD",
+            precision=2,
+            state_class="total",
+            last_reset_at_midnight=True,
+        ),
+        EntitySpec(
+            device=key,
+            key="cost_30d",
+            translation_key="cost_30d",
+            name="Cost 30 days",
+            value=_account_usage(key, Window.D30, "cost_usd"),
+            device_class="monetary",
+            unit="USD",
+            precision=2,
+        ),
+        EntitySpec(
+            device=key,
+            key="tokens_today",
+            translation_key="tokens_today",
+            name="Tokens today",
+            value=_account_usage(key, Window.TODAY, "total_tokens"),
+            unit="tokens",
+            state_class="total_increasing",
+        ),
+        EntitySpec(
+            device=key,
+            key="requests_today",
+            translation_key="requests_today",
+            name="Requests today",
+            value=_account_usage(key, Window.TODAY, "requests"),
+            state_class="total_increasing",
+        ),
+    ]
     quota = _quota(snapshot, key)
     if quota is None:
         return specs
@@ -381,15 +597,38 @@ def account_entities(snapshot: Snapshot, device: DeviceSpec) -> list[EntitySpec]
         return q.status is QuotaStatus.LIMITED or full
 
     specs += [
-        EntitySpec(device=key, key="quota_status", translation_key="quota_status", name="Quota status",
-                   value=status, device_class="enum", options=QUOTA_STATUS_OPTIONS,
-                   attributes=lambda s: _status_attributes(s, key), expires=True),
-        EntitySpec(device=key, key="snapshot_age", translation_key="snapshot_age", name="Snapshot age",
-                   value=age, device_class="duration", unit="s", state_class="measurement",
-                   entity_category="diagnostic"),
-        EntitySpec(device=key, key="limited", platform="binary_sensor", translation_key="limited", name="Limited",
-                   value=limited, expires=True),
-    ]  # fmt: skip
+        EntitySpec(
+            device=key,
+            key="quota_status",
+            translation_key="quota_status",
+            name="Quota status",
+            value=status,
+            device_class="enum",
+            options=QUOTA_STATUS_OPTIONS,
+            attributes=lambda s: _status_attributes(s, key),
+            expires=True,
+        ),
+        EntitySpec(
+            device=key,
+            key="snapshot_age",
+            translation_key="snapshot_age",
+            name="Snapshot age",
+            value=age,
+            device_class="duration",
+            unit="s",
+            state_class="measurement",
+            entity_category="diagnostic",
+        ),
+        EntitySpec(
+            device=key,
+            key="limited",
+            platform="binary_sensor",
+            translation_key="limited",
+            name="Limited",
+            value=limited,
+            expires=True,
+        ),
+    ]
     for metric_key, metric in quota.metrics.items():
         specs += _metric_entities(key, metric_key, metric)
     return specs
@@ -412,7 +651,7 @@ def _breakdown_entities(snapshot: Snapshot, breakdown: Breakdown) -> list[Entity
 
         def value(s: Snapshot, key: str = key) -> Value:
             per_window = s.usage.breakdowns[breakdown].get(key)
-            return getattr(per_window[Window.TODAY], measure) if per_window else 0
+            return _figure(per_window[Window.TODAY] if per_window else None, measure)
 
         specs.append(
             EntitySpec(
@@ -427,7 +666,7 @@ def _breakdown_entities(snapshot: Snapshot, breakdown: Breakdown) -> list[Entity
                 precision=2 if unit == "USD" else None,
                 state_class="total" if unit == "USD" else "total_increasing",
                 last_reset_at_midnight=unit == "USD",
-            )  # fmt: skip
+            )
         )
     return specs
 
