@@ -126,7 +126,9 @@ class OpenUsageOptionsFlow(OptionsFlow):
                     CONF_PROVIDER_LINKS: user_input.get(CONF_PROVIDER_LINKS, "").strip(),
                     CONF_BREAKDOWN_SENSORS: list(user_input.get(CONF_BREAKDOWN_SENSORS, [])),
                 }
-                # New options take effect through a reload (entities are rebuilt from them).
+                # New options take effect through a reload (entities are rebuilt from them); store
+                # them first so that the reload sees them.
+                self.hass.config_entries.async_update_entry(self.config_entry, options=options)
                 self.hass.config_entries.async_schedule_reload(self.config_entry.entry_id)
                 return self.async_create_entry(data=options)
         schema = vol.Schema(
