@@ -36,8 +36,10 @@ def store_path(state_dir: Path) -> Path:
 
 
 @pytest.fixture
-def allow_store(hass: HomeAssistant, tmp_path: Path) -> None:
+async def allow_store(hass: HomeAssistant, tmp_path: Path) -> None:
+    """Let Home Assistant read the test's folder, and set a zone whose midnight is not UTC's."""
     hass.config.allowlist_external_dirs = {str(tmp_path)}
+    await hass.config.async_set_time_zone("Europe/Warsaw")
 
 
 @pytest.fixture
@@ -48,7 +50,11 @@ def frozen(freezer) -> None:
 @pytest.fixture
 def config_entry(store_path: Path) -> MockConfigEntry:
     return MockConfigEntry(
-        domain=DOMAIN, title=str(store_path), data={CONF_PATH: str(store_path)}, unique_id=str(store_path)
+        domain=DOMAIN,
+        title="OpenUsage",
+        data={CONF_PATH: str(store_path)},
+        unique_id=str(store_path),
+        entry_id="01JOPENUSAGETESTENTRY0000",
     )
 
 

@@ -1,0 +1,171 @@
+"""Entities: every state and attribute (snapshot), agreement with the core, dynamic and stale devices."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.openusage.const import CONF_BREAKDOWN_SENSORS, DOMAIN
+from custom_components.openusage.core.catalog import catalog
+from custom_components.openusage.core.reader import read_store
+from tests.storebuilder import limit_snapshot, message
+
+from .conftest import NOW
+
+
+async def refresh(hass: HomeAssistant, entry: MockConfigEntry, freezer: FrozenDateTimeFactory) -> None:
+    """One poll, a minute later."""
+    freezer.tick(timedelta(seconds=60))
+    await entry.runtime_data.async_refresh()
+    await hass.async_block_till_done()
+
+
+def _enable_all(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    registry = er.async_get(hass)
+    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
+        if entity.disabled_by is not None:
+            registry.async_update_entity(entity.entity_id, disabled_by=None)
+
+
+async def _all_enabled(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    _enable_all(hass, entry)
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_entities_snapshot(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, snapshot: SnapshotAssertion
+) -> None:
+    await _all_enabled(hass, loaded_entry)
+    registry = er.async_get(hass)
+    entries = sorted(er.async_entries_for_config_entry(registry, loaded_entry.entry_id), key=lambda e: e.entity_id)
+    assert len(entries) > 60
+    for entity in entries:
+        assert entity == snapshot(name=f"{entity.entity_id}-entry")
+        assert hass.states.get(entity.entity_id) == snapshot(name=f"{entity.entity_id}-state")
+
+
+def _expected_state(value: object) -> str:
+    if value is None:
+        return STATE_UNKNOWN
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, datetime):  # Home Assistant shows timestamps to the second
+        return value.replace(microsecond=0).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+async def test_every_state_equals_the_core_snapshot(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, store_path: Path
+) -> None:
+    await _all_enabled(hass, loaded_entry)
+    core = await read_store(store_path, NOW, ZoneInfo(hass.config.time_zone))
+    registry = er.async_get(hass)
+    by_unique_id = {e.unique_id: e.entity_id for e in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)}
+    specs = catalog(core)
+    assert len(specs) == len(by_unique_id)
+    for spec in specs:
+        entity_id = by_unique_id[f"{loaded_entry.entry_id}_{spec.device}_{spec.key}"]
+        state = hass.states.get(entity_id)
+        assert state is not None, entity_id
+        value = spec.value(core)
+        if spec.device_class == "date" and isinstance(value, str):
+            value = date.fromisoformat(value)
+        assert state.state == _expected_state(value), entity_id
+        if spec.attributes:
+            for key, expected in spec.attributes(core).items():
+                assert json.loads(json.dumps(state.attributes.get(key), default=str)) == json.loads(
+                    json.dumps(expected, default=str)
+                ), (entity_id, key)
+
+
+async def test_hub_and_account_devices(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), loaded_entry.entry_id)
+    names = sorted(d.name for d in devices)
+    assert "OpenUsage" in names
+    assert "claude_code claude-code" in names  # anthropic usage and claude_code quotas share one device
+    assert "openrouter openrouter" in names  # a quota-only account
+    five_hour = hass.states.get("sensor.claude_code_claude_code_5_hour_usage")
+    assert five_hour is not None
+    assert five_hour.attributes["unit_of_measurement"] == "%"
+    assert five_hour.attributes["window"] == "5h"
+    reset = hass.states.get("sensor.claude_code_claude_code_5_hour_usage_reset")
+    assert reset is not None
+    assert reset.attributes["device_class"] == "timestamp"
+    cost = hass.states.get("sensor.openusage_cost_today")
+    assert cost.attributes["state_class"] == "total"
+    assert cost.attributes["last_reset"] == "2026-11-22T23:00:00+00:00"  # local midnight (Warsaw is UTC+1)
+    assert "claude-sonnet-4-5" in cost.attributes["by_model"]
+    assert hass.states.get("binary_sensor.openusage_ingestion_problem").state == "on"  # the demo's stuck hook file
+
+
+async def test_new_accounts_and_metrics_appear_and_gone_ones_are_removed(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, store_path: Path, freezer: FrozenDateTimeFactory
+) -> None:
+    from custom_components.openusage.core.demo import EventWriter
+
+    conn = sqlite3.connect(store_path, isolation_level=None)
+    writer = EventWriter(conn)
+    conn.execute("BEGIN")
+    message(writer, "2026-11-23T11:59:00Z", source_system="ollama", provider_id="ollama", account_id="ollama-local",
+            message_id="new", input_tokens=5)  # fmt: skip
+    metrics = {"usage_five_hour": {"used": 5, "limit": 100, "remaining": None, "unit": "%", "window": "5h"},
+               "brand_new_metric": {"used": 1, "limit": 4, "remaining": None, "unit": "calls", "window": "1d"}}  # fmt: skip
+    limit_snapshot(writer, "2026-11-23T11:59:30Z", "zai", "zai", {"snapshot": {"status": "OK", "metrics": metrics}})
+    writer.flush()
+    conn.execute("COMMIT")
+    await refresh(hass, loaded_entry, freezer)
+    assert hass.states.get("sensor.ollama_ollama_local_tokens_today").state != STATE_UNAVAILABLE
+    assert float(hass.states.get("sensor.zai_zai_5_hour_usage").state) == 5.0
+    unknown_metric = hass.states.get("sensor.zai_zai_brand_new_metric")
+    assert unknown_metric is not None
+    assert float(unknown_metric.state) == 25.0
+
+    # The quota-only account disappears from the store: its device goes with it.
+    conn.execute("BEGIN")
+    conn.execute("DELETE FROM usage_events WHERE provider_id = 'zai'")
+    conn.execute("COMMIT")
+    conn.close()
+    await refresh(hass, loaded_entry, freezer)
+    registry = dr.async_get(hass)
+    names = [d.name for d in dr.async_entries_for_config_entry(registry, loaded_entry.entry_id)]
+    assert "zai zai" not in names
+    assert "ollama ollama-local" in names
+
+
+async def test_breakdown_sensors_from_options(
+    hass: HomeAssistant, config_entry: MockConfigEntry, allow_store: None, frozen: None
+) -> None:
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(config_entry, options={CONF_BREAKDOWN_SENSORS: ["model", "tool", "agent", "project"]})
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.openusage_claude_sonnet_4_5_cost_today") is not None
+    assert hass.states.get("sensor.openusage_bash_calls_today") is not None
+    assert hass.states.get("sensor.openusage_codex_cost_today") is not None
+    assert hass.states.get("sensor.openusage_api_server_cost_today") is not None
+
+
+async def test_device_removal_is_refused_while_the_store_has_it(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    from custom_components.openusage import async_remove_config_entry_device
+
+    registry = dr.async_get(hass)
+    device = next(d for d in dr.async_entries_for_config_entry(registry, loaded_entry.entry_id) if d.name == "OpenUsage")
+    assert not await async_remove_config_entry_device(hass, loaded_entry, device)
+    stray = registry.async_get_or_create(config_entry_id=loaded_entry.entry_id, identifiers={(DOMAIN, "gone")})
+    assert await async_remove_config_entry_device(hass, loaded_entry, stray)
