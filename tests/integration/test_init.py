@@ -1,16 +1,113 @@
-"""Setup, unload and the store going away and coming back."""
+"""Setup, unload, and the store going away and coming back."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.openusage.const import DOMAIN
+from custom_components.openusage.coordinator import repair_issue_id
+
+COST = "sensor.openusage_cost_today"
+
+
+async def poll(hass: HomeAssistant, entry: MockConfigEntry, freezer: FrozenDateTimeFactory, minutes: float = 1) -> None:
+    freezer.tick(timedelta(minutes=minutes))
+    await entry.runtime_data.async_refresh()
+    await hass.async_block_till_done()
 
 
 async def test_setup_and_unload(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
     assert loaded_entry.state is ConfigEntryState.LOADED
-    state = hass.states.get("sensor.openusage_cost_today")
-    assert state is not None, sorted(hass.states.async_entity_ids())[:20]
-    assert float(state.state) > 0
+    assert float(hass.states.get(COST).state) > 0
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     assert loaded_entry.state is ConfigEntryState.NOT_LOADED
+    assert hass.states.get(COST).state == STATE_UNAVAILABLE
+    assert await hass.config_entries.async_setup(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    assert loaded_entry.state is ConfigEntryState.LOADED
+
+
+async def test_missing_store_at_start_retries(
+    hass: HomeAssistant, config_entry: MockConfigEntry, store_path: Path, allow_store: None
+) -> None:
+    hidden = store_path.with_name("hidden.db")
+    store_path.rename(hidden)
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert "no such file" in (config_entry.reason or "")
+
+
+async def test_not_an_openusage_store_is_an_error_with_a_repair(
+    hass: HomeAssistant, config_entry: MockConfigEntry, store_path: Path, allow_store: None
+) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store_path}{suffix}").unlink(missing_ok=True)
+    conn = sqlite3.connect(store_path)
+    conn.execute("CREATE TABLE unrelated (x)")
+    conn.commit()
+    conn.close()
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.SETUP_ERROR
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, repair_issue_id(config_entry))
+    assert issue is not None
+    assert issue.translation_key == "not_openusage"
+    assert issue.severity is ir.IssueSeverity.ERROR
+
+
+async def test_store_goes_away_and_comes_back(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    store_path: Path,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    before = hass.states.get(COST).state
+    issues = ir.async_get(hass)
+    moved = store_path.with_name("moved.db")
+    store_path.rename(moved)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        await poll(hass, loaded_entry, freezer)
+        assert hass.states.get(COST).state == STATE_UNAVAILABLE
+        assert issues.async_get_issue(DOMAIN, repair_issue_id(loaded_entry)) is None  # not yet: a grace period
+        await poll(hass, loaded_entry, freezer, minutes=3)
+        await poll(hass, loaded_entry, freezer, minutes=3)
+        issue = issues.async_get_issue(DOMAIN, repair_issue_id(loaded_entry))
+        assert issue is not None
+        assert issue.translation_key == "store_unreadable"
+        assert "no such file" in issue.translation_placeholders["cause"]
+        moved.rename(store_path)
+        await poll(hass, loaded_entry, freezer)
+        await poll(hass, loaded_entry, freezer)
+    assert hass.states.get(COST).state == before
+    assert issues.async_get_issue(DOMAIN, repair_issue_id(loaded_entry)) is None
+    unavailable = [r for r in caplog.records if "openusage" in r.name and "no such file" in r.getMessage()]
+    recovered = [r for r in caplog.records if "openusage" in r.name and "recovered" in r.getMessage()]
+    assert len(unavailable) == 1  # logged once while down, however many polls fail
+    assert len(recovered) == 1
+
+
+async def test_removing_the_entry_clears_its_repair(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, store_path: Path, freezer: FrozenDateTimeFactory
+) -> None:
+    store_path.rename(store_path.with_name("gone.db"))
+    await poll(hass, loaded_entry, freezer)
+    await poll(hass, loaded_entry, freezer, minutes=6)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, repair_issue_id(loaded_entry)) is not None
+    await hass.config_entries.async_remove(loaded_entry.entry_id)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, repair_issue_id(loaded_entry)) is None

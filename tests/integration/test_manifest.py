@@ -1,0 +1,89 @@
+"""Manifest, HACS file and translations: what hassfest and HACS check, and every string the code uses."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from custom_components.openusage.core.catalog import HUB_ENTITIES, KNOWN_QUOTA_METRICS
+from custom_components.openusage.core.reader import StoreErrorKind
+
+ROOT = Path(__file__).parents[2]
+INTEGRATION = ROOT / "custom_components" / "openusage"
+EN = json.loads((INTEGRATION / "translations" / "en.json").read_text())
+SOURCES = "\n".join(p.read_text() for p in INTEGRATION.glob("*.py"))
+
+
+def test_manifest_keys_and_order() -> None:
+    manifest = json.loads((INTEGRATION / "manifest.json").read_text())
+    keys = list(manifest)
+    assert keys[:2] == ["domain", "name"]
+    assert keys[2:] == sorted(keys[2:])
+    assert manifest["domain"] == INTEGRATION.name
+    for key in ("codeowners", "config_flow", "documentation", "integration_type", "iot_class", "issue_tracker",
+                "requirements", "version"):  # fmt: skip
+        assert key in manifest, key
+    assert manifest["iot_class"] == "local_polling"
+    assert manifest["documentation"].startswith("https://")
+    hacs = json.loads((ROOT / "hacs.json").read_text())
+    assert hacs["homeassistant"] == "2025.4.0"
+    assert set(hacs) <= {"name", "homeassistant", "hacs", "zip_release", "filename", "content_in_root",
+                         "hide_default_branch", "country", "persistent_directory", "render_readme"}  # fmt: skip
+    assert (INTEGRATION / "brand" / "icon.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_entity_translation_exists() -> None:
+    sensors, binaries = EN["entity"]["sensor"], EN["entity"]["binary_sensor"]
+    for spec in HUB_ENTITIES:
+        table = binaries if spec.platform == "binary_sensor" else sensors
+        assert spec.translation_key in table, spec.translation_key
+    for metric in KNOWN_QUOTA_METRICS:
+        assert f"quota_{metric}" in sensors
+        assert f"quota_{metric}_reset" in sensors
+    for key in ("quota_metric", "quota_metric_reset"):
+        assert "{metric}" in sensors[key]["name"]
+    for key in ("cost_today", "cost_30d", "tokens_today", "requests_today", "quota_status", "snapshot_age",
+                "model_cost_today", "agent_cost_today", "project_cost_today", "tool_tool_calls_today"):  # fmt: skip
+        assert key in sensors, key
+    assert "limited" in binaries
+    assert set(sensors["quota_status"]["state"]) == {"ok", "near_limit", "limited", "auth_required", "unsupported",
+                                                     "error", "unknown"}  # fmt: skip
+
+
+def test_every_exception_issue_and_error_key_exists() -> None:
+    used = set(re.findall(r'translation_key="([a-z_]+)"', SOURCES))
+    used |= {f"store_{kind.value}" for kind in StoreErrorKind}
+    issue_keys = {"store_unreadable", "not_openusage"}
+    for key in used - issue_keys:
+        assert key in EN["exceptions"], key
+    for key in issue_keys:
+        assert key in EN["issues"], key
+    errors = EN["config"]["error"]
+    for kind in StoreErrorKind:
+        assert kind.value in errors
+    assert {"not_absolute", "not_allowed"} <= set(errors)
+    assert "invalid_links" in EN["options"]["error"]
+
+
+@pytest.mark.parametrize("service", ["get_usage"])
+def test_service_fields_are_described(service: str) -> None:
+    fields = yaml.safe_load((INTEGRATION / "services.yaml").read_text())[service]["fields"]
+    described = EN["services"][service]["fields"]
+    assert set(fields) == set(described)
+    icons = json.loads((INTEGRATION / "icons.json").read_text())
+    assert service in icons["services"]
+
+
+def test_icons_follow_hassfest_rules() -> None:
+    icons = json.loads((INTEGRATION / "icons.json").read_text())
+    for platform, entries in icons["entity"].items():
+        for key, icon in entries.items():
+            assert key in EN["entity"][platform], key
+            assert icon["default"].startswith("mdi:")
+            for state_icon in icon.get("state", {}).values():
+                assert state_icon.startswith("mdi:")
+                assert state_icon != icon["default"]
