@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
 import os
 import sqlite3
 import subprocess
@@ -28,6 +31,16 @@ from custom_components.openusage.core.spool import read_spools
 from tests.storebuilder import message, store
 
 NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A folder an unprivileged user can reach (pytest's own tmp folders are private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="openusage-test-"))
+    folder.chmod(0o755)
+    yield folder
+    folder.chmod(0o755)
+    shutil.rmtree(folder)
 
 
 async def read(path: Path, **options):
@@ -210,14 +223,13 @@ async def test_spool_path_that_is_not_a_folder_means_unknown_backlog(tmp_path: P
 
 
 @pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")
-def test_unreadable_spool_folders(tmp_path: Path) -> None:
+def test_unreadable_spool_folders(open_dir: Path) -> None:
     """Folders that exist but cannot be listed give unknown (None) counts, never zeros.
 
     Root lists every folder, so the reading runs in a forked child that gives up root first."""
-    _spool_files(tmp_path)
+    _spool_files(open_dir)
     for folder in ("hook-spool", "telemetry-spool"):
-        (tmp_path / folder).chmod(0o000)
-    tmp_path.chmod(0o755)
+        (open_dir / folder).chmod(0o000)
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: drop privileges, read, report, exit without running pytest's teardown
@@ -227,7 +239,7 @@ def test_unreadable_spool_folders(tmp_path: Path) -> None:
             if os.geteuid() == 0:
                 os.setgid(65534)
                 os.setuid(65534)
-            health = read_spools(tmp_path / "hook-spool", tmp_path / "telemetry-spool", NOW)
+            health = read_spools(open_dir / "hook-spool", open_dir / "telemetry-spool", NOW)
             os.write(writer, json.dumps(asdict(health)).encode())
             code = 0
         finally:
@@ -237,7 +249,7 @@ def test_unreadable_spool_folders(tmp_path: Path) -> None:
         reported = pipe.read()
     _, status = os.waitpid(pid, 0)
     for folder in ("hook-spool", "telemetry-spool"):
-        (tmp_path / folder).chmod(0o755)
+        (open_dir / folder).chmod(0o755)
     assert os.waitstatus_to_exitcode(status) == 0
     health = json.loads(reported)
     assert health["hook_spool_files"] is None
@@ -264,3 +276,40 @@ async def test_twenty_five_thousand_spool_files(tmp_path: Path) -> None:
     assert result.spool_pending == 20_000
     assert result.spool_oldest_age_seconds == pytest.approx(25_000.0)
     assert result.spool_last_error == "ingest: fail 24995"
+
+
+@pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")
+def test_stopped_daemon_in_a_read_only_folder(open_dir: Path) -> None:
+    """No -wal, and a folder the reader may not write: `mode=ro` cannot open, `immutable=1` is safe.
+
+    Root writes everywhere, so the reading runs in a forked child that gives up root first."""
+    db = open_dir / "telemetry.db"
+    with store(db) as w:
+        message(w, "2026-08-17T10:00:00Z", message_id="m", input_tokens=5)
+    for suffix in ("-wal", "-shm"):
+        assert not Path(f"{db}{suffix}").exists()  # a clean daemon shutdown leaves neither
+    open_dir.chmod(0o555)
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(reader)
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            import asyncio
+
+            snapshot = asyncio.run(read(db))
+            os.write(writer, str(snapshot.usage.totals[Window.ALL].input_tokens).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        reported = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    open_dir.chmod(0o755)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert reported == "5"
+    assert sorted(p.name for p in open_dir.iterdir()) == ["telemetry.db"]

@@ -142,3 +142,26 @@ def test_pip_install_runs_without_home_assistant(tmp_path: Path, demo: Path) -> 
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["totals"]["7d"]["messages"] > 0
+
+
+def test_main_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same command through `main()`, so that its code is measured by coverage too."""
+    from custom_components.openusage.core.cli import main
+
+    assert main(["demo-store", str(tmp_path / "s"), "--events", "300", "--days", "3", "--now", NOW]) == 0
+    capsys.readouterr()
+    db = str(tmp_path / "s" / "telemetry.db")
+    assert main(["snapshot", "--db", db, "--now", NOW, "--tz", "UTC", "--hook-spool", str(tmp_path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["spool"]["hook_spool_files"] == 0  # the overriding folder holds no hook files
+    assert printed["spool"]["spool_pending"] == 2
+    assert main(["snapshot", "--db", str(tmp_path / "none.db"), "--now", NOW]) == 3
+    assert "no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["snapshot", "--db", db, "--busy-timeout", "zero"])
+    assert exit_info.value.code == 2
+    assert main(["snapshot", "--db", db]) == 0  # default clock and the machine's zone
+    assert json.loads(capsys.readouterr().out)["time_zone"]
+    blocked = tmp_path / "blocked"
+    blocked.write_text("x")
+    assert main(["demo-store", str(blocked / "inner")]) == 2

@@ -98,9 +98,7 @@ async def test_same_store_twice_aborts(
     assert result["reason"] == "already_configured"
 
 
-async def test_reconfigure_moves_the_entry(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry, tmp_path: Path
-) -> None:
+async def test_reconfigure_moves_the_entry(hass: HomeAssistant, loaded_entry: MockConfigEntry, tmp_path: Path) -> None:
     moved = tmp_path / "moved"
     generate_demo_store(moved, days=10, events=200, now=NOW)
     result = await hass.config_entries.flow.async_init(
@@ -109,9 +107,7 @@ async def test_reconfigure_moves_the_entry(
     assert result["step_id"] == "reconfigure"
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_PATH: str(tmp_path / "nope.db")})
     assert result["errors"] == {CONF_PATH: "missing"}
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_PATH: str(moved / "telemetry.db")}
-    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_PATH: str(moved / "telemetry.db")})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()

@@ -16,7 +16,14 @@ async def test_diagnostics_are_redacted(
 ) -> None:
     result = await async_get_config_entry_diagnostics(hass, loaded_entry)
     text = json.dumps(result)
-    for secret in (loaded_entry.data["path"], "claude-code", "codex-cli", "api-server", "web-app", "database is locked"):
+    for secret in (
+        loaded_entry.data["path"],
+        "claude-code",
+        "codex-cli",
+        "api-server",
+        "web-app",
+        "database is locked",
+    ):
         assert secret not in text, secret
     assert result["entry"]["data"]["path"] == "**REDACTED**"
     assert result["snapshot"]["quotas"][0]["account_id"] == "**REDACTED**"

@@ -74,7 +74,9 @@ async def test_every_state_equals_the_core_snapshot(
     await _all_enabled(hass, loaded_entry)
     core = await read_store(store_path, NOW, ZoneInfo(hass.config.time_zone))
     registry = er.async_get(hass)
-    by_unique_id = {e.unique_id: e.entity_id for e in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)}
+    by_unique_id = {
+        e.unique_id: e.entity_id for e in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
+    }
     specs = catalog(core)
     assert len(specs) == len(by_unique_id)
     for spec in specs:
@@ -150,7 +152,9 @@ async def test_breakdown_sensors_from_options(
     hass: HomeAssistant, config_entry: MockConfigEntry, allow_store: None, frozen: None
 ) -> None:
     config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(config_entry, options={CONF_BREAKDOWN_SENSORS: ["model", "tool", "agent", "project"]})
+    hass.config_entries.async_update_entry(
+        config_entry, options={CONF_BREAKDOWN_SENSORS: ["model", "tool", "agent", "project"]}
+    )
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
     assert hass.states.get("sensor.openusage_claude_sonnet_4_5_cost_today") is not None
@@ -165,7 +169,9 @@ async def test_device_removal_is_refused_while_the_store_has_it(
     from custom_components.openusage import async_remove_config_entry_device
 
     registry = dr.async_get(hass)
-    device = next(d for d in dr.async_entries_for_config_entry(registry, loaded_entry.entry_id) if d.name == "OpenUsage")
+    device = next(
+        d for d in dr.async_entries_for_config_entry(registry, loaded_entry.entry_id) if d.name == "OpenUsage"
+    )
     assert not await async_remove_config_entry_device(hass, loaded_entry, device)
     stray = registry.async_get_or_create(config_entry_id=loaded_entry.entry_id, identifiers={(DOMAIN, "gone")})
     assert await async_remove_config_entry_device(hass, loaded_entry, stray)

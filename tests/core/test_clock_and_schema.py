@@ -1,0 +1,65 @@
+"""Time parsing, window bounds and the schema's release ranges."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from custom_components.openusage.core.clock import format_utc, local_midnight, normalize_stored, parse_time, sort_key
+from custom_components.openusage.core.schema import release_range
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-08-17T11:02:03Z", "2026-08-17T11:02:03Z"),
+        ("2026-08-17T11:02:03.123456789Z", "2026-08-17T11:02:03.123456Z"),
+        ("2026-08-17T13:02:03+02:00", "2026-08-17T11:02:03Z"),
+        ("2026-08-17 11:02:03", "2026-08-17T11:02:03Z"),
+        ("2026-08-17", "2026-08-17T00:00:00Z"),
+        ("1786964523", "2026-08-17T11:02:03Z"),
+        ("1786964523000", "2026-08-17T11:02:03Z"),
+        ("1786964523000000", "2026-08-17T11:02:03Z"),
+        (1786964523, "2026-08-17T11:02:03Z"),
+        (1786964523.5, "2026-08-17T11:02:03.5Z"),
+    ],
+)
+def test_parse_time_forms(text: object, expected: str) -> None:
+    parsed = parse_time(text)
+    assert parsed is not None
+    assert format_utc(parsed) == expected
+
+
+@pytest.mark.parametrize("text", ["", "  ", "soon", None, True, [], "2026-13-45", "99999999999999999999"])
+def test_parse_time_rejects(text: object) -> None:
+    assert parse_time(text) is None
+
+
+def test_sort_key_orders_fractions_and_whole_seconds() -> None:
+    stamps = ["2026-08-17T11:00:00.5Z", "2026-08-17T11:00:00Z", "2026-08-17T11:00:00.05Z", "2026-08-17T10:59:59.999Z"]
+    assert sorted(stamps, key=sort_key) == [
+        "2026-08-17T10:59:59.999Z", "2026-08-17T11:00:00Z", "2026-08-17T11:00:00.05Z", "2026-08-17T11:00:00.5Z"
+    ]  # fmt: skip
+    assert sorted(stamps) != sorted(stamps, key=sort_key)  # plain text order is wrong here
+
+
+def test_normalize_stored_keeps_rfc3339_and_rewrites_the_rest() -> None:
+    assert normalize_stored("2026-08-17T11:02:03.123456789Z") == "2026-08-17T11:02:03.123456789Z"
+    assert normalize_stored("2026-08-17 11:02:03") == "2026-08-17T11:02:03Z"
+    assert normalize_stored("garbage") == "garbage"
+
+
+def test_local_midnight_on_a_day_whose_midnight_is_skipped() -> None:
+    from zoneinfo import ZoneInfo
+
+    # Chile springs forward at 00:00 on 2026-09-06: the day starts at 01:00 local, 04:00 UTC.
+    now = datetime(2026, 9, 6, 15, tzinfo=UTC)
+    assert local_midnight(now, ZoneInfo("America/Santiago")) == datetime(2026, 9, 6, 4, tzinfo=UTC)
+
+
+def test_release_ranges() -> None:
+    assert release_range({"usage_events", "usage_raw_events"}) == "0.5.0-0.6.4"
+    assert release_range({"usage_events", "_migrations"}) == "0.6.5-0.13.x"
+    assert release_range({"usage_events", "_migrations", "balance_observations"}) == "0.14.0-0.21.x"
+    assert release_range({"usage_events", "daemon_meta", "usage_rollup_daily"}) == ">=0.22.0"
