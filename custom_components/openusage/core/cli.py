@@ -1,6 +1,7 @@
-"""The `openusage-ha` command: `snapshot`, `demo-store` (and the MQTT publisher's `publish`).
+"""The `openusage-ha` command: `snapshot`, `publish` and `demo-store`.
 
-Exit codes: 0 done, 2 bad arguments, 3 the store cannot be read. Errors are one line on stderr.
+Exit codes: 0 done, 2 bad arguments, 3 the store cannot be read, 4 the broker cannot be reached
+(`publish --once`). Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -8,15 +9,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
+import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .clock import parse_time
 from .demo import generate_demo_store
+from .discovery import node_id_from
+from .publisher import (
+    PASSWORD_ENV,
+    Publisher,
+    PublishSettings,
+    SettingsError,
+    dry_run,
+    install_signal_handlers,
+    load_toml,
+    read_password,
+)
 from .reader import DEFAULT_ACTIVE_MINUTES, ReadOptions, StoreError, merge_links, read_store
 from .snapshot_json import snapshot_to_json
 
@@ -100,6 +116,25 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--spool", type=Path, help="telemetry spool folder (default: beside the store)")
     snap.add_argument("--busy-timeout", type=_positive, default=5.0, help="seconds to wait for a lock")
 
+    pub = commands.add_parser("publish", help="publish the figures to an MQTT broker with HA discovery")
+    pub.add_argument("--config", type=Path, help="TOML file with any of these settings")
+    pub.add_argument("--db", type=Path, help="path of telemetry.db")
+    pub.add_argument("--broker", help="mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+    pub.add_argument("--username")
+    pub.add_argument("--password-file", type=Path, help=f"file holding the password (or set {PASSWORD_ENV})")
+    pub.add_argument("--tls-ca", type=Path)
+    pub.add_argument("--tls-cert", type=Path)
+    pub.add_argument("--tls-key", type=Path)
+    pub.add_argument("--discovery-prefix")
+    pub.add_argument("--node-id", help="this machine's id in topics and unique ids (default: the host name)")
+    pub.add_argument("--interval", type=_positive, help="seconds between refreshes (default 60)")
+    pub.add_argument("--tz", type=_zone)
+    pub.add_argument("--active-minutes", type=_positive)
+    pub.add_argument("--link", type=_link, action="append", default=None, metavar="SRC=DST")
+    pub.add_argument("--once", action="store_true", help="publish once, then exit")
+    pub.add_argument("--dry-run", action="store_true", help="print topics and payloads instead of connecting")
+    pub.add_argument("-v", "--verbose", action="store_true")
+
     demo = commands.add_parser("demo-store", help="write a realistic demo store and spools")
     demo.add_argument("dir", type=Path)
     demo.add_argument("--days", type=_count, default=120)
@@ -142,10 +177,67 @@ def _demo_store(args: argparse.Namespace) -> int:
     return 0
 
 
+def publish_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> PublishSettings:
+    """Command-line options over the TOML file's settings over the defaults."""
+    file: dict[str, Any] = load_toml(args.config) if args.config else {}
+
+    def pick(name: str) -> Any:
+        value = getattr(args, name, None)
+        return value if value is not None else file.get(name)
+
+    db, broker = pick("db"), pick("broker")
+    if not db or not broker:
+        raise SettingsError("--db and --broker are required (on the command line or in --config)")
+    links = args.link if args.link is not None else [_link(item) for item in file.get("link", [])]
+    zone = pick("tz")
+    password_file = pick("password_file")
+    settings = PublishSettings(
+        db=Path(db),
+        broker=str(broker),
+        username=pick("username"),
+        password=read_password(Path(password_file) if password_file else None, environ),
+        tls_ca=Path(pick("tls_ca")) if pick("tls_ca") else None,
+        tls_cert=Path(pick("tls_cert")) if pick("tls_cert") else None,
+        tls_key=Path(pick("tls_key")) if pick("tls_key") else None,
+        discovery_prefix=str(pick("discovery_prefix") or "homeassistant").strip("/"),
+        node_id=node_id_from(str(pick("node_id") or socket.gethostname())),
+        interval=float(pick("interval") or 60.0),
+        zone=zone if isinstance(zone, ZoneInfo) else (_zone(zone) if zone else local_zone()),
+        read_options=ReadOptions(
+            active_minutes=float(pick("active_minutes") or DEFAULT_ACTIVE_MINUTES),
+            provider_links=merge_links(dict(links)),
+        ),
+    )
+    settings.host_port_tls  # noqa: B018  (validates the broker URL now, not at connect time)
+    return settings
+
+
+def _publish(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = publish_settings(args, os.environ)
+    except (SettingsError, argparse.ArgumentTypeError) as err:
+        print(f"openusage-ha: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dry_run:
+        return dry_run(settings, sys.stdout)
+    publisher = Publisher(settings)
+    restore = install_signal_handlers(publisher)
+    try:
+        return publisher.run(once=args.once)
+    finally:
+        restore()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "snapshot":
         return _snapshot(args)
+    if args.command == "publish":
+        return _publish(args)
     return _demo_store(args)
 
 

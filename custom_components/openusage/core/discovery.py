@@ -1,0 +1,217 @@
+"""Home Assistant MQTT discovery for the catalog's entities: topics and payloads, no I/O.
+
+One device-based discovery document per device (`<prefix>/device/<id>/config`), one retained JSON
+state document per device, and two availability topics: the publisher's own (its Last Will) and
+the store's. Usage totals listen only to the store's, so they keep their last value while the
+workstation sleeps; live figures (quotas, active sessions, health) also listen to the publisher's and
+carry `expire_after`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .catalog import HUB, DeviceSpec, EntitySpec, account_devices, catalog, last_reset, slug
+from .models import Breakdown, Snapshot
+
+ORIGIN = {"name": "openusage-ha", "sw": "0.1.0", "url": "https://github.com/openusage-ha/openusage-ha"}
+TOPIC_ROOT = "openusage"
+ONLINE = "online"
+OFFLINE = "offline"
+MIN_EXPIRE_AFTER = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: str
+    retain: bool = True
+    qos: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Every topic of one publisher (one workstation)."""
+
+    prefix: str
+    node_id: str
+
+    @property
+    def availability(self) -> str:
+        return f"{TOPIC_ROOT}/{self.node_id}/availability"
+
+    @property
+    def store_availability(self) -> str:
+        return f"{TOPIC_ROOT}/{self.node_id}/store"
+
+    @property
+    def birth(self) -> str:
+        return f"{self.prefix}/status"
+
+    def device_id(self, device_key: str) -> str:
+        suffix = "" if device_key == HUB else "_" + slug(device_key.replace("/", " "))
+        return f"openusage_{self.node_id}{suffix}"
+
+    def discovery(self, device_key: str) -> str:
+        return f"{self.prefix}/device/{self.device_id(device_key)}/config"
+
+    @property
+    def discovery_filter(self) -> str:
+        """Subscription that returns every retained device config (ours are told apart by id)."""
+        return f"{self.prefix}/device/+/config"
+
+    def owns(self, discovery_topic: str) -> bool:
+        head = f"{self.prefix}/device/openusage_{self.node_id}"
+        return (
+            discovery_topic.startswith(head)
+            and discovery_topic.endswith("/config")
+            and (discovery_topic[len(head)] in "/_")
+        )
+
+    def state(self, device_key: str) -> str:
+        return f"{TOPIC_ROOT}/{self.node_id}/{self.device_id(device_key)}/state"
+
+    def attributes(self, device_key: str) -> str:
+        return f"{TOPIC_ROOT}/{self.node_id}/{self.device_id(device_key)}/attributes"
+
+
+def node_id_from(name: str) -> str:
+    return slug(name, limit=32)
+
+
+def _component_id(spec: EntitySpec) -> str:
+    return slug(spec.key)
+
+
+def _is_total(spec: EntitySpec) -> bool:
+    """Usage totals keep their last value when the publisher goes away; live figures do not."""
+    return not spec.expires and spec.entity_category is None
+
+
+def _state_value(spec: EntitySpec, snapshot: Snapshot) -> Any:
+    value = spec.value(snapshot)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if spec.platform == "binary_sensor" and value is not None:
+        return "ON" if value else "OFF"
+    return value
+
+
+def _device_block(topics: Topics, device: DeviceSpec | None, hostname: str) -> dict[str, Any]:
+    if device is None:
+        return {
+            "identifiers": [topics.device_id(HUB)],
+            "name": f"OpenUsage {hostname}",
+            "manufacturer": "openusage",
+            "model": "Telemetry store",
+            "sw_version": ORIGIN["sw"],
+        }
+    return {
+        "identifiers": [topics.device_id(device.key)],
+        "name": f"{device.name} ({hostname})",
+        "manufacturer": "openusage",
+        "model": device.model,
+        "via_device": topics.device_id(HUB),
+    }
+
+
+def _component(topics: Topics, spec: EntitySpec, interval: float) -> dict[str, Any]:
+    component_id = _component_id(spec)
+    unique_id = f"{topics.device_id(spec.device)}_{component_id}"
+    config: dict[str, Any] = {
+        "p": spec.platform,
+        "name": spec.name,
+        "unique_id": unique_id,
+        "object_id": unique_id,  # Home Assistant before 2025.10
+        "default_entity_id": f"{spec.platform}.{unique_id}",
+        "state_topic": topics.state(spec.device),
+        "value_template": f"{{{{ value_json['{component_id}'] }}}}",
+    }
+    if _is_total(spec):
+        config["availability"] = [{"topic": topics.store_availability}]
+    else:
+        config["availability"] = [{"topic": topics.store_availability}, {"topic": topics.availability}]
+        config["availability_mode"] = "all"
+    for key, value in (
+        ("device_class", spec.device_class),
+        ("state_class", spec.state_class),
+        ("unit_of_measurement", spec.unit),
+        ("entity_category", spec.entity_category),
+        ("suggested_display_precision", spec.precision),
+        ("options", list(spec.options) if spec.options else None),
+    ):
+        if value is not None:
+            config[key] = value
+    if not spec.enabled_default:
+        config["enabled_by_default"] = False
+    if spec.expires:
+        config["expire_after"] = int(max(MIN_EXPIRE_AFTER, 3 * interval))
+    if spec.attributes is not None:
+        config["json_attributes_topic"] = topics.attributes(spec.device)
+        config["json_attributes_template"] = f"{{{{ value_json['{component_id}'] | tojson }}}}"
+    if spec.last_reset_at_midnight:
+        config["last_reset_value_template"] = "{{ value_json.last_reset }}"
+    return config
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything to publish for one snapshot: per device, its discovery, state and attributes."""
+
+    discovery: dict[str, dict[str, Any]]  # discovery topic → document
+    states: dict[str, str]  # state or attributes topic → JSON text
+
+
+def plan(
+    snapshot: Snapshot,
+    topics: Topics,
+    hostname: str,
+    interval: float,
+    *,
+    breakdown_sensors: frozenset[Breakdown] = frozenset(),
+    removed: dict[str, dict[str, str]] | None = None,
+) -> Plan:
+    """The discovery documents and state payloads of a snapshot.
+
+    `removed` maps a discovery topic to components that existed before and must be removed by
+    publishing them with only their platform (`{"p": ...}`) once.
+    """
+    specs = catalog(snapshot, breakdown_sensors)
+    devices: dict[str, DeviceSpec | None] = {HUB: None, **account_devices(snapshot)}
+    discovery: dict[str, dict[str, Any]] = {}
+    states: dict[str, str] = {}
+    for key, device in devices.items():
+        mine = [s for s in specs if s.device == key]
+        components = {_component_id(s): _component(topics, s, interval) for s in mine}
+        topic = topics.discovery(key)
+        for component_id, platform in (removed or {}).get(topic, {}).items():
+            components.setdefault(component_id, {"p": platform})
+        discovery[topic] = {
+            "dev": _device_block(topics, device, hostname),
+            "o": ORIGIN,
+            "cmps": components,
+            "qos": 1,
+        }
+        state: dict[str, Any] = {_component_id(s): _state_value(s, snapshot) for s in mine}
+        if any(s.last_reset_at_midnight for s in mine):
+            state["last_reset"] = last_reset(snapshot).isoformat()
+        states[topics.state(key)] = json.dumps(state, sort_keys=True)
+        attributes = {_component_id(s): s.attributes(snapshot) for s in mine if s.attributes is not None}
+        if attributes:
+            states[topics.attributes(key)] = json.dumps(attributes, sort_keys=True, default=str)
+    return Plan(discovery=discovery, states=states)
+
+
+def components_of(document: dict[str, Any]) -> dict[str, str]:
+    """Component id → platform of a discovery document (ours or one read back from the broker)."""
+    components = document.get("cmps") or document.get("components") or {}
+    if not isinstance(components, dict):
+        return {}
+    return {
+        str(cid): str(c.get("p") or c.get("platform") or "sensor")
+        for cid, c in components.items()
+        if isinstance(c, dict) and len(c) > 1  # a platform-only entry is already a removal
+    }

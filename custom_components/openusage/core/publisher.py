@@ -1,0 +1,354 @@
+"""`openusage-ha publish`: sends the store's figures to an MQTT broker with Home Assistant discovery.
+
+It keeps running through an unreadable store, a broker restart or a network loss: the store's
+entities go unavailable (and the log says why), the connection is retried with exponential
+back-off, and after every (re)connect and every Home Assistant birth message the current discovery
+and states are published again. Nothing is queued while disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .discovery import OFFLINE, ONLINE, Message, Plan, Topics, components_of, node_id_from, plan
+from .models import Breakdown, Snapshot
+from .reader import ReadOptions, StoreError, StoreReader
+
+_LOGGER = logging.getLogger("openusage_ha.publish")
+PASSWORD_ENV = "OPENUSAGE_HA_MQTT_PASSWORD"
+# How long to collect our own retained discovery documents before cleaning up stale ones.
+READ_BACK_SECONDS = 2.0
+BIRTH_DELAY = (1.0, 5.0)  # seconds, random within: not every publisher answers a birth at once
+CONNECT_TIMEOUT = 30.0
+
+
+class SettingsError(ValueError):
+    """A publish setting is missing or wrong; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishSettings:
+    db: Path
+    broker: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never printed
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    discovery_prefix: str = "homeassistant"
+    node_id: str = field(default_factory=lambda: node_id_from(socket.gethostname()))
+    interval: float = 60.0
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    read_options: ReadOptions = field(default_factory=ReadOptions)
+    breakdown_sensors: frozenset[Breakdown] = frozenset()
+
+    @property
+    def host_port_tls(self) -> tuple[str, int, bool]:
+        parts = urlsplit(self.broker)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise SettingsError(f"broker must look like mqtt://HOST[:PORT] or mqtts://HOST[:PORT], not {self.broker!r}")
+        tls = parts.scheme == "mqtts"
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError:
+            raise SettingsError(f"bad port in {self.broker!r}") from None
+        return parts.hostname, port, tls
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Settings from a TOML file: the same names as the command's options, with underscores."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as err:
+        raise SettingsError(f"{path}: {err.strerror or err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise SettingsError(f"{path}: not valid TOML ({err})") from None
+    known = {f.name for f in fields(PublishSettings)} | {"password_file", "tz", "active_minutes", "link"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    return data
+
+
+def read_password(password_file: Path | None, environ: Mapping[str, str]) -> str | None:
+    if password_file is not None:
+        try:
+            return password_file.read_text().strip()
+        except OSError as err:
+            raise SettingsError(f"{password_file}: {err.strerror or err}") from None
+    return environ.get(PASSWORD_ENV) or None
+
+
+class Publisher:
+    """One workstation's publisher: a paho client thread plus a refresh loop in the caller's thread."""
+
+    def __init__(self, settings: PublishSettings, hostname: str | None = None) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.discovery_prefix, settings.node_id)
+        self.hostname = hostname or socket.gethostname()
+        self.reader = StoreReader(settings.db, settings.read_options)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._lock = threading.Lock()
+        self._full_publish = False  # set on connect and on a birth message
+        self._retained: dict[str, dict[str, str]] = {}  # our discovery topics on the broker → components
+        self._reading_back = False
+        self._published_states: dict[str, str] = {}
+        self._published_discovery: dict[str, str] = {}
+        self._store_ok: bool | None = None
+        self._last_snapshot: Snapshot | None = None
+        self._client: mqtt.Client | None = None
+
+    # -- MQTT plumbing -------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        host, port, tls = self.settings.host_port_tls
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"openusage-ha-{self.topics.node_id}-{random.getrandbits(32):08x}",
+            protocol=mqtt.MQTTv311,
+        )
+        client.enable_logger(logging.getLogger("openusage_ha.mqtt"))
+        if self.settings.username:
+            client.username_pw_set(self.settings.username, self.settings.password)
+        if tls or self.settings.tls_ca:
+            client.tls_set(
+                ca_certs=str(self.settings.tls_ca) if self.settings.tls_ca else None,
+                certfile=str(self.settings.tls_cert) if self.settings.tls_cert else None,
+                keyfile=str(self.settings.tls_key) if self.settings.tls_key else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=60)  # exponential back-off
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.connect_async(host, port, keepalive=30)
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object, reason: Any, _props: object) -> None:
+        if reason.is_failure:
+            _LOGGER.warning("broker refused the connection: %s", reason)
+            return
+        _LOGGER.info("connected to %s", self._safe_broker())
+        client.subscribe(self.topics.birth, qos=1)
+        with self._lock:
+            self._full_publish = True
+        self._connected.set()
+        self._wake.set()
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: object, _flags: object, reason: Any, _props: object
+    ) -> None:
+        self._connected.clear()
+        if not self._stop.is_set():
+            _LOGGER.warning("disconnected from the broker (%s); reconnecting", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.topics.birth:
+            if message.payload.decode(errors="replace").strip() == ONLINE:
+                delay = random.uniform(*BIRTH_DELAY)
+                _LOGGER.info("Home Assistant came online; publishing everything again in %.1f s", delay)
+                timer = threading.Timer(delay, self._request_full_publish)
+                timer.daemon = True
+                timer.start()
+            return
+        if self._reading_back and self.topics.owns(message.topic) and message.retain:
+            try:
+                document = json.loads(message.payload) if message.payload else {}
+            except ValueError:
+                document = {}
+            with self._lock:
+                self._retained[message.topic] = components_of(document) if isinstance(document, dict) else {}
+
+    def _request_full_publish(self) -> None:
+        with self._lock:
+            self._full_publish = True
+        self._wake.set()
+
+    def _safe_broker(self) -> str:
+        """The broker URL without any credentials that may have been written into it."""
+        parts = urlsplit(self.settings.broker)
+        return f"{parts.scheme}://{parts.hostname}:{self.settings.host_port_tls[1]}"
+
+    def _send(self, messages: list[Message]) -> None:
+        client = self._client
+        assert client is not None
+        infos = [client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain) for m in messages]
+        for info in infos:
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(timeout=10)
+
+    # -- figures -------------------------------------------------------------------------------
+    def _refresh(self, runner: asyncio.Runner) -> Snapshot | None:
+        try:
+            snapshot = runner.run(self.reader.refresh(datetime.now(UTC), self.settings.zone))
+        except StoreError as err:
+            if self._store_ok is not False:
+                _LOGGER.error("cannot read the store, its entities are unavailable: %s", err)  # noqa: TRY400
+            self._store_ok = False
+            return None
+        if self._store_ok is False:
+            _LOGGER.info("the store is readable again")
+        self._store_ok = True
+        self._last_snapshot = snapshot
+        return snapshot
+
+    def current_plan(self, snapshot: Snapshot, removed: dict[str, dict[str, str]] | None = None) -> Plan:
+        return plan(
+            snapshot,
+            self.topics,
+            self.hostname,
+            self.settings.interval,
+            breakdown_sensors=self.settings.breakdown_sensors,
+            removed=removed,
+        )
+
+    def _read_back(self) -> None:
+        """Collect the discovery documents this node left on the broker (retained), to clean up."""
+        client = self._client
+        assert client is not None
+        self._reading_back = True
+        client.subscribe(self.topics.discovery_filter, qos=1)
+        time.sleep(READ_BACK_SECONDS)
+        client.unsubscribe(self.topics.discovery_filter)
+        self._reading_back = False
+
+    def _publish(self, snapshot: Snapshot | None, full: bool) -> None:
+        store_state = Message(self.topics.store_availability, ONLINE if snapshot else OFFLINE)
+        messages: list[Message] = []
+        if snapshot is None:
+            self._send([store_state, Message(self.topics.availability, ONLINE)] if full else [store_state])
+            return
+        with self._lock:
+            retained, self._retained = self._retained, {}
+        removed: dict[str, dict[str, str]] = {}
+        current = self.current_plan(snapshot)
+        for topic, components in retained.items():
+            produced = current.discovery.get(topic)
+            if produced is None:
+                messages.append(Message(topic, ""))  # a whole device this node no longer has
+                continue
+            gone = {cid: p for cid, p in components.items() if cid not in produced["cmps"]}
+            if gone:
+                removed[topic] = gone
+        # Components that vanished since the last publish of this run are removed the same way.
+        for topic, text in self._published_discovery.items():
+            before = components_of(json.loads(text))
+            produced = current.discovery.get(topic)
+            if produced is None:
+                messages.append(Message(topic, ""))
+                continue
+            gone = {cid: p for cid, p in before.items() if cid not in produced["cmps"]}
+            if gone:
+                removed.setdefault(topic, {}).update(gone)
+        full_plan = self.current_plan(snapshot, removed) if removed else current
+        for topic, document in full_plan.discovery.items():
+            text = json.dumps(document, sort_keys=True)
+            if full or self._published_discovery.get(topic) != text:
+                messages.append(Message(topic, text))
+        if full:
+            messages.append(Message(self.topics.availability, ONLINE))
+        messages.append(store_state)
+        for topic, text in full_plan.states.items():
+            if full or self._published_states.get(topic) != text:
+                messages.append(Message(topic, text))
+        self._send(messages)
+        self._published_discovery = {t: json.dumps(d, sort_keys=True) for t, d in current.discovery.items()}
+        self._published_states = dict(full_plan.states)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self, once: bool = False) -> int:
+        self._client = self._make_client()
+        self._client.loop_start()
+        first = True
+        try:
+            with asyncio.Runner() as runner:
+                while not self._stop.is_set():
+                    if not self._connected.wait(CONNECT_TIMEOUT if once else self.settings.interval):
+                        if once:
+                            _LOGGER.error("could not connect to %s", self._safe_broker())
+                            return 4
+                        continue
+                    if first:
+                        self._read_back()
+                        first = False
+                    snapshot = self._refresh(runner)
+                    with self._lock:
+                        full, self._full_publish = self._full_publish, False
+                    if self._connected.is_set():
+                        self._publish(snapshot, full)
+                    elif full:
+                        self._request_full_publish()
+                    if once:
+                        return 0 if snapshot is not None else 3
+                    self._wake.wait(self.settings.interval)
+                    self._wake.clear()
+            return 0
+        finally:
+            self._shutdown(graceful_offline=not once)
+
+    def _shutdown(self, graceful_offline: bool) -> None:
+        client = self._client
+        if client is None:
+            return
+        if graceful_offline and self._connected.is_set():
+            info = client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
+            info.wait_for_publish(timeout=5)
+        client.disconnect()
+        client.loop_stop()
+
+
+def dry_run(settings: PublishSettings, out: TextIO, hostname: str | None = None) -> int:
+    """Print every topic and payload one publish would send, without connecting."""
+    publisher = Publisher(settings, hostname)
+    try:
+        snapshot = asyncio.run(publisher.reader.refresh(datetime.now(UTC), settings.zone))
+    except StoreError as err:
+        print(f"openusage-ha: {err}", file=sys.stderr)
+        return 3
+    result = publisher.current_plan(snapshot)
+    lines = [(t, json.dumps(d, sort_keys=True)) for t, d in result.discovery.items()]
+    lines += [(publisher.topics.availability, ONLINE), (publisher.topics.store_availability, ONLINE)]
+    lines += list(result.states.items())
+    for topic, payload in lines:
+        out.write(f"{topic} {payload}\n")
+    return 0
+
+
+def install_signal_handlers(publisher: Publisher) -> Callable[[], None]:
+    """SIGTERM and SIGINT stop the loop, which then publishes `offline` and disconnects."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: publisher.stop())
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
