@@ -3,11 +3,4 @@ starts, so that Home Assistant's loader finds this integration rather than its o
 
 from __future__ import annotations
 
-import pytest
-
 import custom_components  # noqa: F401  (must come before Home Assistant looks for integrations)
-
-
-@pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
-    """Let Home Assistant load the integration from custom_components/ in every HA test."""

@@ -16,6 +16,11 @@ from custom_components.openusage.core.demo import generate_demo_store
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load the integration from custom_components/."""
+
+
 @pytest.fixture
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension

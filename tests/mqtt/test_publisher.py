@@ -1,0 +1,267 @@
+"""The publisher against a real Mosquitto broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from custom_components.openusage.core.demo import EventWriter
+from custom_components.openusage.core.discovery import Topics, plan
+from custom_components.openusage.core.reader import read_store
+from tests.storebuilder import limit_snapshot, message
+
+from .broker import Broker, Recorder, mosquitto, publish, retained
+
+REPO = Path(__file__).parents[2]
+TOPICS = Topics("homeassistant", "testbox")
+HUB_CONFIG = TOPICS.discovery("hub")
+
+
+def command(store: Path, broker_url: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "custom_components.openusage.core.cli", "publish", "--db", str(store),
+            "--broker", broker_url, "--node-id", "testbox", "--tz", "UTC", *extra]  # fmt: skip
+
+
+def run_once(store: Path, broker: Broker, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command(store, broker.url, "--once", *extra), capture_output=True, text=True, timeout=120, cwd=REPO,
+        env={**os.environ, **(env or {})}, check=False,
+    )  # fmt: skip
+
+
+def start(store: Path, broker_url: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command(store, broker_url, "--interval", "2", *extra), cwd=REPO, stderr=subprocess.PIPE, text=True
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=20)
+    return err
+
+
+def test_discovery_payloads_flags_and_states(store: Path, broker: Broker) -> None:
+    result = run_once(store, broker)
+    assert result.returncode == 0, result.stderr
+    with Recorder(broker.port) as rec:
+        rec.wait_for(lambda: rec.latest(HUB_CONFIG) is not None)
+        time.sleep(0.5)
+        snapshot = asyncio.run(read_store(store, datetime.now(UTC), __import__("zoneinfo").ZoneInfo("UTC")))
+        expected = plan(snapshot, TOPICS, hostname=os.uname().nodename, interval=60.0)
+        configs = {m.topic: m for m in rec.messages if m.topic.startswith("homeassistant/device/")}
+        assert set(configs) == set(expected.discovery)
+        for topic, received in configs.items():
+            assert received.retain, topic
+            assert received.qos == 1, topic
+            document = json.loads(received.payload)
+            assert document["o"]["name"] == "openusage-ha"
+            assert document["dev"]["identifiers"] == [topic.split("/")[2]]
+            for component_id, component in document["cmps"].items():
+                assert component["p"] in ("sensor", "binary_sensor")
+                assert component["unique_id"] == f"{topic.split('/')[2]}_{component_id}"
+                assert component["default_entity_id"] == f"{component['p']}.{component['unique_id']}"
+                assert component["object_id"] == component["unique_id"]
+        hub = json.loads(configs[HUB_CONFIG].payload)["cmps"]
+        assert hub["cost_today"]["device_class"] == "monetary"
+        assert hub["cost_today"]["state_class"] == "total"
+        assert hub["cost_today"]["unit_of_measurement"] == "USD"
+        assert "expire_after" not in hub["cost_today"]  # totals keep their value
+        assert hub["cost_today"]["availability"] == [{"topic": TOPICS.store_availability}]
+        assert hub["active_sessions"]["expire_after"] >= 300
+        assert hub["active_sessions"]["availability_mode"] == "all"
+        assert hub["input_tokens_today"]["enabled_by_default"] is False
+        assert hub["store_size"]["entity_category"] == "diagnostic"
+        assert rec.latest(TOPICS.availability).payload == b"online"
+        assert rec.latest(TOPICS.store_availability).payload == b"online"
+        for topic, text in expected.states.items():
+            got = json.loads(rec.latest(topic).payload)
+            want = json.loads(text)
+            for key in ("snapshot_age", "oldest_spool_age"):  # seconds tick between the two reads
+                got.pop(key, None)
+                want.pop(key, None)
+            assert got == want, topic
+
+
+def test_last_will_when_killed(store: Path, broker: Broker) -> None:
+    with Recorder(broker.port, (TOPICS.availability,)) as rec:
+        process = start(store, broker.url)
+        try:
+            rec.wait_for(
+                lambda: rec.latest(TOPICS.availability) and rec.latest(TOPICS.availability).payload == b"online"
+            )
+        finally:
+            process.kill()
+            process.wait()
+        rec.wait_for(lambda: rec.latest(TOPICS.availability).payload == b"offline", timeout=10)
+    assert retained(broker.port, TOPICS.availability)[TOPICS.availability] == b"offline"
+
+
+def test_clean_shutdown_publishes_offline(store: Path, broker: Broker) -> None:
+    with Recorder(broker.port, (TOPICS.availability,)) as rec:
+        process = start(store, broker.url)
+        rec.wait_for(lambda: rec.latest(TOPICS.availability) and rec.latest(TOPICS.availability).payload == b"online")
+        stop(process)
+        assert process.returncode == 0
+        rec.wait_for(lambda: rec.latest(TOPICS.availability).payload == b"offline", timeout=5)
+
+
+def test_republishes_on_birth_and_only_changes_otherwise(store: Path, broker: Broker) -> None:
+    with Recorder(broker.port) as rec:
+        process = start(store, broker.url)
+        try:
+            rec.wait_for(lambda: rec.latest(HUB_CONFIG) is not None)
+            time.sleep(5)  # two more polls with nothing new
+            assert len(rec.on(HUB_CONFIG)) == 1  # nothing changed: nothing re-sent
+            rec.clear()
+            publish(broker.port, "homeassistant/status", "online")
+            rec.wait_for(lambda: rec.latest(HUB_CONFIG) is not None and rec.latest(TOPICS.state("hub")) is not None)
+        finally:
+            stop(process)
+
+
+def test_reconnects_after_a_broker_restart(store: Path, tmp_path: Path) -> None:
+    with mosquitto(tmp_path / "b1" if (tmp_path / "b1").mkdir() is None else tmp_path) as broker:
+        port = broker.port
+        process = start(store, broker.url)
+        try:
+            with Recorder(port) as rec:
+                rec.wait_for(lambda: rec.latest(HUB_CONFIG) is not None)
+            broker.stop()
+            time.sleep(2)
+            broker.start()  # no persistence: every retained message is gone
+            with Recorder(port) as rec:
+                rec.wait_for(lambda: rec.latest(HUB_CONFIG) is not None, timeout=40)
+                rec.wait_for(lambda: rec.latest(TOPICS.state("hub")) is not None)
+                assert rec.latest(TOPICS.availability).payload == b"online"
+        finally:
+            stop(process)
+
+
+def test_stale_topics_are_cleaned_up(store: Path, broker: Broker) -> None:
+    gone_device = TOPICS.discovery("zai/zai")
+    stale_hub = {"dev": {"identifiers": ["openusage_testbox"]}, "o": {"name": "openusage-ha"},
+                 "cmps": {"cost_today": {"p": "sensor", "unique_id": "x"},
+                          "removed_metric": {"p": "sensor", "unique_id": "openusage_testbox_removed_metric"}}}  # fmt: skip
+    publish(broker.port, gone_device, json.dumps({"dev": {}, "o": {}, "cmps": {"a": {"p": "sensor", "x": 1}}}), True)
+    publish(broker.port, HUB_CONFIG, json.dumps(stale_hub), True)
+    other = "homeassistant/device/somebody_else/config"
+    publish(broker.port, other, json.dumps({"cmps": {}}), True)
+    result = run_once(store, broker)
+    assert result.returncode == 0, result.stderr
+    left = retained(broker.port, "homeassistant/device/+/config")
+    assert gone_device not in left
+    assert other in left  # not ours: untouched
+    hub = json.loads(left[HUB_CONFIG])["cmps"]
+    assert hub["removed_metric"] == {"p": "sensor"}  # removal of a single component
+    assert "unique_id" in hub["cost_today"]
+
+
+def test_unreadable_store_keeps_running_and_recovers(store: Path, broker: Broker) -> None:
+    with Recorder(broker.port) as rec:
+        process = start(store, broker.url)
+        try:
+            rec.wait_for(lambda: rec.latest(TOPICS.store_availability) is not None)
+            moved = store.with_name("away.db")
+            store.rename(moved)
+            rec.wait_for(lambda: rec.latest(TOPICS.store_availability).payload == b"offline")
+            assert process.poll() is None
+            moved.rename(store)
+            rec.wait_for(lambda: rec.latest(TOPICS.store_availability).payload == b"online")
+        finally:
+            err = stop(process)
+    assert err.count("cannot read the store") == 1
+    assert "no such file" in err
+    assert "the store is readable again" in err
+
+
+def test_hostile_names_stay_in_their_topics(tmp_path: Path, broker: Broker) -> None:
+    db = tmp_path / "telemetry.db"
+    from tests.storebuilder import store as make_store
+
+    evil = ["a/b", "+", "#", "x y", "zaï✓", "../up", "L" * 300, "$SYS/x"]
+    with make_store(db) as writer:
+        for i, name in enumerate(evil):
+            message(writer, "2026-08-17T10:00:00Z", message_id=f"m{i}", provider_id=name, account_id=name,
+                    model_raw=name, workspace_id=name, agent_name=name, input_tokens=1)  # fmt: skip
+            limit_snapshot(writer, "2026-08-17T10:00:00Z", name, name, {"snapshot": {"status": "OK", "metrics": {
+                name: {"used": 1, "limit": 2, "remaining": None, "unit": "%", "window": name}}}})  # fmt: skip
+    with Recorder(broker.port) as rec:
+        result = run_once(db, broker, "--node-id", "evil/+#node")
+        assert result.returncode == 0, result.stderr
+        time.sleep(1)
+        topics = {m.topic for m in rec.messages}
+    assert len(topics) > 10
+    for topic in topics:
+        assert re.fullmatch(r"[a-z0-9_]+(/[a-z0-9_]+)+", topic), topic
+        assert len(topic) < 200
+
+
+def test_dry_run_prints_without_connecting(store: Path) -> None:
+    result = subprocess.run(
+        command(store, "mqtt://127.0.0.1:1", "--dry-run"), capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("homeassistant/device/openusage_testbox/config {")
+    assert any(line.startswith("openusage/testbox/availability online") for line in lines)
+
+
+def test_settings_errors_exit_2(store: Path, tmp_path: Path) -> None:
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("broker = [\n")
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('colour = "blue"\n')
+    for args in (["--broker", "http://x"], ["--config", str(bad_toml)], ["--config", str(unknown)],
+                 ["--password-file", str(tmp_path / "none")]):  # fmt: skip
+        result = subprocess.run(command(store, "mqtt://127.0.0.1", *args), capture_output=True, text=True,
+                                cwd=REPO, check=False, timeout=60)  # fmt: skip
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_settings_from_toml(store: Path, broker: Broker, tmp_path: Path) -> None:
+    config = tmp_path / "publish.toml"
+    config.write_text(f'db = "{store}"\nbroker = "{broker.url}"\nnode_id = "fromtoml"\ndiscovery_prefix = "ha"\n'
+                      'link = ["openrouter=opencode"]\ninterval = 30\n')  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "custom_components.openusage.core.cli", "publish", "--config", str(config), "--once"],
+        capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    left = retained(broker.port, "ha/device/+/config")
+    assert "ha/device/openusage_fromtoml/config" in left
+    assert not any("openrouter_openrouter" in t and "opencode" in t for t in left)
+
+
+def test_new_entities_are_published_without_restart(store: Path, broker: Broker) -> None:
+    with Recorder(broker.port) as rec:
+        process = start(store, broker.url)
+        try:
+            rec.wait_for(lambda: rec.latest(HUB_CONFIG) is not None)
+            conn = sqlite3.connect(store, isolation_level=None)
+            writer = EventWriter(conn)
+            conn.execute("BEGIN")
+            limit_snapshot(writer, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "zai", "zai", {"snapshot": {
+                "status": "OK", "metrics": {"usage_five_hour": {"used": 9, "limit": 100, "remaining": None,
+                                                                "unit": "%", "window": "5h"}}}})  # fmt: skip
+            writer.flush()
+            conn.execute("COMMIT")
+            conn.close()
+            topic = TOPICS.discovery("zai/zai")
+            rec.wait_for(lambda: rec.latest(topic) is not None)
+            state = TOPICS.state("zai/zai")
+            rec.wait_for(lambda: rec.latest(state) is not None)
+            assert json.loads(rec.latest(state).payload)["quota_usage_five_hour"] == 9.0
+        finally:
+            stop(process)
