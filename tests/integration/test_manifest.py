@@ -40,10 +40,10 @@ def test_every_entity_translation_exists() -> None:
     sensors, binaries = EN["entity"]["sensor"], EN["entity"]["binary_sensor"]
     for spec in HUB_ENTITIES:
         table = binaries if spec.platform == "binary_sensor" else sensors
-        assert spec.translation_key in table, spec.translation_key
-    for metric in KNOWN_QUOTA_METRICS:
-        assert f"quota_{metric}" in sensors
-        assert f"quota_{metric}_reset" in sensors
+        assert table[spec.translation_key]["name"] == spec.name, spec.translation_key
+    for metric, name in KNOWN_QUOTA_METRICS.items():
+        assert sensors[f"quota_{metric}"]["name"] == name  # the MQTT publisher uses the same names
+        assert sensors[f"quota_{metric}_reset"]["name"] == f"{name} reset"
     for key in ("quota_metric", "quota_metric_reset"):
         assert "{metric}" in sensors[key]["name"]
     for key in ("cost_today", "cost_30d", "tokens_today", "requests_today", "quota_status", "snapshot_age",

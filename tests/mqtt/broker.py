@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -56,8 +57,12 @@ class Broker:
 def mosquitto(folder: Path, extra: str = "", port: int | None = None) -> Iterator[Broker]:
     port = port or free_port()
     config = folder / "mosquitto.conf"
+    # As root, Mosquitto would switch to its own user, who cannot read the test's private folder.
+    user = "user root\n" if os.geteuid() == 0 else ""
     config.write_text(
-        f"listener {port} 127.0.0.1\n" + (extra or "allow_anonymous true\n") + "persistence false\nlog_dest stderr\n"
+        f"listener {port} 127.0.0.1\n{user}"
+        + (extra or "allow_anonymous true\n")
+        + "persistence false\nlog_dest stderr\n"
     )
     broker = Broker(port, config)
     broker.start()

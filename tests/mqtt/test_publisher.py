@@ -265,3 +265,57 @@ def test_new_entities_are_published_without_restart(store: Path, broker: Broker)
             assert json.loads(rec.latest(state).payload)["quota_usage_five_hour"] == 9.0
         finally:
             stop(process)
+
+
+def _tls_material(folder: Path) -> dict[str, Path]:
+    """A private CA and a server certificate for 127.0.0.1 and localhost, made with openssl."""
+    files = {name: folder / f"{name}" for name in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt")}
+    ext = folder / "san.ext"
+    ext.write_text("subjectAltName = DNS:localhost, IP:127.0.0.1\n")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=openusage test CA",
+            "-keyout", str(files["ca.key"]), "-out", str(files["ca.crt"]))  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", str(files["server.key"]),
+            "-out", str(files["server.csr"]))  # fmt: skip
+    openssl("x509", "-req", "-in", str(files["server.csr"]), "-CA", str(files["ca.crt"]), "-CAkey",
+            str(files["ca.key"]), "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out",
+            str(files["server.crt"]))  # fmt: skip
+    return files
+
+
+def test_password_and_tls(store: Path, tmp_path: Path) -> None:
+    tls = _tls_material(tmp_path)
+    passwords = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), "agent", "s3cret-pw"], check=True)
+    extra = (
+        f"allow_anonymous false\npassword_file {passwords}\n"
+        f"cafile {tls['ca.crt']}\ncertfile {tls['server.crt']}\nkeyfile {tls['server.key']}\n"
+    )
+    password_file = tmp_path / "pw.txt"
+    password_file.write_text("s3cret-pw\n")
+    with mosquitto(tmp_path, extra) as broker:
+        url = f"mqtts://localhost:{broker.port}"
+        good = subprocess.run(
+            command(store, url, "--once", "--username", "agent", "--password-file", str(password_file),
+                    "--tls-ca", str(tls["ca.crt"]), "--verbose"),
+            capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
+        )  # fmt: skip
+        assert good.returncode == 0, good.stderr
+        assert "s3cret-pw" not in good.stderr + good.stdout
+        # The password may come from the environment instead; a wrong one is refused, and never logged.
+        wrong = subprocess.run(
+            command(store, url, "--once", "--username", "agent", "--tls-ca", str(tls["ca.crt"])),
+            capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
+            env={**os.environ, "OPENUSAGE_HA_MQTT_PASSWORD": "wrong-pw"},
+        )  # fmt: skip
+        assert wrong.returncode == 4
+        assert "wrong-pw" not in wrong.stderr
+        # Without the CA the server's certificate is not trusted.
+        untrusted = subprocess.run(
+            command(store, url, "--once", "--username", "agent", "--password-file", str(password_file)),
+            capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
+        )  # fmt: skip
+        assert untrusted.returncode == 4

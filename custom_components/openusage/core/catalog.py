@@ -22,42 +22,41 @@ HUB = "hub"
 INGESTION_STUCK_SECONDS = 60.0
 CORRUPT_BACKUP_RECENT_SECONDS = 24 * 3600.0
 CURRENCIES = frozenset({"USD", "EUR", "GBP", "CNY", "JPY", "CHF", "CAD", "AUD", "INR", "KRW"})
-KNOWN_QUOTA_METRICS = frozenset(
-    {
-        "usage_five_hour",
-        "usage_seven_day",
-        "usage_seven_day_sonnet",
-        "usage_seven_day_opus",
-        "usage_seven_day_cowork",
-        "usage_one_day",
-        "usage_weekly",
-        "usage_monthly",
-        "usage_daily",
-        "rate_limit_primary",
-        "rate_limit_secondary",
-        "plan_percent_used",
-        "codex_credit_limit",
-        "codex_credit_percent_used",
-        "credit_balance",
-        "credits",
-        "plan_spend",
-        "spend_limit",
-        "plan_auto_percent_used",
-        "plan_api_percent_used",
-        "chat_quota",
-        "completions_quota",
-        "premium_interactions_quota",
-        "quota",
-        "quota_pro",
-        "quota_flash",
-        "monthly_spend",
-        "monthly_limit",
-        "console_balance",
-        "available_balance",
-        "total_balance",
-        "burn_rate",
-    }
-)
+# Quota metric keys openusage providers write (openusage-store.md §6.3), with their English names.
+KNOWN_QUOTA_METRICS: dict[str, str] = {
+    "available_balance": "Available balance",
+    "burn_rate": "Burn rate",
+    "chat_quota": "Chat quota",
+    "codex_credit_limit": "Credit limit",
+    "codex_credit_percent_used": "Credits used",
+    "completions_quota": "Completions quota",
+    "console_balance": "Console balance",
+    "credit_balance": "Credit balance",
+    "credits": "Credits",
+    "monthly_limit": "Monthly limit",
+    "monthly_spend": "Monthly spend",
+    "plan_api_percent_used": "Plan used (API)",
+    "plan_auto_percent_used": "Plan used (auto)",
+    "plan_percent_used": "Plan used",
+    "plan_spend": "Plan spend",
+    "premium_interactions_quota": "Premium requests",
+    "quota": "Quota",
+    "quota_flash": "Flash quota",
+    "quota_pro": "Pro quota",
+    "rate_limit_primary": "Primary rate limit",
+    "rate_limit_secondary": "Secondary rate limit",
+    "spend_limit": "Spend limit",
+    "total_balance": "Total balance",
+    "usage_daily": "Daily usage",
+    "usage_five_hour": "5-hour usage",
+    "usage_monthly": "Monthly usage",
+    "usage_one_day": "Daily usage",
+    "usage_seven_day": "Weekly usage",
+    "usage_seven_day_cowork": "Weekly Cowork usage",
+    "usage_seven_day_opus": "Weekly Opus usage",
+    "usage_seven_day_sonnet": "Weekly Sonnet usage",
+    "usage_weekly": "Weekly usage",
+}
 QUOTA_STATUS_OPTIONS = tuple(s.value.lower() for s in QuotaStatus)
 BREAKDOWN_OPTIONS = (Breakdown.MODEL, Breakdown.AGENT, Breakdown.TOOL, Breakdown.PROJECT)
 
@@ -461,7 +460,7 @@ def _metric_entities(device: str, key: str, metric: QuotaMetric) -> list[EntityS
     known = key in KNOWN_QUOTA_METRICS
     translation = f"quota_{key}" if known else "quota_metric"
     placeholders = {} if known else {"metric": readable(key)}
-    name = readable(key)
+    name = KNOWN_QUOTA_METRICS.get(key) or readable(key)
     unit = (metric.unit or "").upper()
 
     def attributes(s: Snapshot) -> dict[str, Any]:

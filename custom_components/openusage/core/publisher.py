@@ -111,6 +111,7 @@ class Publisher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._connected = threading.Event()
+        self._connect_failed = threading.Event()  # a refusal or a TLS/network failure, for --once
         self._lock = threading.Lock()
         self._full_publish = False  # set on connect and on a birth message
         self._retained: dict[str, dict[str, str]] = {}  # our discovery topics on the broker → components
@@ -144,12 +145,14 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_connect_fail = self._on_connect_fail
         client.connect_async(host, port, keepalive=30)
         return client
 
     def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object, reason: Any, _props: object) -> None:
         if reason.is_failure:
             _LOGGER.warning("broker refused the connection: %s", reason)
+            self._connect_failed.set()
             return
         _LOGGER.info("connected to %s", self._safe_broker())
         client.subscribe(self.topics.birth, qos=1)
@@ -157,6 +160,20 @@ class Publisher:
             self._full_publish = True
         self._connected.set()
         self._wake.set()
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
+        _LOGGER.warning("cannot connect to %s; retrying with back-off", self._safe_broker())
+        self._connect_failed.set()
+
+    def _wait_connected(self, once: bool) -> bool:
+        """Wait for a connection: in --once mode give up at the first failure (or after a timeout)."""
+        if not once:
+            return self._connected.wait(self.settings.interval)
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while time.monotonic() < deadline and not self._connect_failed.is_set():
+            if self._connected.wait(0.1):
+                return True
+        return self._connected.is_set()
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: object, _flags: object, reason: Any, _props: object
@@ -290,7 +307,7 @@ class Publisher:
         try:
             with asyncio.Runner() as runner:
                 while not self._stop.is_set():
-                    if not self._connected.wait(CONNECT_TIMEOUT if once else self.settings.interval):
+                    if not self._wait_connected(once):
                         if once:
                             _LOGGER.error("could not connect to %s", self._safe_broker())
                             return 4

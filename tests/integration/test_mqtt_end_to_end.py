@@ -1,0 +1,90 @@
+"""End to end: the publisher feeds a real broker, and Home Assistant's own MQTT integration,
+connected to that broker, creates the entities."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from tests.mqtt.broker import Broker, mosquitto
+
+REPO = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def broker(tmp_path: Path, socket_enabled: None) -> Iterator[Broker]:
+    with mosquitto(tmp_path) as running:
+        yield running
+
+
+async def _wait(hass: HomeAssistant, entity_id: str, attribute: str | None = None) -> None:
+    """Until the entity has a state (and the attribute): retained messages arrive in any order."""
+    for _ in range(200):
+        await hass.async_block_till_done()
+        state = hass.states.get(entity_id)
+        ready = state is not None and state.state not in ("unknown", "unavailable")
+        if ready and (attribute is None or attribute in state.attributes):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{entity_id} never got a state: {hass.states.get(entity_id)}")
+
+
+async def test_home_assistant_mqtt_creates_the_entities(
+    hass: HomeAssistant, broker: Broker, store_path: Path, tmp_path: Path
+) -> None:
+    # MQTT reads configuration.yaml for YAML-defined items: give it an empty one.
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "configuration.yaml").write_text("")
+    hass.config.config_dir = str(config_dir)
+    published = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "custom_components.openusage.core.cli", "publish", "--db", str(store_path),
+         "--broker", broker.url, "--node-id", "workstation", "--once", "--tz", "Europe/Warsaw"],
+        capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr
+
+    entry = MockConfigEntry(domain="mqtt", data={"broker": "127.0.0.1", "port": broker.port})
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await _wait(hass, "sensor.openusage_workstation_cost_today", attribute="by_model")
+
+    cost = hass.states.get("sensor.openusage_workstation_cost_today")
+    assert cost.attributes["unit_of_measurement"] == "USD"
+    assert cost.attributes["device_class"] == "monetary"
+    assert cost.attributes["state_class"] == "total"
+    assert cost.attributes["friendly_name"].endswith("Cost today")
+    assert float(cost.state) > 0
+    assert "claude-sonnet-4-5" in cost.attributes["by_model"]
+
+    quota = "sensor.openusage_workstation_claude_code_claude_code_quota_usage_five_hour"
+    await _wait(hass, quota, attribute="window")
+    five_hour = hass.states.get(quota)
+    assert five_hour.attributes["unit_of_measurement"] == "%"
+    assert five_hour.attributes.get("window") == "5h", five_hour.attributes
+    assert five_hour.attributes["friendly_name"] == "claude_code claude-code (" + os.uname().nodename + ") 5-hour usage"
+    reset = hass.states.get("sensor.openusage_workstation_claude_code_claude_code_reset_usage_five_hour")
+    assert reset.attributes["device_class"] == "timestamp"
+    problem = hass.states.get("binary_sensor.openusage_workstation_ingestion_problem")
+    assert problem.state == "on"
+    assert problem.attributes["spool_failed"] is True
+
+    registry = er.async_get(hass)
+    disabled = registry.async_get("sensor.openusage_workstation_input_tokens_today")
+    assert disabled is not None
+    assert disabled.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    devices = {d.name for d in dr.async_get(hass).devices.values()}
+    assert any(name.startswith("OpenUsage ") for name in devices)
+    assert any(name.startswith("claude_code claude-code (") for name in devices)
+    assert await hass.config_entries.async_unload(entry.entry_id)
