@@ -319,3 +319,21 @@ def test_password_and_tls(store: Path, tmp_path: Path) -> None:
             capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
         )  # fmt: skip
         assert untrusted.returncode == 4
+
+
+def test_deployment_files_use_real_settings() -> None:
+    """The example TOML's keys and the service files' command lines are what the publisher accepts."""
+    import plistlib
+    import shlex
+
+    from custom_components.openusage.core.cli import build_parser
+    from custom_components.openusage.core.publisher import load_toml
+
+    example = load_toml(REPO / "deploy" / "publish.example.toml")
+    assert {"db", "broker", "username", "password_file"} <= set(example)
+    unit = (REPO / "deploy" / "systemd" / "openusage-ha-publish.service").read_text()
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    argv = shlex.split(exec_start.removeprefix("ExecStart="))[1:]
+    assert build_parser().parse_args(argv).command == "publish"
+    agent = plistlib.loads((REPO / "deploy" / "launchd" / "io.github.openusage-ha.publish.plist").read_bytes())
+    assert build_parser().parse_args(agent["ProgramArguments"][1:]).config.name == "publish.toml"
