@@ -1,0 +1,97 @@
+"""The automation blueprints load in Home Assistant and fire on test states."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import async_fire_time_changed, async_mock_service
+
+SOURCE = Path(__file__).parents[2] / "blueprints" / "automation" / "openusage"
+
+
+@pytest.fixture
+def blueprint_dir(hass: HomeAssistant, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(SOURCE, config / "blueprints" / "automation" / "openusage")
+    hass.config.config_dir = str(config)
+
+
+def _notify(path: str) -> list:
+    return [{"action": "notify.test", "data": {"message": "{{ message }}"}}]
+
+
+async def _automation(hass: HomeAssistant, blueprint: str, inputs: dict) -> list[ServiceCall]:
+    calls = async_mock_service(hass, "notify", "test")
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {"automation": {"use_blueprint": {"path": f"openusage/{blueprint}", "input": {**inputs,
+                                                                                   "notify_action": _notify("")}}}},
+    )  # fmt: skip
+    await hass.async_block_till_done()
+    return calls
+
+
+async def test_quota_alert(hass: HomeAssistant, blueprint_dir: None) -> None:
+    quota = "sensor.claude_code_claude_code_5_hour_usage"
+    hass.states.async_set(quota, "40", {"friendly_name": "Claude 5-hour usage", "resets_at": "2099-01-01T15:00:00Z"})
+    calls = await _automation(hass, "quota_alert.yaml", {"quota": quota, "threshold": 80})
+    hass.states.async_set(quota, "79.5", {"friendly_name": "Claude 5-hour usage", "resets_at": "2099-01-01T15:00:00Z"})
+    await hass.async_block_till_done()
+    assert calls == []
+    hass.states.async_set(quota, "85", {"friendly_name": "Claude 5-hour usage", "resets_at": "2099-01-01T15:00:00Z"})
+    await hass.async_block_till_done()
+    assert len(calls) == 1
+    message = calls[0].data["message"]
+    assert "Claude 5-hour usage is at 85 %" in message
+    assert "resets" in message
+
+
+@pytest.mark.parametrize("expected_lingering_timers", [True])  # the time trigger stays scheduled
+async def test_daily_cost_summary(hass: HomeAssistant, blueprint_dir: None, freezer: FrozenDateTimeFactory) -> None:
+    await hass.config.async_set_time_zone("UTC")
+    freezer.move_to("2026-11-23 20:59:00+00:00")
+    hass.states.async_set(
+        "sensor.openusage_cost_today", "12.345",
+        {"unit_of_measurement": "USD", "device_class": "monetary",
+         "by_provider": {"claude_code": 10.0, "codex": 2.345}, "by_model": {"claude-opus-4-1": 9.0, "gpt-5": 3.3}},
+    )  # fmt: skip
+    calls = await _automation(hass, "daily_cost_summary.yaml", {"at": "21:00:00"})
+    freezer.tick(timedelta(minutes=1, seconds=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert len(calls) == 1
+    message = calls[0].data["message"]
+    assert message.startswith("Today: 12.35 USD.")
+    assert message.index("claude_code: 10.0") < message.index("codex: 2.35")
+    assert "Top model: claude-opus-4-1." in message
+
+
+@pytest.mark.parametrize("expected_lingering_timers", [True])
+async def test_ingestion_stalled(hass: HomeAssistant, blueprint_dir: None, freezer: FrozenDateTimeFactory) -> None:
+    freezer.move_to("2026-11-23 12:00:30+00:00")
+    problem = "binary_sensor.openusage_ingestion_problem"
+    hass.states.async_set(problem, "off", {"hook_spool_stuck": False, "spool_failed": False})
+    hass.states.async_set("sensor.openusage_active_sessions", "2")
+    hass.states.async_set("sensor.openusage_last_activity", "2026-11-23T11:59:00+00:00")
+    calls = await _automation(hass, "ingestion_stalled.yaml", {"quiet_minutes": 20})
+    # A stuck hook spool for two minutes: one alert saying which problem.
+    hass.states.async_set(problem, "on", {"hook_spool_stuck": True, "spool_failed": False})
+    await hass.async_block_till_done()
+    freezer.tick(timedelta(minutes=2, seconds=5))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert [c.data["message"].strip() for c in calls] == ["openusage is not ingesting: hook spool stuck."]
+    # Problem gone, sessions still active, but no event for 25 minutes: the periodic check alerts.
+    hass.states.async_set(problem, "off", {"hook_spool_stuck": False, "spool_failed": False})
+    freezer.move_to("2026-11-23 12:25:01+00:00")
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert len(calls) == 2
+    assert "2 agent session(s) active, but no usage event for 26 minutes" in calls[1].data["message"]
