@@ -35,15 +35,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "telemetry.db"
 
 
-def test_snapshot_prints_the_core_figures(demo: Path) -> None:
+async def test_snapshot_prints_the_core_figures(demo: Path) -> None:
     result = run("snapshot", "--db", str(demo), "--now", NOW, "--tz", "Europe/Warsaw", "--link", "openrouter=opencode")
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     options = ReadOptions(provider_links=merge_links({"openrouter": "opencode"}))
     expected = snapshot_to_json(
-        __import__("asyncio").run(
-            read_store(demo, datetime(2026, 11, 23, 12, tzinfo=UTC), ZoneInfo("Europe/Warsaw"), options)
-        )
+        await read_store(demo, datetime(2026, 11, 23, 12, tzinfo=UTC), ZoneInfo("Europe/Warsaw"), options)
     )
     assert printed == json.loads(json.dumps(expected))
     assert printed["schema_version"] == 1
@@ -145,8 +143,15 @@ def test_pip_install_runs_without_home_assistant(tmp_path: Path, demo: Path) -> 
 
 
 def test_main_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The same command through `main()`, so that its code is measured by coverage too."""
-    from custom_components.openusage.core.cli import main
+    """The same command through `main()`, so that its code is measured by coverage too. It runs in
+    a worker thread: `asyncio.run` would leave the test runner's main thread without a loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from custom_components.openusage.core.cli import main as cli_main
+
+    def main(argv: list[str]) -> int:
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(cli_main, argv).result()
 
     assert main(["demo-store", str(tmp_path / "s"), "--events", "300", "--days", "3", "--now", NOW]) == 0
     capsys.readouterr()

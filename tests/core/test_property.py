@@ -124,7 +124,11 @@ def test_sql_matches_the_reference(spec: dict) -> None:
         _write(path, spec)
         zone = ZoneInfo(spec["zone"])
         options = ReadOptions(active_minutes=spec["active_minutes"])
-        snapshot = asyncio.run(read_store(path, NOW, zone, options))
+        loop = asyncio.new_event_loop()  # not asyncio.run: that would unset the main thread's loop
+        try:
+            snapshot = loop.run_until_complete(read_store(path, NOW, zone, options))
+        finally:
+            loop.close()
         ours = snapshot_to_json(snapshot)
         theirs = reference.compute(path, NOW, zone, spec["active_minutes"])
     for name, expected in theirs.items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -13,6 +12,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from custom_components.openusage.core.demo import EventWriter
 from custom_components.openusage.core.discovery import Topics, plan
@@ -50,13 +50,13 @@ def stop(process: subprocess.Popen[str]) -> str:
     return err
 
 
-def test_discovery_payloads_flags_and_states(store: Path, broker: Broker) -> None:
+async def test_discovery_payloads_flags_and_states(store: Path, broker: Broker) -> None:
     result = run_once(store, broker)
     assert result.returncode == 0, result.stderr
     with Recorder(broker.port) as rec:
         rec.wait_for(lambda: rec.latest(HUB_CONFIG) is not None)
         time.sleep(0.5)
-        snapshot = asyncio.run(read_store(store, datetime.now(UTC), __import__("zoneinfo").ZoneInfo("UTC")))
+        snapshot = await read_store(store, datetime.now(UTC), ZoneInfo("UTC"))
         expected = plan(snapshot, TOPICS, hostname=os.uname().nodename, interval=60.0)
         configs = {m.topic: m for m in rec.messages if m.topic.startswith("homeassistant/device/")}
         assert set(configs) == set(expected.discovery)
