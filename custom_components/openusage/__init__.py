@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_track_time_change
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN
@@ -14,6 +17,7 @@ from .coordinator import OpenUsageConfigEntry, OpenUsageCoordinator, repair_issu
 from .core.catalog import HUB, account_devices
 from .entity import device_identifier
 from .services import async_setup_services
+from .statistics import async_clear_statistics, async_update_statistics
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -31,7 +35,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) ->
     _remove_stale_devices(hass, entry)
     entry.async_on_unload(coordinator.async_add_listener(lambda: _remove_stale_devices(hass, entry)))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if "recorder" in hass.config.components:
+        _schedule_statistics(hass, entry)
     return True
+
+
+def _schedule_statistics(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
+    """Backfill now, then import each new hour a few minutes after it ends."""
+
+    @callback
+    def update(_now: datetime | None = None) -> None:
+        entry.async_create_background_task(hass, async_update_statistics(hass, entry), "openusage statistics")
+
+    update()
+    entry.async_on_unload(async_track_time_change(hass, update, minute=5, second=0))
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> bool:
@@ -40,6 +57,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -
 
 async def async_remove_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
     ir.async_delete_issue(hass, DOMAIN, repair_issue_id(entry))
+    if "recorder" in hass.config.components:
+        await async_clear_statistics(hass, entry)
 
 
 def _current_identifiers(entry: OpenUsageConfigEntry) -> set[tuple[str, str]]:

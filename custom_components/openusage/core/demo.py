@@ -60,7 +60,7 @@ class EventWriter:
 
     def __init__(self, conn: sqlite3.Connection, rng: random.Random | None = None) -> None:
         self.conn = conn
-        self.rng = rng or random.Random(0)
+        self.rng = rng or random.Random()
         self._events: list[tuple[Any, ...]] = []
         self._raws: list[tuple[Any, ...]] = []
 

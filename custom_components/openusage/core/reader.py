@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -206,7 +207,10 @@ async def _fetch_tables(db: aiosqlite.Connection) -> set[str]:
         return {row[0] for row in await cursor.fetchall()}
 
 
-async def _fetch_watermark(db: aiosqlite.Connection) -> str | None:
+async def fetch_watermark(db: aiosqlite.Connection, tables: set[str]) -> str | None:
+    """The rollup watermark (`YYYY-MM-DD`), or None without one or without the table."""
+    if "daemon_meta" not in tables:
+        return None
     async with db.execute("SELECT value FROM daemon_meta WHERE key = 'rollup_daily_watermark'") as cursor:
         row = await cursor.fetchone()
     value = row[0] if row else None
@@ -215,19 +219,36 @@ async def _fetch_watermark(db: aiosqlite.Connection) -> str | None:
     return None
 
 
-async def probe_store(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> tuple[str, ...]:
-    """Check that `path` is a readable openusage store; return the known tables it has."""
+@asynccontextmanager
+async def read_transaction(
+    path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> AsyncIterator[tuple[aiosqlite.Connection, set[str]]]:
+    """An open openusage store inside one read transaction, with the names of its tables.
+
+    The transaction ends and the connection closes when the block ends; any SQLite failure, in the
+    block too, becomes a StoreError that says why.
+    """
     await asyncio.to_thread(_check_file, path)
     try:
         db = await _connect(path, busy_timeout)
         try:
-            tables = await _fetch_tables(db)
+            await db.execute("BEGIN")  # one read transaction: every figure from one state
+            try:
+                tables = await _fetch_tables(db)
+                _require_tables(tables, path)
+                yield db, tables
+            finally:
+                await db.execute("ROLLBACK")
         finally:
             await db.close()
     except sqlite3.Error as err:
         raise classify_sqlite_error(err, path) from None
-    _require_tables(tables, path)
-    return tuple(sorted(tables & set(KNOWN_TABLES)))
+
+
+async def probe_store(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> tuple[str, ...]:
+    """Check that `path` is a readable openusage store; return the known tables it has."""
+    async with read_transaction(path, busy_timeout) as (_db, tables):
+        return tuple(sorted(tables & set(KNOWN_TABLES)))
 
 
 def _require_tables(tables: set[str], path: Path) -> None:
@@ -254,25 +275,12 @@ class StoreReader:
     async def refresh(self, now: datetime, zone: ZoneInfo) -> Snapshot:
         """Every figure at `now` in `zone`. Raises StoreError when the store cannot be read."""
         now = now.astimezone(UTC)
-        await asyncio.to_thread(_check_file, self.path)
         bounds = WindowBounds.at(now, zone, self.options.active_minutes)
-        try:
-            db = await _connect(self.path, self.options.busy_timeout)
-            try:
-                await db.execute("BEGIN")  # one read transaction: every figure from one state
-                try:
-                    tables = await _fetch_tables(db)
-                    _require_tables(tables, self.path)
-                    watermark = await _fetch_watermark(db) if "daemon_meta" in tables else None
-                    has_rollup = "usage_rollup_daily" in tables
-                    cube, rollup, oldest_day = await read_usage_cube(db, bounds, watermark, has_rollup)
-                    quotas, last_snapshot_at = await read_quotas(db, now)
-                finally:
-                    await db.execute("ROLLBACK")
-            finally:
-                await db.close()
-        except sqlite3.Error as err:
-            raise classify_sqlite_error(err, self.path) from None
+        async with read_transaction(self.path, self.options.busy_timeout) as (db, tables):
+            watermark = await fetch_watermark(db, tables)
+            has_rollup = "usage_rollup_daily" in tables
+            cube, rollup, oldest_day = await read_usage_cube(db, bounds, watermark, has_rollup)
+            quotas, last_snapshot_at = await read_quotas(db, now)
 
         usage, (db_size, wal_size, backup), spool = await asyncio.gather(
             asyncio.to_thread(fold_usage, cube, rollup, self.options.provider_links, oldest_day, watermark),
@@ -313,4 +321,5 @@ __all__ = [
     "merge_links",
     "probe_store",
     "read_store",
+    "read_transaction",
 ]

@@ -1,0 +1,131 @@
+"""Long-term statistics: hourly cost, tokens and requests, in total and per provider, imported as
+external statistics back to the oldest day in the store, then kept current every hour.
+
+Each statistic continues from its own last imported hour, so a restart, a reload or a store that
+has since lost old raw rows neither duplicates nor drops an hour.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from homeassistant.components.recorder.models import StatisticData, StatisticMeanType, StatisticMetaData
+from homeassistant.components.recorder.statistics import (
+    async_add_external_statistics,
+    get_last_statistics,
+    get_metadata,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.recorder import get_instance
+from homeassistant.util import dt as dt_util
+
+from .const import DOMAIN
+from .coordinator import OpenUsageConfigEntry
+from .core.catalog import slug
+from .core.history import HourlyUsage, read_hourly_usage
+from .core.reader import StoreError
+
+_LOGGER = logging.getLogger(__name__)
+TOTAL = "total"
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+# (measure, unit, name, value)
+MEASURES: tuple[tuple[str, str | None, str, Callable[[HourlyUsage], float]], ...] = (
+    ("cost", "USD", "cost", lambda u: u.cost_usd),
+    ("tokens", "tokens", "tokens", lambda u: float(u.tokens)),
+    ("requests", None, "requests", lambda u: float(u.requests)),
+)
+
+
+def statistic_prefix(entry: OpenUsageConfigEntry) -> str:
+    return f"{DOMAIN}:{slug(entry.entry_id)}_"
+
+
+def statistic_id(entry: OpenUsageConfigEntry, provider: str, measure: str) -> str:
+    return f"{statistic_prefix(entry)}{slug(provider)}_{measure}"
+
+
+def _metadata(
+    entry: OpenUsageConfigEntry, provider: str, measure: str, unit: str | None, label: str
+) -> StatisticMetaData:
+    who = "all providers" if provider == TOTAL else provider
+    metadata: dict[str, Any] = {
+        "has_sum": True,
+        "mean_type": StatisticMeanType.NONE,
+        "name": f"OpenUsage {label} ({who})",
+        "source": DOMAIN,
+        "statistic_id": statistic_id(entry, provider, measure),
+        "unit_of_measurement": unit,
+    }
+    if "unit_class" in StatisticMetaData.__annotations__:  # Home Assistant 2025.10 and later
+        metadata["unit_class"] = None
+    return cast(StatisticMetaData, metadata)
+
+
+async def _last(hass: HomeAssistant, ids: list[str]) -> dict[str, tuple[datetime, float]]:
+    """Each statistic's last imported hour and running sum."""
+
+    def read() -> dict[str, tuple[datetime, float]]:
+        found: dict[str, tuple[datetime, float]] = {}
+        for sid in ids:
+            last = get_last_statistics(hass, 1, sid, True, {"sum"}).get(sid)
+            if last:
+                found[sid] = (dt_util.utc_from_timestamp(last[0]["start"]), float(last[0]["sum"] or 0.0))
+        return found
+
+    return await get_instance(hass).async_add_executor_job(read)
+
+
+async def _known_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> list[str]:
+    prefix = statistic_prefix(entry)
+    metadata = await get_instance(hass).async_add_executor_job(lambda: get_metadata(hass, statistic_source=DOMAIN))
+    return sorted(sid for sid in metadata if sid.startswith(prefix))
+
+
+async def async_update_statistics(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> int:
+    """Import every complete hour not yet imported; returns how many statistic rows were written."""
+    coordinator = entry.runtime_data
+    until = dt_util.utcnow().replace(minute=0, second=0, microsecond=0)  # complete hours only
+    totals = [statistic_id(entry, TOTAL, m) for m, *_ in MEASURES]
+    last = await _last(hass, sorted({*totals, *await _known_ids(hass, entry)}))
+    # The totals are written last, so they tell from where to read again.
+    since = min(last[sid][0] for sid in totals) + timedelta(hours=1) if all(sid in last for sid in totals) else EPOCH
+    try:
+        usage = await read_hourly_usage(coordinator.path, since, until, coordinator.reader.options)
+    except StoreError as err:
+        _LOGGER.debug("statistics not updated: %s", err)
+        return 0
+
+    per_hour: dict[tuple[str, datetime], list[HourlyUsage]] = defaultdict(list)
+    for row in usage:
+        per_hour[(TOTAL, row.start)].append(row)
+        per_hour[(row.provider, row.start)].append(row)
+    providers = [*sorted({p for p, _ in per_hour} - {TOTAL}), TOTAL]
+    written = 0
+    for provider in providers:
+        hours = sorted(h for p, h in per_hour if p == provider)
+        for measure, unit, label, value in MEASURES:
+            sid = statistic_id(entry, provider, measure)
+            last_start, running = last.get(sid, (None, 0.0))
+            rows: list[StatisticData] = []
+            for hour in hours:
+                if last_start is not None and hour <= last_start:
+                    continue  # imported before
+                amount = sum(value(u) for u in per_hour[(provider, hour)])
+                running += amount
+                rows.append(StatisticData(start=hour, state=amount, sum=running))
+            if rows:
+                async_add_external_statistics(hass, _metadata(entry, provider, measure, unit, label), rows)
+                written += len(rows)
+    return written
+
+
+async def async_clear_statistics(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
+    """Remove every statistic this entry imported."""
+    ids = await _known_ids(hass, entry)
+    if ids:
+        get_instance(hass).async_clear_statistics(ids)
