@@ -313,3 +313,22 @@ def test_stopped_daemon_in_a_read_only_folder(open_dir: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert reported == "5"
     assert sorted(p.name for p in open_dir.iterdir()) == ["telemetry.db"]
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("database is locked", StoreErrorKind.LOCKED),
+        ("database disk image is malformed", StoreErrorKind.CORRUPT),
+        ("disk I/O error", StoreErrorKind.UNREADABLE),
+    ],
+)
+def test_sqlite_errors_are_named(message: str, kind: StoreErrorKind, tmp_path: Path) -> None:
+    import sqlite3 as sqlite
+
+    from custom_components.openusage.core.reader import classify_sqlite_error
+
+    error = classify_sqlite_error(sqlite.OperationalError(message), tmp_path / "telemetry.db")
+    assert error.kind is kind
+    assert str(error).startswith(str(tmp_path / "telemetry.db"))
+    assert message in str(error)

@@ -170,3 +170,30 @@ def test_main_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     blocked = tmp_path / "blocked"
     blocked.write_text("x")
     assert main(["demo-store", str(blocked / "inner")]) == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["snapshot", "--db", "x", "--now", "not a time"],
+        ["snapshot", "--db", "x", "--tz", "Nowhere/Land"],
+        ["snapshot", "--db", "x", "--link", "=x"],
+        ["snapshot", "--db", "x", "--active-minutes", "soon"],
+        ["snapshot", "--db", "x", "--active-minutes", "0"],
+        ["demo-store", "d", "--days", "-1"],
+        ["demo-store", "d", "--days", "many"],
+    ],
+)
+def test_argument_checks(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from custom_components.openusage.core.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_local_zone_is_a_real_zone() -> None:
+    from custom_components.openusage.core.cli import local_zone
+
+    assert local_zone().key

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from custom_components.openusage.core.demo import EventWriter
 from custom_components.openusage.core.discovery import Topics, plan
 from custom_components.openusage.core.reader import read_store
@@ -337,3 +339,84 @@ def test_deployment_files_use_real_settings() -> None:
     assert build_parser().parse_args(argv).command == "publish"
     agent = plistlib.loads((REPO / "deploy" / "launchd" / "io.github.openusage-ha.publish.plist").read_bytes())
     assert build_parser().parse_args(agent["ProgramArguments"][1:]).config.name == "publish.toml"
+
+
+def _settings(store: Path, broker: Broker, **changes: object):
+    from custom_components.openusage.core.publisher import PublishSettings
+
+    return PublishSettings(db=store, broker=broker.url, node_id="inproc", interval=1.0, zone=ZoneInfo("UTC"),
+                           **changes)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_in_process_lifecycle(store: Path, broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    """The publisher's loop in this process (so coverage sees it): publish, birth, change, stop."""
+    import logging
+    import threading
+
+    from custom_components.openusage.core.publisher import Publisher
+
+    topics = Topics("homeassistant", "inproc")
+    publisher = Publisher(_settings(store, broker), hostname="bench")
+    caplog.set_level(logging.INFO)
+    result: list[int] = []
+    with Recorder(broker.port) as rec:
+        thread = threading.Thread(target=lambda: result.append(publisher.run()))
+        thread.start()
+        try:
+            rec.wait_for(lambda: rec.latest(topics.discovery("hub")) is not None)
+            rec.clear()
+            publish(broker.port, "homeassistant/status", "online")
+            rec.wait_for(lambda: rec.latest(topics.discovery("hub")) is not None)
+            assert "Home Assistant came online" in caplog.text
+            store.rename(store.with_name("gone.db"))
+            rec.wait_for(lambda: rec.latest(topics.store_availability).payload == b"offline")
+            store.with_name("gone.db").rename(store)
+            rec.wait_for(lambda: rec.latest(topics.store_availability).payload == b"online")
+        finally:
+            publisher.stop()
+            thread.join(20)
+        rec.wait_for(lambda: rec.latest(topics.availability).payload == b"offline")
+    assert result == [0]
+
+
+def test_in_process_once_and_refusals(store: Path, broker: Broker, tmp_path: Path) -> None:
+    from custom_components.openusage.core.publisher import Publisher, dry_run
+
+    assert Publisher(_settings(store, broker), hostname="h").run(once=True) == 0
+    assert "homeassistant/device/openusage_inproc/config" in retained(broker.port, "homeassistant/device/+/config")
+    missing = _settings(tmp_path / "none.db", broker)
+    assert Publisher(missing, hostname="h").run(once=True) == 3  # connected, but the store cannot be read
+    unreachable = _settings(store, Broker(port=1, config=tmp_path / "x"))
+    assert Publisher(unreachable, hostname="h").run(once=True) == 4
+    out = __import__("io").StringIO()
+    assert dry_run(_settings(store, broker), out, hostname="h") == 0
+    assert out.getvalue().startswith("homeassistant/device/openusage_inproc/config ")
+    assert dry_run(missing, out, hostname="h") == 3
+
+
+def test_cli_publish_in_process(
+    store: Path, broker: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`openusage-ha publish` through `main()` in a worker thread (measured by coverage)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from custom_components.openusage.core.cli import main as cli_main
+
+    def main(argv: list[str]) -> int:
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(cli_main, argv).result()
+
+    password = tmp_path / "pw"
+    password.write_text("unused\n")
+    config = tmp_path / "p.toml"
+    config.write_text(f'db = "{store}"\nbroker = "{broker.url}"\nnode_id = "viatoml"\ntz = "Europe/Warsaw"\n'
+                      f'password_file = "{password}"\nusername = "u"\nactive_minutes = 30\n'
+                      'link = ["openrouter=opencode"]\n')  # fmt: skip
+    assert main(["publish", "--config", str(config), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "homeassistant/device/openusage_viatoml/config" in printed
+    assert "unused" not in printed
+    assert main(["publish", "--db", str(store), "--broker", broker.url, "--once", "--node-id", "cli", "-v"]) == 0
+    assert main(["publish", "--db", str(store)]) == 2
+    assert main(["publish", "--db", str(store), "--broker", "mqtt://h:notaport"]) == 2
+    assert "bad port" in capsys.readouterr().err

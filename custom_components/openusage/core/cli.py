@@ -225,9 +225,11 @@ def _publish(args: argparse.Namespace) -> int:
     if args.dry_run:
         return dry_run(settings, sys.stdout)
     publisher = Publisher(settings)
+    if args.once:  # one short cycle: the default signal handling is fine
+        return publisher.run(once=True)
     restore = install_signal_handlers(publisher)
     try:
-        return publisher.run(once=args.once)
+        return publisher.run()
     finally:
         restore()
 

@@ -9,6 +9,7 @@ and states are published again. Nothing is queued while disconnected.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -218,9 +219,9 @@ class Publisher:
                 info.wait_for_publish(timeout=10)
 
     # -- figures -------------------------------------------------------------------------------
-    def _refresh(self, runner: asyncio.Runner) -> Snapshot | None:
+    def _refresh(self, loop: asyncio.AbstractEventLoop) -> Snapshot | None:
         try:
-            snapshot = runner.run(self.reader.refresh(datetime.now(UTC), self.settings.zone))
+            snapshot = loop.run_until_complete(self.reader.refresh(datetime.now(UTC), self.settings.zone))
         except StoreError as err:
             if self._store_ok is not False:
                 _LOGGER.error("cannot read the store, its entities are unavailable: %s", err)  # noqa: TRY400
@@ -304,8 +305,10 @@ class Publisher:
         self._client = self._make_client()
         self._client.loop_start()
         first = True
+        # A private loop, not asyncio.run: the caller's thread keeps whatever event loop it had.
+        loop = asyncio.new_event_loop()
         try:
-            with asyncio.Runner() as runner:
+            with contextlib.closing(loop):
                 while not self._stop.is_set():
                     if not self._wait_connected(once):
                         if once:
@@ -315,7 +318,7 @@ class Publisher:
                     if first:
                         self._read_back()
                         first = False
-                    snapshot = self._refresh(runner)
+                    snapshot = self._refresh(loop)
                     with self._lock:
                         full, self._full_publish = self._full_publish, False
                     if self._connected.is_set():
@@ -344,11 +347,14 @@ class Publisher:
 def dry_run(settings: PublishSettings, out: TextIO, hostname: str | None = None) -> int:
     """Print every topic and payload one publish would send, without connecting."""
     publisher = Publisher(settings, hostname)
+    loop = asyncio.new_event_loop()
     try:
-        snapshot = asyncio.run(publisher.reader.refresh(datetime.now(UTC), settings.zone))
+        snapshot = loop.run_until_complete(publisher.reader.refresh(datetime.now(UTC), settings.zone))
     except StoreError as err:
         print(f"openusage-ha: {err}", file=sys.stderr)
         return 3
+    finally:
+        loop.close()
     result = publisher.current_plan(snapshot)
     lines = [(t, json.dumps(d, sort_keys=True)) for t, d in result.discovery.items()]
     lines += [(publisher.topics.availability, ONLINE), (publisher.topics.store_availability, ONLINE)]

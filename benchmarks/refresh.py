@@ -1,0 +1,219 @@
+"""Refresh benchmarks: openusage-ha's refresh against a baseline that computes the same figures the way
+openusage's own read model does (a deduplicated TEMP table per window, then one aggregate query per figure
+group; openusage-store.md §4.3–4.8), side by side in one process on the same store.
+
+    python benchmarks/refresh.py --rows 100000 --rows 1000000     # the recorded runs
+    python benchmarks/refresh.py --rows 3000 --repeat 1            # the smoke run scripts/test makes
+
+Stores are made by `openusage-ha demo-store` (90 days) and kept in benchmarks/.stores/ between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from custom_components.openusage.core.clock import WindowBounds  # noqa: E402
+from custom_components.openusage.core.demo import EventWriter, generate_demo_store  # noqa: E402
+from custom_components.openusage.core.models import Window  # noqa: E402
+from custom_components.openusage.core.reader import StoreReader  # noqa: E402
+from custom_components.openusage.core.usage import DEDUPED_USAGE_SQL  # noqa: E402
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
+ZONE = ZoneInfo("Europe/Warsaw")
+STORES = ROOT / "benchmarks" / ".stores"
+
+# openusage's per-window queries (§4.4), over its TEMP table `_deduped_tmp`.
+_BASELINE_QUERIES = (
+    "SELECT COALESCE(NULLIF(TRIM(COALESCE(model_canonical, model_raw)),''),'unknown') m, SUM(input_tokens), "
+    "SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), "
+    "SUM(COALESCE(total_tokens, COALESCE(input_tokens,0)+COALESCE(output_tokens,0)+COALESCE(reasoning_tokens,0)"
+    "+COALESCE(cache_read_tokens,0)+COALESCE(cache_write_tokens,0))), SUM(cost_usd), SUM(COALESCE(requests,1)) "
+    "FROM _deduped_tmp WHERE event_type='message_usage' AND status!='error' GROUP BY m LIMIT 500",
+    "SELECT lower(trim(coalesce(provider_id,''))) p, SUM(cost_usd), SUM(COALESCE(requests,1)), SUM(input_tokens), "
+    "SUM(output_tokens) FROM _deduped_tmp WHERE event_type='message_usage' AND status!='error' GROUP BY p LIMIT 200",
+    "SELECT account_id, SUM(cost_usd), SUM(COALESCE(requests,1)), SUM(total_tokens) FROM _deduped_tmp "
+    "WHERE event_type='message_usage' AND status!='error' GROUP BY provider_id, account_id",
+    "SELECT coalesce(nullif(agent_name,''), src) a, SUM(COALESCE(requests,1)), SUM(total_tokens), SUM(input_tokens), "
+    "SUM(output_tokens), COUNT(DISTINCT COALESCE(NULLIF(TRIM(session_id),''),'unknown')) FROM _deduped_tmp "
+    "WHERE event_type='message_usage' AND status!='error' GROUP BY a",
+    "SELECT workspace_id, SUM(COALESCE(requests,1)), SUM(cost_usd), SUM(total_tokens) FROM _deduped_tmp "
+    "WHERE event_type='message_usage' AND status!='error' AND TRIM(COALESCE(workspace_id,''))!='' "
+    "GROUP BY workspace_id",
+    "SELECT COALESCE(NULLIF(TRIM(LOWER(tool_name)),''),'unknown') t, COUNT(*), SUM(status='error') "
+    "FROM _deduped_tmp WHERE event_type='tool_usage' GROUP BY t",
+    "SELECT COUNT(*) FILTER (WHERE event_type='message_usage' AND status!='error'), "
+    "COUNT(DISTINCT CASE WHEN event_type='message_usage' AND status!='error' THEN NULLIF(TRIM(session_id),'') END), "
+    "SUM(CASE WHEN event_type='tool_usage' THEN 1 END), SUM(event_type='message_usage' AND status='error'), "
+    "MAX(occurred_at), COUNT(*) FROM _deduped_tmp",
+    "SELECT date(occurred_at) d, SUM(cost_usd), SUM(COALESCE(requests,1)), SUM(total_tokens) FROM _deduped_tmp "
+    "WHERE event_type='message_usage' AND status!='error' GROUP BY d",
+)
+
+
+def baseline_refresh(path: Path, now: datetime) -> None:
+    """openusage's way: per window, materialise the deduplicated rows, index them, aggregate, drop."""
+    bounds = WindowBounds.at(now, ZONE, 15)
+    since = {w: bounds.keys[w][:19] for w in (Window.TODAY, Window.H24, Window.D7, Window.D30)}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        for window in (*since, Window.ALL):
+            where = f"AND e.occurred_at >= '{since[window]}'" if window in since else ""
+            scope = "WHERE e.event_type IN ('message_usage', 'tool_usage')"
+            sql = DEDUPED_USAGE_SQL.replace(scope, f"{scope} {where}")
+            conn.execute(f"CREATE TEMP TABLE _deduped_tmp AS {sql}")
+            conn.execute("CREATE INDEX temp.idx_deduped_event_status ON _deduped_tmp(event_type, status)")
+            conn.execute("CREATE INDEX temp.idx_deduped_occurred ON _deduped_tmp(occurred_at)")
+            for query in _BASELINE_QUERIES:
+                conn.execute(query).fetchall()
+            conn.execute("DROP TABLE _deduped_tmp")
+    finally:
+        conn.close()
+
+
+def store_with(rows: int) -> Path:
+    folder = STORES / f"{rows}"
+    path = folder / "telemetry.db"
+    if not path.exists():
+        started = time.perf_counter()
+        generate_demo_store(folder, days=90, events=rows, seed=42, now=NOW)
+        print(f"  made a {rows:,}-row store in {time.perf_counter() - started:.1f} s")
+    return path
+
+
+def change_store(path: Path, at: datetime) -> None:
+    """100 new rows, one in-place enrichment of a recent row, one pruned day: what a minute brings."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    writer = EventWriter(conn)
+    for i in range(100):
+        writer.add(source_system="claude_code", occurred_at=f"{at - timedelta(seconds=i):%Y-%m-%dT%H:%M:%SZ}",
+                   provider_id="anthropic", account_id="claude-code", session_id="bench", message_id=f"b{at}{i}",
+                   model_raw="claude-sonnet-4-5", input_tokens=100, cost_usd=0.01)  # fmt: skip
+    writer.flush()
+    conn.execute(
+        "UPDATE usage_events SET cost_usd = coalesce(cost_usd, 0) + 0.001 WHERE rowid = "
+        "(SELECT MAX(rowid) FROM usage_events WHERE event_type = 'message_usage' AND rowid < "
+        "(SELECT MAX(rowid) - 100 FROM usage_events))"
+    )
+    oldest = conn.execute("SELECT substr(MIN(occurred_at), 1, 10) FROM usage_events").fetchone()[0]
+    conn.execute("DELETE FROM usage_events WHERE substr(occurred_at, 1, 10) = ?", (oldest,))
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def median_seconds(run: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+async def longest_block(work: Callable[[], Awaitable[object]]) -> float:
+    """The longest stretch the event loop could not run a 1 ms ticker while `work` ran."""
+    longest = 0.0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal longest
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            longest = max(longest, now - last - 0.001)
+            last = now
+
+    task = asyncio.create_task(ticker())
+    await work()
+    done = True
+    await task
+    return longest
+
+
+def publish_once_peak_mb(path: Path) -> float | None:
+    """Peak RSS of `openusage-ha publish --once` against a local broker (None without mosquitto)."""
+    mosquitto = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if mosquitto is None:
+        return None
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    broker = subprocess.Popen([mosquitto, "-p", str(port)], stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        result = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "openusage_ha.cli", "publish",
+             "--db", str(path), "--broker", f"mqtt://127.0.0.1:{port}", "--once", "--node-id", "bench"],
+            capture_output=True, text=True, cwd=ROOT, check=False,
+        )  # fmt: skip
+        return int(result.stderr.strip().splitlines()[-1]) / 1024
+    finally:
+        broker.terminate()
+        broker.wait()
+
+
+def run(rows: int, repeat: int) -> dict[str, float | None]:
+    print(f"\n== {rows:,} usage rows")
+    path = store_with(rows)
+    work = path.parent / "work.db"
+    shutil.copyfile(path, work)
+    results: dict[str, float | None] = {}
+    results["baseline cold"] = median_seconds(lambda: baseline_refresh(work, NOW), repeat)
+    results["cold refresh"] = median_seconds(lambda: asyncio.run(StoreReader(work).refresh(NOW, ZONE)), repeat)
+    reader = StoreReader(work)
+    asyncio.run(reader.refresh(NOW, ZONE))
+    results["nothing new"] = median_seconds(lambda: asyncio.run(reader.refresh(NOW, ZONE)), repeat)
+    change_store(work, NOW + timedelta(minutes=1))
+    later = NOW + timedelta(minutes=1, seconds=5)
+    results["after changes"] = median_seconds(lambda: asyncio.run(reader.refresh(later, ZONE)), 1)
+    results["baseline after changes"] = median_seconds(lambda: baseline_refresh(work, later), 1)
+    results["loop blocked"] = asyncio.run(longest_block(lambda: reader.refresh(later, ZONE)))
+    results["publish --once peak MB"] = publish_once_peak_mb(work)
+    work.unlink()
+    for name, value in results.items():
+        unit = "MB" if "MB" in name else "s"
+        shown = "n/a" if value is None else (f"{value:.1f}" if unit == "MB" else f"{value * 1000:.1f} ms")
+        print(f"  {name:26} {shown}")
+    print(f"  ratio cold / baseline      {results['cold refresh'] / results['baseline cold']:.2f}")
+    after = results["after changes"]
+    if after:
+        print(f"  baseline / after changes   {results['baseline after changes'] / after:.1f}x")
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, action="append", help="store size; repeat for several")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"SQLite {sqlite3.sqlite_version}")  # fmt: skip
+    all_results = {rows: run(rows, args.repeat) for rows in args.rows or [100_000]}
+    if len(all_results) >= 2:
+        small, large = sorted(all_results)
+        growth = all_results[large]["after changes"] / all_results[small]["after changes"]  # type: ignore[operator]
+        print(f"\nincremental refresh growth {small:,} → {large:,} rows: {growth:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
