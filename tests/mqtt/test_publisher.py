@@ -315,6 +315,12 @@ def test_password_and_tls(store: Path, tmp_path: Path) -> None:
         )  # fmt: skip
         assert wrong.returncode == 4
         assert "wrong-pw" not in wrong.stderr
+        # The same in this process, so that the TLS and login set-up is measured by coverage.
+        from custom_components.openusage.core.publisher import Publisher, PublishSettings
+
+        settings = PublishSettings(db=store, broker=url, username="agent", password="s3cret-pw",
+                                   tls_ca=tls["ca.crt"], node_id="tlsproc", zone=ZoneInfo("UTC"))  # fmt: skip
+        assert Publisher(settings, hostname="h").run(once=True) == 0
         # Without the CA the server's certificate is not trusted.
         untrusted = subprocess.run(
             command(store, url, "--once", "--username", "agent", "--password-file", str(password_file)),
@@ -420,3 +426,18 @@ def test_cli_publish_in_process(
     assert main(["publish", "--db", str(store)]) == 2
     assert main(["publish", "--db", str(store), "--broker", "mqtt://h:notaport"]) == 2
     assert "bad port" in capsys.readouterr().err
+
+
+def test_signals_stop_the_publisher(store: Path, broker: Broker) -> None:
+    from custom_components.openusage.core.publisher import Publisher, install_signal_handlers
+
+    publisher = Publisher(_settings(store, broker), hostname="h")
+    before = signal.getsignal(signal.SIGTERM)
+    restore = install_signal_handlers(publisher)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)
+        assert publisher._stop.is_set()
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -1,0 +1,163 @@
+"""Photograph a real Home Assistant running the integration on a demo store (see scripts/screenshots)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from playwright.async_api import async_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "images"
+PORT = 8123
+BASE = f"http://127.0.0.1:{PORT}"
+CLIENT_ID = f"{BASE}/"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+
+
+def request(method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None,
+            form: bool = False) -> Any:  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if form:
+        data = "&".join(f"{k}={v}" for k, v in (body or {}).items()).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    else:
+        data = json.dumps(body).encode() if body is not None else None
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(BASE + path, data=data, headers=headers, method=method)
+    with urllib.request.urlopen(req, timeout=30) as response:
+        text = response.read().decode()
+    return json.loads(text) if text else None
+
+
+def wait_until_up(process: subprocess.Popen[bytes]) -> None:
+    for _ in range(600):
+        if process.poll() is not None:
+            raise SystemExit("Home Assistant stopped while starting")
+        try:
+            request("GET", "/api/onboarding")
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    raise SystemExit("Home Assistant did not start")
+
+
+def onboard() -> dict[str, Any]:
+    """Create the demo user and finish onboarding; returns the user's tokens."""
+    user = request("POST", "/api/onboarding/users", {"client_id": CLIENT_ID, "name": "Demo", "username": "demo",
+                                                     "password": "demo-password", "language": "en"})  # fmt: skip
+    tokens = request("POST", "/auth/token", {"grant_type": "authorization_code", "code": user["auth_code"],
+                                             "client_id": CLIENT_ID}, form=True)  # fmt: skip
+    token = tokens["access_token"]
+    request("POST", "/api/onboarding/core_config", {}, token)
+    request("POST", "/api/onboarding/analytics", {}, token)
+    request("POST", "/api/onboarding/integration", {"client_id": CLIENT_ID, "redirect_uri": CLIENT_ID}, token)
+    return dict(tokens)
+
+
+def add_integration(token: str, store: Path) -> None:
+    flow = request("POST", "/api/config/config_entries/flow", {"handler": "openusage"}, token)
+    result = request("POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"path": str(store)}, token)
+    if result.get("type") != "create_entry":
+        raise SystemExit(f"the config flow did not create an entry: {result}")
+
+
+async def add_dashboard(token: str) -> None:
+    config = yaml.safe_load((ROOT / "dashboards" / "openusage.yaml").read_text())
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"{BASE}/api/websocket") as ws:
+        await ws.receive_json()
+        await ws.send_json({"type": "auth", "access_token": token})
+        await ws.receive_json()
+        await ws.send_json({"id": 1, "type": "lovelace/dashboards/create", "url_path": "ai-usage",
+                            "title": "AI usage", "icon": "mdi:robot-outline", "mode": "storage"})  # fmt: skip
+        await ws.receive_json()
+        await ws.send_json({"id": 2, "type": "lovelace/config/save", "url_path": "ai-usage", "config": config})
+        reply = await ws.receive_json()
+        if not reply.get("success"):
+            raise SystemExit(f"saving the dashboard failed: {reply}")
+
+
+def device_ids(token: str) -> dict[str, str]:
+    async def fetch() -> dict[str, str]:
+        async with aiohttp.ClientSession() as session, session.ws_connect(f"{BASE}/api/websocket") as ws:
+            await ws.receive_json()
+            await ws.send_json({"type": "auth", "access_token": token})
+            await ws.receive_json()
+            await ws.send_json({"id": 1, "type": "config/device_registry/list"})
+            reply = await ws.receive_json()
+            return {d["name"]: d["id"] for d in reply["result"]}
+
+    return asyncio.run(fetch())
+
+
+async def photograph(tokens: dict[str, Any], devices: dict[str, str]) -> None:
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    OUT.mkdir(parents=True, exist_ok=True)
+    hass_tokens = {**tokens, "hassUrl": BASE, "clientId": CLIENT_ID, "expires": int(time.time() * 1000) + 3600_000}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = await browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+        await context.add_init_script(f"localStorage.setItem('hassTokens', {json.dumps(json.dumps(hass_tokens))});")
+        page = await context.new_page()
+
+        async def shot(path: str, name: str, wait: float = 4.0, full: bool = False) -> None:
+            await page.goto(BASE + path)
+            await page.wait_for_timeout(wait * 1000)
+            await page.screenshot(path=str(OUT / name), full_page=full)
+            print(f"  {OUT / name}")
+
+        await shot("/config/integrations/integration/openusage", "integration.png")
+        await shot("/_my_redirect/config_flow_start?domain=openusage", "config-flow.png", wait=6)
+        await shot(f"/config/devices/device/{devices['OpenUsage']}", "device-hub.png")
+        await shot(f"/config/devices/device/{devices['claude_code claude-code']}", "device-claude.png")
+        await shot("/ai-usage/usage", "dashboard.png", wait=6, full=True)
+        await browser.close()
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="openusage-shots-") as folder:
+        root = Path(folder)
+        config, state = root / "config", root / "state" / "openusage"
+        (config / "custom_components").mkdir(parents=True)
+        (config / "custom_components" / "openusage").symlink_to(ROOT / "custom_components" / "openusage")
+        subprocess.run([sys.executable, "-m", "openusage_ha.cli", "demo-store", str(state), "--days", "120",
+                        "--events", "40000", "--seed", "7"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        (config / "configuration.yaml").write_text(yaml.safe_dump({
+            "homeassistant": {"name": "Home", "time_zone": "Europe/Warsaw", "currency": "USD",
+                              "allowlist_external_dirs": [str(root / "state")]},
+            "default_config": None, "http": {"server_host": "127.0.0.1", "server_port": PORT},
+        }).replace("default_config: null", "default_config:"))  # fmt: skip
+        log = (root / "hass.log").open("wb")
+        process = subprocess.Popen([str(Path(sys.executable).parent / "hass"), "-c", str(config)],
+                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            print("starting Home Assistant")
+            wait_until_up(process)
+            tokens = onboard()
+            token = tokens["access_token"]
+            add_integration(token, state / "telemetry.db")
+            asyncio.run(add_dashboard(token))
+            time.sleep(5)  # first refresh, statistics import
+            devices = device_ids(token)
+            print("photographing")
+            asyncio.run(photograph(tokens, devices))
+        finally:
+            process.terminate()
+            process.wait(60)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
