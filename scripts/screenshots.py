@@ -75,15 +75,21 @@ def add_integration(token: str, store: Path) -> None:
 
 
 async def add_dashboard(token: str) -> None:
-    config = yaml.safe_load((ROOT / "dashboards" / "openusage.yaml").read_text())
+    """The repository's dashboard, its daily-spend card pointed at the imported history."""
+    text = (ROOT / "dashboards" / "openusage.yaml").read_text()
     async with aiohttp.ClientSession() as session, session.ws_connect(f"{BASE}/api/websocket") as ws:
         await ws.receive_json()
         await ws.send_json({"type": "auth", "access_token": token})
         await ws.receive_json()
-        await ws.send_json({"id": 1, "type": "lovelace/dashboards/create", "url_path": "ai-usage",
+        await ws.send_json({"id": 1, "type": "recorder/list_statistic_ids", "statistic_type": "sum"})
+        ids = [s["statistic_id"] for s in (await ws.receive_json())["result"]]
+        imported = next(i for i in ids if i.startswith("openusage:") and i.endswith("_total_cost"))
+        config = yaml.safe_load(text.replace("              - sensor.openusage_cost_today\n",
+                                             f"              - {imported}\n"))  # fmt: skip
+        await ws.send_json({"id": 2, "type": "lovelace/dashboards/create", "url_path": "ai-usage",
                             "title": "AI usage", "icon": "mdi:robot-outline", "mode": "storage"})  # fmt: skip
         await ws.receive_json()
-        await ws.send_json({"id": 2, "type": "lovelace/config/save", "url_path": "ai-usage", "config": config})
+        await ws.send_json({"id": 3, "type": "lovelace/config/save", "url_path": "ai-usage", "config": config})
         reply = await ws.receive_json()
         if not reply.get("success"):
             raise SystemExit(f"saving the dashboard failed: {reply}")
@@ -119,7 +125,12 @@ async def photograph(tokens: dict[str, Any], devices: dict[str, str]) -> None:
             print(f"  {OUT / name}")
 
         await shot("/config/integrations/integration/openusage", "integration.png")
-        await shot("/_my_redirect/config_flow_start?domain=openusage", "config-flow.png", wait=6)
+        await page.goto(BASE + "/_my_redirect/config_flow_start?domain=openusage")
+        await page.wait_for_timeout(3000)  # the dialog animates in; a moving button cannot be clicked
+        await page.get_by_role("button", name="OK").click(timeout=20_000)
+        await page.wait_for_timeout(4000)
+        await page.screenshot(path=str(OUT / "config-flow.png"))
+        print(f"  {OUT / 'config-flow.png'}")
         await shot(f"/config/devices/device/{devices['OpenUsage']}", "device-hub.png")
         await shot(f"/config/devices/device/{devices['claude_code claude-code']}", "device-claude.png")
         await shot("/ai-usage/usage", "dashboard.png", wait=6, full=True)
@@ -148,8 +159,8 @@ def main() -> int:
             tokens = onboard()
             token = tokens["access_token"]
             add_integration(token, state / "telemetry.db")
+            time.sleep(8)  # first refresh and the statistics backfill
             asyncio.run(add_dashboard(token))
-            time.sleep(5)  # first refresh, statistics import
             devices = device_ids(token)
             print("photographing")
             asyncio.run(photograph(tokens, devices))
