@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -222,6 +223,30 @@ async def test_spool_path_that_is_not_a_folder_means_unknown_backlog(tmp_path: P
     assert snapshot.usage.totals[Window.TODAY].input_tokens == 5
 
 
+def run_unprivileged(work: Callable[[], str]) -> str:
+    """Run `work` in a forked child that first gives up root (root reads and writes everywhere, so
+    permission cases need an ordinary user); return what it returned, or fail if it raised."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child exits without running pytest's teardown
+        code = 1
+        try:
+            os.close(reader)
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            os.write(writer, work().encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        reported = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return reported
+
+
 @pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")
 def test_unreadable_spool_folders(open_dir: Path) -> None:
     """Folders that exist but cannot be listed give unknown (None) counts, never zeros.
@@ -230,27 +255,13 @@ def test_unreadable_spool_folders(open_dir: Path) -> None:
     _spool_files(open_dir)
     for folder in ("hook-spool", "telemetry-spool"):
         (open_dir / folder).chmod(0o000)
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: drop privileges, read, report, exit without running pytest's teardown
-        code = 1
-        try:
-            os.close(reader)
-            if os.geteuid() == 0:
-                os.setgid(65534)
-                os.setuid(65534)
-            health = read_spools(open_dir / "hook-spool", open_dir / "telemetry-spool", NOW)
-            os.write(writer, json.dumps(asdict(health)).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(writer)
-    with os.fdopen(reader) as pipe:
-        reported = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    for folder in ("hook-spool", "telemetry-spool"):
-        (open_dir / folder).chmod(0o755)
-    assert os.waitstatus_to_exitcode(status) == 0
+    try:
+        reported = run_unprivileged(
+            lambda: json.dumps(asdict(read_spools(open_dir / "hook-spool", open_dir / "telemetry-spool", NOW)))
+        )
+    finally:
+        for folder in ("hook-spool", "telemetry-spool"):
+            (open_dir / folder).chmod(0o755)
     health = json.loads(reported)
     assert health["hook_spool_files"] is None
     assert health["hook_spool_tmp_files"] is None
@@ -289,28 +300,10 @@ def test_stopped_daemon_in_a_read_only_folder(open_dir: Path) -> None:
     for suffix in ("-wal", "-shm"):
         assert not Path(f"{db}{suffix}").exists()  # a clean daemon shutdown leaves neither
     open_dir.chmod(0o555)
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(reader)
-            if os.geteuid() == 0:
-                os.setgid(65534)
-                os.setuid(65534)
-            import asyncio
-
-            snapshot = asyncio.run(read(db))
-            os.write(writer, str(snapshot.usage.totals[Window.ALL].input_tokens).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(writer)
-    with os.fdopen(reader) as pipe:
-        reported = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    open_dir.chmod(0o755)
-    assert os.waitstatus_to_exitcode(status) == 0
+    try:
+        reported = run_unprivileged(lambda: str(asyncio.run(read(db)).usage.totals[Window.ALL].input_tokens))
+    finally:
+        open_dir.chmod(0o755)
     assert reported == "5"
     assert sorted(p.name for p in open_dir.iterdir()) == ["telemetry.db"]
 

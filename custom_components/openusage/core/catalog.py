@@ -301,54 +301,14 @@ def _hub_entities() -> list[EntitySpec]:
             value=lambda s: _timestamp(s.store.last_event_at),
             device_class="timestamp",
         ),
-        EntitySpec(
-            device=HUB,
-            key="store_size",
-            translation_key="store_size",
-            name="Store size",
-            value=lambda s: s.store.db_size_bytes,
-            device_class="data_size",
-            unit="B",
-            state_class="measurement",
-            entity_category="diagnostic",
-        ),
-        EntitySpec(
-            device=HUB,
-            key="wal_size",
-            translation_key="wal_size",
-            name="WAL size",
-            value=lambda s: s.store.wal_size_bytes,
-            device_class="data_size",
-            unit="B",
-            state_class="measurement",
-            entity_category="diagnostic",
-        ),
-        EntitySpec(
-            device=HUB,
-            key="hook_spool_files",
-            translation_key="hook_spool_files",
-            name="Hook spool files",
-            value=lambda s: s.spool.hook_spool_files,
-            state_class="measurement",
-            entity_category="diagnostic",
-        ),
-        EntitySpec(
-            device=HUB,
-            key="spool_pending",
-            translation_key="spool_pending",
-            name="Spool pending",
-            value=lambda s: s.spool.spool_pending,
-            state_class="measurement",
-            entity_category="diagnostic",
-        ),
-        EntitySpec(
-            device=HUB,
-            key="spool_failed",
-            translation_key="spool_failed",
-            name="Spool failed",
-            value=lambda s: s.spool.spool_failed,
-            state_class="measurement",
-            entity_category="diagnostic",
+        _diagnostic("store_size", "Store size", lambda s: s.store.db_size_bytes, device_class="data_size", unit="B"),
+        _diagnostic("wal_size", "WAL size", lambda s: s.store.wal_size_bytes, device_class="data_size", unit="B"),
+        _diagnostic("hook_spool_files", "Hook spool files", lambda s: s.spool.hook_spool_files),
+        _diagnostic("spool_pending", "Spool pending", lambda s: s.spool.spool_pending),
+        _diagnostic(
+            "spool_failed",
+            "Spool failed",
+            lambda s: s.spool.spool_failed,
             attributes=lambda s: {"last_error": s.spool.spool_last_error},
         ),
         EntitySpec(
@@ -394,6 +354,20 @@ def _hub_entities() -> list[EntitySpec]:
         ),
     ]
     return specs
+
+
+def _diagnostic(key: str, name: str, value: Callable[[Snapshot], Value], **presentation: Any) -> EntitySpec:
+    """A hub health figure: a diagnostic measurement."""
+    return EntitySpec(
+        device=HUB,
+        key=key,
+        translation_key=key,
+        name=name,
+        value=value,
+        state_class="measurement",
+        entity_category="diagnostic",
+        **presentation,
+    )
 
 
 def _oldest_spool_age(s: Snapshot) -> float | None:
