@@ -167,57 +167,38 @@ def ingestion_problems(snapshot: Snapshot) -> list[str]:
 def _hub_entities() -> list[EntitySpec]:
     t, h24, d7, d30, all_ = Window.TODAY, Window.H24, Window.D7, Window.D30, Window.ALL
     cost_split = _breakdown_attributes
+    every_split = (Breakdown.PROVIDER, Breakdown.MODEL, Breakdown.AGENT, Breakdown.PROJECT)
     specs = [
-        EntitySpec(
-            device=HUB,
-            key="cost_today",
-            translation_key="cost_today",
-            name="Cost today",
-            value=_total(t, "cost_usd"),
+        _money(
+            HUB,
+            "cost_today",
+            "Cost today",
+            _total(t, "cost_usd"),
             state_class="total",
             last_reset_at_midnight=True,
-            attributes=cost_split(
-                t, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL, Breakdown.AGENT, Breakdown.PROJECT
-            ),
-            device_class="monetary",
-            unit="USD",
-            precision=2,
+            attributes=cost_split(t, "cost_usd", *every_split),
         ),
-        EntitySpec(
-            device=HUB,
-            key="cost_7d",
-            translation_key="cost_7d",
-            name="Cost 7 days",
-            value=_total(d7, "cost_usd"),
+        _money(
+            HUB,
+            "cost_7d",
+            "Cost 7 days",
+            _total(d7, "cost_usd"),
             attributes=cost_split(d7, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL),
-            device_class="monetary",
-            unit="USD",
-            precision=2,
         ),
-        EntitySpec(
-            device=HUB,
-            key="cost_30d",
-            translation_key="cost_30d",
-            name="Cost 30 days",
-            value=_total(d30, "cost_usd"),
-            attributes=cost_split(
-                d30, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL, Breakdown.AGENT, Breakdown.PROJECT
-            ),
-            device_class="monetary",
-            unit="USD",
-            precision=2,
+        _money(
+            HUB,
+            "cost_30d",
+            "Cost 30 days",
+            _total(d30, "cost_usd"),
+            attributes=cost_split(d30, "cost_usd", *every_split),
         ),
-        EntitySpec(
-            device=HUB,
-            key="cost_all_time",
-            translation_key="cost_all_time",
-            name="Cost all time",
-            value=_total(all_, "cost_usd"),
+        _money(
+            HUB,
+            "cost_all_time",
+            "Cost all time",
+            _total(all_, "cost_usd"),
             state_class="total",
             attributes=cost_split(all_, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL),
-            device_class="monetary",
-            unit="USD",
-            precision=2,
         ),
         EntitySpec(
             device=HUB,
@@ -354,6 +335,21 @@ def _hub_entities() -> list[EntitySpec]:
         ),
     ]
     return specs
+
+
+def _money(device: str, key: str, name: str, value: Callable[[Snapshot], Value], **presentation: Any) -> EntitySpec:
+    """A cost in US dollars (what openusage records cost in)."""
+    return EntitySpec(
+        device=device,
+        key=key,
+        translation_key=key,
+        name=name,
+        value=value,
+        device_class="monetary",
+        unit="USD",
+        precision=2,
+        **presentation,
+    )
 
 
 def _diagnostic(key: str, name: str, value: Callable[[Snapshot], Value], **presentation: Any) -> EntitySpec:
@@ -510,28 +506,15 @@ def _metric_entities(device: str, key: str, metric: QuotaMetric) -> list[EntityS
 def account_entities(snapshot: Snapshot, device: DeviceSpec) -> list[EntitySpec]:
     key = device.key
     specs = [
-        EntitySpec(
-            device=key,
-            key="cost_today",
-            translation_key="cost_today",
-            name="Cost today",
-            value=_account_usage(key, Window.TODAY, "cost_usd"),
-            device_class="monetary",
-            unit="USD",
-            precision=2,
+        _money(
+            key,
+            "cost_today",
+            "Cost today",
+            _account_usage(key, Window.TODAY, "cost_usd"),
             state_class="total",
             last_reset_at_midnight=True,
         ),
-        EntitySpec(
-            device=key,
-            key="cost_30d",
-            translation_key="cost_30d",
-            name="Cost 30 days",
-            value=_account_usage(key, Window.D30, "cost_usd"),
-            device_class="monetary",
-            unit="USD",
-            precision=2,
-        ),
+        _money(key, "cost_30d", "Cost 30 days", _account_usage(key, Window.D30, "cost_usd")),
         EntitySpec(
             device=key,
             key="tokens_today",
