@@ -87,8 +87,6 @@ class Measures:
     sessions: int = 0
 
 
-EMPTY_MEASURES = Measures()
-
 WindowedMeasures: TypeAlias = dict[Window, Measures]
 
 
