@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from custom_components.openusage.core.clock import WindowBounds  # noqa: E402
 from custom_components.openusage.core.demo import EventWriter, generate_demo_store  # noqa: E402
-from custom_components.openusage.core.models import Window  # noqa: E402
+from custom_components.openusage.core.models import Snapshot, Window  # noqa: E402
 from custom_components.openusage.core.reader import StoreReader  # noqa: E402
 from custom_components.openusage.core.usage import DEDUPED_USAGE_SQL  # noqa: E402
 
@@ -126,7 +126,7 @@ def median_seconds(run: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-async def longest_block(work: Callable[[], Awaitable[object]]) -> float:
+async def longest_block(work: Awaitable[object]) -> float:
     """The longest stretch the event loop could not run a 1 ms ticker while `work` ran."""
     longest = 0.0
     done = False
@@ -141,7 +141,7 @@ async def longest_block(work: Callable[[], Awaitable[object]]) -> float:
             last = now
 
     task = asyncio.create_task(ticker())
-    await work()
+    await work
     done = True
     await task
     return longest
@@ -171,32 +171,83 @@ def publish_once_peak_mb(path: Path) -> float | None:
         broker.wait()
 
 
+class Bench:
+    """One store, one event loop, one long-lived reader: what the coordinator and the publisher hold."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.loop = asyncio.new_event_loop()
+        self.reader = StoreReader(path)
+
+    def refresh(self, now: datetime, reader: StoreReader | None = None) -> Snapshot:
+        return self.loop.run_until_complete((reader or self.reader).refresh(now, ZONE))
+
+    def cold(self, now: datetime) -> Snapshot:
+        """A refresh by a new reader: the first one after a start, and what every reconciliation costs."""
+        reader = StoreReader(self.path)
+        try:
+            return self.refresh(now, reader)
+        finally:
+            self.loop.run_until_complete(reader.close())
+
+    def blocked(self, now: datetime, reader: StoreReader | None = None) -> float:
+        return self.loop.run_until_complete(longest_block((reader or self.reader).refresh(now, ZONE)))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.reader.close())
+        self.loop.close()
+
+
 def run(rows: int, repeat: int) -> dict[str, float | None]:
     print(f"\n== {rows:,} usage rows")
     path = store_with(rows)
     work = path.parent / "work.db"
     shutil.copyfile(path, work)
+    bench = Bench(work)
     results: dict[str, float | None] = {}
-    results["baseline cold"] = median_seconds(lambda: baseline_refresh(work, NOW), repeat)
-    results["cold refresh"] = median_seconds(lambda: asyncio.run(StoreReader(work).refresh(NOW, ZONE)), repeat)
-    reader = StoreReader(work)
-    asyncio.run(reader.refresh(NOW, ZONE))
-    results["nothing new"] = median_seconds(lambda: asyncio.run(reader.refresh(NOW, ZONE)), repeat)
-    change_store(work, NOW + timedelta(minutes=1))
-    later = NOW + timedelta(minutes=1, seconds=5)
-    results["after changes"] = median_seconds(lambda: asyncio.run(reader.refresh(later, ZONE)), 1)
-    results["baseline after changes"] = median_seconds(lambda: baseline_refresh(work, later), 1)
-    results["loop blocked"] = asyncio.run(longest_block(lambda: reader.refresh(later, ZONE)))
+    try:
+        results["baseline, cold"] = median_seconds(lambda: baseline_refresh(work, NOW), repeat)
+        results["cold refresh"] = median_seconds(lambda: bench.cold(NOW), repeat)
+        bench.refresh(NOW)
+        results["nothing new"] = median_seconds(lambda: bench.refresh(NOW), max(repeat, 5))
+        # Each round a minute later: 100 new rows, one enrichment, the oldest day pruned; then one refresh.
+        times, at = [], NOW
+        for _ in range(max(repeat, 5)):
+            at += timedelta(minutes=1)
+            change_store(work, at)
+            times.append(median_seconds(lambda: bench.refresh(at), 1))  # noqa: B023
+        results["after changes"] = statistics.median(times)
+        results["baseline, after changes"] = median_seconds(lambda: baseline_refresh(work, at), repeat)
+        equal = bench.refresh(at).usage == bench.cold(at).usage
+        print(f"  figures after the changes equal a full recomputation: {'yes' if equal else 'NO'}")
+        at += timedelta(minutes=1)
+        change_store(work, at)
+        results["loop blocked, after changes"] = bench.blocked(at)
+        cold_reader = StoreReader(work)
+        results["loop blocked, cold"] = bench.blocked(at, cold_reader)
+        bench.loop.run_until_complete(cold_reader.close())
+    finally:
+        bench.close()
     results["publish --once peak MB"] = publish_once_peak_mb(work)
     work.unlink()
+    baseline = {
+        "cold refresh": "baseline, cold",
+        "nothing new": "baseline, cold",
+        "after changes": "baseline, after changes",
+    }
     for name, value in results.items():
-        unit = "MB" if "MB" in name else "s"
-        shown = "n/a" if value is None else (f"{value:.1f}" if unit == "MB" else f"{value * 1000:.1f} ms")
-        print(f"  {name:26} {shown}")
-    print(f"  ratio cold / baseline      {results['cold refresh'] / results['baseline cold']:.2f}")
-    after = results["after changes"]
-    if after:
-        print(f"  baseline / after changes   {results['baseline after changes'] / after:.1f}x")
+        if value is None:
+            shown = "n/a"
+        elif "MB" in name:
+            shown = f"{value:.1f} MB"
+        else:
+            shown = f"{value * 1000:.1f} ms"
+            if name in baseline:
+                shown += f"   ({value / results[baseline[name]]:.4f} of the baseline, "  # type: ignore[operator]
+                shown += f"{results[baseline[name]] / value:.0f}× faster)"  # type: ignore[operator]
+        print(f"  {name:28} {shown}")
+    if not equal:
+        raise SystemExit("incremental figures differ from a full recomputation")
     return results
 
 

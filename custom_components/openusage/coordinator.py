@@ -77,6 +77,11 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
         self._failing_since: datetime | None = None
         self._loaded = False  # whether any refresh has succeeded yet
 
+    async def async_shutdown(self) -> None:
+        """Stop refreshing, then close the reader's mirror."""
+        await super().async_shutdown()
+        await self.reader.close()
+
     async def _async_update_data(self) -> Snapshot:
         try:
             snapshot = await self.reader.refresh(dt_util.utcnow(), ZoneInfo(self.hass.config.time_zone))

@@ -7,23 +7,24 @@ deduplicated as everywhere else.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from .reader import ReadOptions, fetch_watermark, read_transaction
+from .reader import ReadOptions, fetch_watermark, open_store
 from .usage import COST_NANO_SQL, DEDUPED_USAGE_SQL, NANO_USD, map_provider
 
 # A duplicate that arrives this long after the original still finds it when history starts at a bound.
 _DEDUP_MARGIN = timedelta(days=1)
 _PARTS = ("input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens")
+_SCOPE = "WHERE e.event_type IN ('message_usage', 'tool_usage')"
 _TOTAL = f"coalesce(total_tokens, {' + '.join(f'coalesce({p}, 0)' for p in _PARTS)})"
 
 _HOURLY_SQL = f"""
-WITH scoped_rows AS (SELECT * FROM usage_events WHERE occurred_at >= :margin),
-winners AS ({DEDUPED_USAGE_SQL.replace("FROM usage_events e", "FROM scoped_rows e")})
+WITH winners AS ({DEDUPED_USAGE_SQL.replace(_SCOPE, _SCOPE + " AND e.occurred_at >= :margin")})
 SELECT substr(occurred_at, 1, 13), lower(trim(coalesce(provider_id, ''))),
        SUM({COST_NANO_SQL.format(col="cost_usd")}), SUM({_TOTAL}), SUM(coalesce(requests, 1))
 FROM winners
@@ -38,7 +39,7 @@ WHERE day >= :since_day AND day < :before_day AND tool_name = '' AND status <> '
 GROUP BY 1, 2
 """
 _OLDEST_DAY_SQL = """
-SELECT substr(occurred_at, 1, 10) FROM usage_events WHERE event_type IN ('message_usage', 'tool_usage')
+SELECT substr(occurred_at, 1, 10) FROM usage_events WHERE +event_type IN ('message_usage', 'tool_usage')
 ORDER BY occurred_at LIMIT 1
 """
 
@@ -61,26 +62,26 @@ async def read_hourly_usage(
 
     Raises StoreError like `read_store`.
     """
-    options = options or ReadOptions()
+    return await asyncio.to_thread(_read_hourly_usage, path, since, until, options or ReadOptions())
+
+
+def _read_hourly_usage(path: Path, since: datetime, until: datetime, options: ReadOptions) -> list[HourlyUsage]:
     rows: list[HourlyUsage] = []
-    async with read_transaction(path, options.busy_timeout) as (db, tables):
-        async with db.execute(_OLDEST_DAY_SQL) as cursor:
-            found = await cursor.fetchone()
+    with open_store(path, options.busy_timeout) as (conn, tables):
+        found = conn.execute(_OLDEST_DAY_SQL).fetchone()
         first_raw_day = datetime.fromisoformat(found[0]).date() if found else until.date() + timedelta(days=1)
-        if await fetch_watermark(db, tables) and "usage_rollup_daily" in tables:
+        if fetch_watermark(conn, tables) and "usage_rollup_daily" in tables:
             params = {"since_day": since.date().isoformat(), "before_day": first_raw_day.isoformat()}
-            async with db.execute(_ROLLUP_SQL, params) as cursor:
-                for row in await cursor.fetchall():
-                    start = datetime.fromisoformat(row[0]).replace(tzinfo=UTC)
-                    if start < until:
-                        rows.append(_usage(start, row, options.provider_links))
+            for row in conn.execute(_ROLLUP_SQL, params):
+                start = datetime.fromisoformat(row[0]).replace(tzinfo=UTC)
+                if start < until:
+                    rows.append(_usage(start, row, options.provider_links))
         raw_from = max(since, datetime.combine(first_raw_day, time(0), UTC))
         if raw_from < until:
             params = {"margin": _bound(raw_from - _DEDUP_MARGIN), "since": _bound(raw_from), "until": _bound(until)}
-            async with db.execute(_HOURLY_SQL, params) as cursor:
-                for row in await cursor.fetchall():
-                    start = datetime.fromisoformat(f"{row[0]}:00:00").replace(tzinfo=UTC)
-                    rows.append(_usage(start, row, options.provider_links))
+            for row in conn.execute(_HOURLY_SQL, params):
+                start = datetime.fromisoformat(f"{row[0]}:00:00").replace(tzinfo=UTC)
+                rows.append(_usage(start, row, options.provider_links))
     rows.sort(key=lambda r: (r.start, r.provider))
     return rows
 

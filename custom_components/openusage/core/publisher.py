@@ -304,34 +304,40 @@ class Publisher:
     def run(self, once: bool = False) -> int:
         self._client = self._make_client()
         self._client.loop_start()
-        first = True
         # A private loop, not asyncio.run: the caller's thread keeps whatever event loop it had.
         loop = asyncio.new_event_loop()
         try:
             with contextlib.closing(loop):
-                while not self._stop.is_set():
-                    if not self._wait_connected(once):
-                        if once:
-                            _LOGGER.error("could not connect to %s", self._safe_broker())
-                            return 4
-                        continue
-                    if first:
-                        self._read_back()
-                        first = False
-                    snapshot = self._refresh(loop)
-                    with self._lock:
-                        full, self._full_publish = self._full_publish, False
-                    if self._connected.is_set():
-                        self._publish(snapshot, full)
-                    elif full:
-                        self._request_full_publish()
-                    if once:
-                        return 0 if snapshot is not None else 3
-                    self._wake.wait(self.settings.interval)
-                    self._wake.clear()
-            return 0
+                try:
+                    return self._loop(loop, once)
+                finally:
+                    loop.run_until_complete(self.reader.close())
         finally:
             self._shutdown(graceful_offline=not once)
+
+    def _loop(self, loop: asyncio.AbstractEventLoop, once: bool) -> int:
+        first = True
+        while not self._stop.is_set():
+            if not self._wait_connected(once):
+                if once:
+                    _LOGGER.error("could not connect to %s", self._safe_broker())
+                    return 4
+                continue
+            if first:
+                self._read_back()
+                first = False
+            snapshot = self._refresh(loop)
+            with self._lock:
+                full, self._full_publish = self._full_publish, False
+            if self._connected.is_set():
+                self._publish(snapshot, full)
+            elif full:
+                self._request_full_publish()
+            if once:
+                return 0 if snapshot is not None else 3
+            self._wake.wait(self.settings.interval)
+            self._wake.clear()
+        return 0
 
     def _shutdown(self, graceful_offline: bool) -> None:
         client = self._client
@@ -354,6 +360,7 @@ def dry_run(settings: PublishSettings, out: TextIO, hostname: str | None = None)
         print(f"openusage-ha: {err}", file=sys.stderr)
         return 3
     finally:
+        loop.run_until_complete(publisher.reader.close())
         loop.close()
     result = publisher.current_plan(snapshot)
     lines = [(t, json.dumps(d, sort_keys=True)) for t, d in result.discovery.items()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from datetime import datetime
 from typing import Any
 
@@ -112,29 +113,26 @@ def build_quota(
     )
 
 
-async def read_quotas(db: Any, now: datetime) -> tuple[tuple[QuotaSnapshot, ...], str | None]:
+def read_quotas(conn: sqlite3.Connection, now: datetime) -> tuple[tuple[QuotaSnapshot, ...], str | None]:
     """Every account's quota, ordered by provider then account, and the newest snapshot time."""
-    async with db.execute(_PAIRS_SQL) as cursor:
-        pairs = list(await cursor.fetchall())
+    pairs = conn.execute(_PAIRS_SQL).fetchall()
     quotas: list[QuotaSnapshot] = []
     newest_overall: str | None = None
     for provider, account in pairs:
         params = {"provider": provider, "account": account}
-        async with db.execute(_NEWEST_SQL, params) as cursor:
-            (newest,) = await cursor.fetchone()
+        (newest,) = conn.execute(_NEWEST_SQL, params).fetchone()
         if newest is not None and (newest_overall is None or sort_key(newest) > sort_key(newest_overall)):
             newest_overall = newest
         found: tuple[str, dict[str, Any]] | None = None
         skipped = 0
-        async with db.execute(_ROWS_SQL, params) as cursor:
-            async for occurred_at, payload in cursor:
-                snapshot = parse_snapshot_payload(payload) if isinstance(payload, str) else None
-                if snapshot is not None:
-                    found = (occurred_at, snapshot)
-                    break
-                skipped += 1
-                if skipped >= _MAX_SKIPPED:
-                    break
+        for occurred_at, payload in conn.execute(_ROWS_SQL, params):
+            snapshot = parse_snapshot_payload(payload) if isinstance(payload, str) else None
+            if snapshot is not None:
+                found = (occurred_at, snapshot)
+                break
+            skipped += 1
+            if skipped >= _MAX_SKIPPED:
+                break
         provider_id = (provider or "").strip().lower() or "unknown"
         account_id = (account or "").strip() or "default"
         if found is None:

@@ -1,8 +1,10 @@
 """Read one consistent state of an openusage store, read-only and briefly (metrics.md §6).
 
-Each refresh opens the store by URI in `mode=ro`, reads every figure inside one read transaction
-and closes the connection: a transaction held between refreshes would block the daemon's WAL
-checkpoint (openusage-store.md §10.1). Nothing in the state folder is ever written.
+Each refresh attaches the store by URI in `mode=ro`, reads every figure inside one read transaction
+and detaches it: a transaction held between refreshes would block the daemon's WAL checkpoint
+(openusage-store.md §10.1). Nothing in the state folder is ever written. The store is attached to a
+connection of our own: a private temporary database for the reader's mirror (mirror.py), or an
+in-memory one for a single look.
 """
 
 from __future__ import annotations
@@ -10,22 +12,21 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import aiosqlite
-
 from .clock import WindowBounds, format_utc
-from .models import Snapshot, StoreHealth
+from .mirror import DEFAULT_RECONCILE_AFTER, RECENT_ROWS, UsageMirror
+from .models import QuotaSnapshot, Snapshot, StoreHealth
 from .quotas import read_quotas
 from .spool import HOOK_SPOOL_DIR, TELEMETRY_SPOOL_DIR, read_spools
-from .usage import DEFAULT_PROVIDER_LINKS, fold_usage, read_usage_cube
+from .usage import DEFAULT_PROVIDER_LINKS, UsageRead
 
 REQUIRED_TABLES = ("usage_events", "usage_raw_events")
 KNOWN_TABLES = (
@@ -90,6 +91,8 @@ class ReadOptions:
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     hook_spool: Path | None = None
     telemetry_spool: Path | None = None
+    reconcile_after: timedelta = DEFAULT_RECONCILE_AFTER  # a full recomputation at least this often
+    recent_rows: int = RECENT_ROWS  # newest rows re-read on every refresh, for in-place enrichment
 
 
 def default_store_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -152,28 +155,32 @@ def _uri(path: Path, immutable: bool) -> str:
     return uri + "&immutable=1" if immutable else uri
 
 
-async def _connect(path: Path, busy_timeout: float) -> aiosqlite.Connection:
-    """Open read-only. Only when that fails because the folder is read-only and no WAL exists
-    (the daemon is stopped) is `immutable=1` safe (openusage-store.md §10.2)."""
+def _attach(conn: sqlite3.Connection, path: Path) -> None:
+    """Attach read-only as `store`. Only when that fails because the folder is read-only and no WAL
+    exists (the daemon is stopped) is `immutable=1` safe (openusage-store.md §10.2)."""
     try:
-        return await _open_checked(_uri(path, False), busy_timeout)
+        _attach_checked(conn, _uri(path, False))
     except sqlite3.Error as err:
         name = getattr(err, "sqlite_errorname", "") or ""
         wal = path.with_name(path.name + "-wal")
         if not (name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) and not wal.exists()):
             raise
-    return await _open_checked(_uri(path, True), busy_timeout)
+        _attach_checked(conn, _uri(path, True))
 
 
-async def _open_checked(uri: str, busy_timeout: float) -> aiosqlite.Connection:
-    """Connect and read the schema page once, closing the connection (and its thread) on failure."""
-    db = await aiosqlite.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
+def _attach_checked(conn: sqlite3.Connection, uri: str) -> None:
+    """Attach and read the schema page once, detaching again on failure."""
+    conn.execute("ATTACH DATABASE ? AS store", (uri,))
     try:
-        await db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        conn.execute("SELECT 1 FROM store.sqlite_master LIMIT 1").fetchall()
     except BaseException:
-        await db.close()
+        conn.execute("DETACH DATABASE store")
         raise
-    return db
+
+
+def connect_private(database: str = ":memory:", busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> sqlite3.Connection:
+    """A connection of our own to attach stores to; `""` makes a private temporary file database."""
+    return sqlite3.connect(database, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
 
 
 def _store_files(path: Path) -> tuple[int, int, str | None]:
@@ -202,53 +209,65 @@ def _store_files(path: Path) -> tuple[int, int, str | None]:
     return size(path), size(path.with_name(path.name + "-wal")), backup
 
 
-async def _fetch_tables(db: aiosqlite.Connection) -> set[str]:
-    async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cursor:
-        return {row[0] for row in await cursor.fetchall()}
+def _fetch_tables(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT name FROM store.sqlite_master WHERE type = 'table'")}
 
 
-async def fetch_watermark(db: aiosqlite.Connection, tables: set[str]) -> str | None:
+def fetch_watermark(conn: sqlite3.Connection, tables: set[str]) -> str | None:
     """The rollup watermark (`YYYY-MM-DD`), or None without one or without the table."""
     if "daemon_meta" not in tables:
         return None
-    async with db.execute("SELECT value FROM daemon_meta WHERE key = 'rollup_daily_watermark'") as cursor:
-        row = await cursor.fetchone()
+    row = conn.execute("SELECT value FROM store.daemon_meta WHERE key = 'rollup_daily_watermark'").fetchone()
     value = row[0] if row else None
     if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
         return value
     return None
 
 
-@asynccontextmanager
-async def read_transaction(
-    path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
-) -> AsyncIterator[tuple[aiosqlite.Connection, set[str]]]:
-    """An open openusage store inside one read transaction, with the names of its tables.
-
-    The transaction ends and the connection closes when the block ends; any SQLite failure, in the
-    block too, becomes a StoreError that says why.
-    """
-    await asyncio.to_thread(_check_file, path)
+@contextmanager
+def store_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[set[str]]:
+    """The openusage store at `path` attached to `conn` as `store`, inside one transaction; yields the
+    names of its tables. The transaction ends and the store is detached when the block ends (committing
+    what the block wrote to `conn`'s own databases); any SQLite failure, in the block too, becomes a
+    StoreError that says why. Blocking: run it in a worker thread."""
+    _check_file(path)
     try:
-        db = await _connect(path, busy_timeout)
+        _attach(conn, path)
         try:
-            await db.execute("BEGIN")  # one read transaction: every figure from one state
+            conn.execute("BEGIN")  # one read transaction: every figure from one state
             try:
-                tables = await _fetch_tables(db)
+                tables = _fetch_tables(conn)
                 _require_tables(tables, path)
-                yield db, tables
+                yield tables
+                conn.execute("COMMIT")
             finally:
-                await db.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
         finally:
-            await db.close()
+            conn.execute("DETACH DATABASE store")
     except sqlite3.Error as err:
         raise classify_sqlite_error(err, path) from None
 
 
+@contextmanager
+def open_store(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Iterator[tuple[sqlite3.Connection, set[str]]]:
+    """A single look at the store: `store_transaction` on a fresh in-memory connection. Blocking."""
+    conn = connect_private(busy_timeout=busy_timeout)
+    try:
+        with store_transaction(conn, path) as tables:
+            yield conn, tables
+    finally:
+        conn.close()
+
+
+def _probe(path: Path, busy_timeout: float) -> tuple[str, ...]:
+    with open_store(path, busy_timeout) as (_conn, tables):
+        return tuple(sorted(tables & set(KNOWN_TABLES)))
+
+
 async def probe_store(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> tuple[str, ...]:
     """Check that `path` is a readable openusage store; return the known tables it has."""
-    async with read_transaction(path, busy_timeout) as (_db, tables):
-        return tuple(sorted(tables & set(KNOWN_TABLES)))
+    return await asyncio.to_thread(_probe, path, busy_timeout)
 
 
 def _require_tables(tables: set[str], path: Path) -> None:
@@ -257,12 +276,26 @@ def _require_tables(tables: set[str], path: Path) -> None:
         raise StoreError(StoreErrorKind.NOT_OPENUSAGE, path, "no " + ", ".join(missing) + " table")
 
 
+@dataclass(frozen=True, slots=True)
+class _StoreRead:
+    usage: UsageRead
+    quotas: tuple[QuotaSnapshot, ...]
+    last_snapshot_at: str | None
+    watermark: str | None
+    tables: set[str]
+
+
 class StoreReader:
-    """Reads the figures of one store; keep one per store and call `refresh` on each poll."""
+    """Reads the figures of one store; keep one per store, call `refresh` on each poll and `close` at the end.
+
+    The first refresh reads every usage row; later ones read what changed (mirror.py)."""
 
     def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
         self.path = path
         self.options = options or ReadOptions()
+        self._mirror = UsageMirror(self.options.provider_links, self.options.reconcile_after, self.options.recent_rows)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
 
     @property
     def hook_spool(self) -> Path:
@@ -272,34 +305,50 @@ class StoreReader:
     def telemetry_spool(self) -> Path:
         return self.options.telemetry_spool or self.path.parent / TELEMETRY_SPOOL_DIR
 
+    async def close(self) -> None:
+        """Close the mirror (SQLite deletes its file) once no refresh runs; a later refresh starts afresh."""
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            self._mirror.forget()
+            if conn is not None:
+                await asyncio.to_thread(conn.close)
+
+    def _read(self, now: datetime, bounds: WindowBounds) -> _StoreRead:
+        """Everything read inside the store's transaction (blocking, in a worker thread)."""
+        if self._conn is None:
+            self._conn = connect_private("", self.options.busy_timeout)
+            self._conn.execute("PRAGMA cache_size = -8192")  # 8 MiB; the OS caches the rest of the file
+            self._conn.execute("PRAGMA threads = 2")  # a first refresh sorts a million rows: use two cores
+        with store_transaction(self._conn, self.path) as tables:
+            watermark = fetch_watermark(self._conn, tables)
+            has_rollup = "usage_rollup_daily" in tables
+            usage = self._mirror.refresh(self._conn, bounds, now, watermark, has_rollup)
+            quotas, last_snapshot_at = read_quotas(self._conn, now)
+        return _StoreRead(usage, quotas, last_snapshot_at, watermark, tables)
+
     async def refresh(self, now: datetime, zone: ZoneInfo) -> Snapshot:
         """Every figure at `now` in `zone`. Raises StoreError when the store cannot be read."""
         now = now.astimezone(UTC)
         bounds = WindowBounds.at(now, zone, self.options.active_minutes)
-        async with read_transaction(self.path, self.options.busy_timeout) as (db, tables):
-            watermark = await fetch_watermark(db, tables)
-            has_rollup = "usage_rollup_daily" in tables
-            cube, rollup, oldest_day = await read_usage_cube(db, bounds, watermark, has_rollup)
-            quotas, last_snapshot_at = await read_quotas(db, now)
-
-        usage, (db_size, wal_size, backup), spool = await asyncio.gather(
-            asyncio.to_thread(fold_usage, cube, rollup, self.options.provider_links, oldest_day, watermark),
-            asyncio.to_thread(_store_files, self.path),
-            asyncio.to_thread(read_spools, self.hook_spool, self.telemetry_spool, now),
-        )
+        async with self._lock:
+            read, (db_size, wal_size, backup), spool = await asyncio.gather(
+                asyncio.to_thread(self._read, now, bounds),
+                asyncio.to_thread(_store_files, self.path),
+                asyncio.to_thread(read_spools, self.hook_spool, self.telemetry_spool, now),
+            )
         return Snapshot(
             now=format_utc(now),
             time_zone=zone.key,
-            usage=usage.figures,
-            quotas=quotas,
+            usage=read.usage.figures,
+            quotas=read.quotas,
             store=StoreHealth(
                 db_size_bytes=db_size,
                 wal_size_bytes=wal_size,
-                last_event_at=usage.last_event_at,
-                last_snapshot_at=last_snapshot_at,
-                oldest_raw_day=oldest_day,
-                rollup_watermark=watermark,
-                tables=tuple(sorted(tables & set(KNOWN_TABLES))),
+                last_event_at=read.usage.last_event_at,
+                last_snapshot_at=read.last_snapshot_at,
+                oldest_raw_day=read.usage.oldest_raw_day,
+                rollup_watermark=read.watermark,
+                tables=tuple(sorted(read.tables & set(KNOWN_TABLES))),
                 corrupt_backup_at=backup,
             ),
             spool=spool,
@@ -308,7 +357,11 @@ class StoreReader:
 
 async def read_store(path: Path, now: datetime, zone: ZoneInfo, options: ReadOptions | None = None) -> Snapshot:
     """One refresh of the store at `path` (see StoreReader)."""
-    return await StoreReader(path, options).refresh(now, zone)
+    reader = StoreReader(path, options)
+    try:
+        return await reader.refresh(now, zone)
+    finally:
+        await reader.close()
 
 
 __all__ = [
@@ -319,7 +372,8 @@ __all__ = [
     "StoreReader",
     "default_store_path",
     "merge_links",
+    "open_store",
     "probe_store",
     "read_store",
-    "read_transaction",
+    "store_transaction",
 ]

@@ -1,0 +1,293 @@
+"""Incremental refresh: kept figures, updated from what changed in the store since the last refresh.
+
+A private SQLite database, a temporary file that SQLite deletes itself, mirrors the store's usage rows:
+each row's dedup partition and rank (openusage-store.md §4.3), its time, breakdown keys and measures, and
+whether it wins its partition. Python keeps the sums of every window (usage.KeptUsage). A refresh
+
+* re-reads the store's newest rows (every row written since the last reconciliation, and the
+  RECENT_ROWS before it: the daemon enriches rows in place when a duplicate delivery arrives) and
+  compares them with the mirror, which finds new, changed and deleted rows;
+* finds rows pruned by openusage's retention as the rows older than the store's oldest usage row;
+* takes the old winners of every touched partition out of the sums, updates the mirror, picks the
+  partitions' winners again and adds them back;
+* ages the rolling windows by moving each bound over the winners that crossed it, without a rescan.
+
+An in-place change to an older row cannot be seen cheaply, so a full rebuild runs every
+`reconcile_after` (and whenever the store looks replaced). A first refresh is such a rebuild.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .clock import SORT_KEY_SQL, WindowBounds
+from .models import UsageFigures, Window
+from .usage import (
+    ACTIVE_BIT,
+    ALL_BIT,
+    LOGICAL_ID_SQL,
+    MEASURE_SQL,
+    PARTITION_SQL,
+    PRIORITY_SQL,
+    QUALITY_SQL,
+    SCOPED_USAGE_SQL,
+    WINDOW_BITS,
+    KeptUsage,
+    UsageRead,
+    read_rollup,
+)
+
+# How many rows written before a reconciliation are still re-read on every refresh after it.
+RECENT_ROWS = 500
+DEFAULT_RECONCILE_AFTER = timedelta(minutes=15)
+
+_MEASURES = ("m_in", "m_out", "m_reason", "m_cread", "m_cwrite", "m_total", "m_cost", "m_req")
+_DIMS = ("provider", "account", "model", "agent", "tool", "project", "is_tool", "is_error", "session")
+_COLUMNS = ("rid", "pkey", "prio", "quality", "occurred_at", "event_id", "okey", *_DIMS, *_MEASURES)
+_COLUMN_LIST = ", ".join(_COLUMNS)
+_RANK_ORDER = "prio DESC, quality DESC, occurred_at DESC, event_id DESC"
+
+_CREATE_SQL = f"""
+CREATE TABLE IF NOT EXISTS {{table}} (
+  rid INTEGER PRIMARY KEY, pkey TEXT, prio INTEGER, quality INTEGER, occurred_at TEXT, event_id TEXT, okey TEXT,
+  provider TEXT, account TEXT, model TEXT, agent TEXT, tool TEXT, project TEXT, is_tool INTEGER, is_error INTEGER,
+  session TEXT, {", ".join(f"{m} INTEGER" for m in _MEASURES)}, win INTEGER NOT NULL DEFAULT 1
+)"""
+_INDEX_SQL = (
+    "CREATE INDEX IF NOT EXISTS mirror_partition ON mirror_rows (pkey)",
+    "CREATE INDEX IF NOT EXISTS mirror_time ON mirror_rows (okey)",
+)
+
+# The store's usage rows that `rows` picks, as mirror columns (`+e.event_type`: walk the rowids, not
+# the event-type index, so a refresh reads only the tail).
+_PROJECT_SQL = f"""
+WITH scoped AS ({SCOPED_USAGE_SQL.replace("WHERE e.event_type", "WHERE +e.event_type")} AND {{rows}})
+SELECT rid, json_array({PARTITION_SQL.replace("logical_id", LOGICAL_ID_SQL)}) AS pkey,
+       {PRIORITY_SQL} AS prio, {QUALITY_SQL} AS quality, occurred_at, event_id,
+       {SORT_KEY_SQL.format(col="occurred_at")} AS okey,
+       lower(trim(coalesce(provider_id, ''))) AS provider,
+       trim(coalesce(account_id, '')) AS account,
+       coalesce(nullif(trim(model_canonical), ''), nullif(trim(model_raw), ''), 'unknown') AS model,
+       coalesce(nullif(trim(agent_name), ''), nullif(trim(src), ''), 'unknown') AS agent,
+       CASE WHEN event_type = 'tool_usage' THEN coalesce(nullif(lower(trim(tool_name)), ''), 'unknown') ELSE ''
+       END AS tool,
+       CASE WHEN event_type = 'message_usage' AND status <> 'error' THEN trim(coalesce(workspace_id, '')) ELSE ''
+       END AS project,
+       event_type = 'tool_usage' AS is_tool, status = 'error' AS is_error, trim(coalesce(session_id, '')) AS session,
+       {", ".join(f"{sql} AS {name}" for sql, name in zip(MEASURE_SQL, _MEASURES, strict=True))}
+FROM scoped
+"""
+
+_MASK_SQL = (
+    "((okey >= :today) | ((okey >= :h24) << 1) | ((okey >= :d7) << 2) | ((okey >= :d30) << 3)"
+    f" | ((okey >= :active) << 4) | {ALL_BIT})"
+)
+# Winners grouped into fold rows (usage.KeptUsage), with `mask` saying which windows they count in.
+_FOLD_SQL = f"""
+SELECT {", ".join(_DIMS)}, substr(okey, 1, 10), {{mask}},
+       count(*), {", ".join(f"sum({m})" for m in _MEASURES)}
+FROM mirror_rows WHERE win AND ({{where}})
+GROUP BY {", ".join(str(i) for i in range(1, len(_DIMS) + 3))}
+"""
+_CHOOSE_WINNER_SQL = f"""
+UPDATE mirror_rows SET win = (rid = (
+  SELECT m.rid FROM mirror_rows m WHERE m.pkey = mirror_rows.pkey ORDER BY {_RANK_ORDER} LIMIT 1))
+WHERE pkey IN (SELECT pkey FROM temp.touched)
+"""
+_DIFFERS = " OR ".join(f"m.{c} IS NOT i.{c}" for c in _COLUMNS[1:])
+_FIND_CHANGES_SQL = (
+    # new rows, and rows of the recent tail that changed
+    f"INSERT INTO temp.changed SELECT i.rid FROM ({_PROJECT_SQL.format(rows='e.rowid > :after')}) i "
+    f"LEFT JOIN mirror_rows m ON m.rid = i.rid WHERE m.rid IS NULL OR {_DIFFERS}",
+    # rows of the recent tail that are gone
+    "INSERT OR IGNORE INTO temp.changed SELECT rid FROM mirror_rows m WHERE rid > :after AND NOT EXISTS ("
+    "SELECT 1 FROM usage_events e WHERE e.rowid = m.rid AND e.event_type IN ('message_usage', 'tool_usage'))",
+    # rows pruned: older than the store's oldest usage row, or in its second and gone
+    "INSERT OR IGNORE INTO temp.changed SELECT rid FROM mirror_rows WHERE okey < :floor",
+    "INSERT OR IGNORE INTO temp.changed SELECT rid FROM mirror_rows WHERE okey >= :floor AND okey < :floor_next "
+    "AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.rowid = mirror_rows.rid)",
+)
+
+_OLDEST_SQL = """
+SELECT e.occurred_at FROM usage_events e
+WHERE +e.event_type IN ('message_usage', 'tool_usage')
+  AND EXISTS (SELECT 1 FROM usage_raw_events r WHERE r.raw_event_id = e.raw_event_id)
+ORDER BY e.occurred_at LIMIT 1
+"""
+
+
+def _window_params(bounds: WindowBounds) -> dict[str, str]:
+    return {
+        "today": bounds.keys[Window.TODAY],
+        "h24": bounds.keys[Window.H24],
+        "d7": bounds.keys[Window.D7],
+        "d30": bounds.keys[Window.D30],
+        "active": bounds.active_key,
+    }
+
+
+def _aging_bounds(bounds: WindowBounds) -> dict[int, str]:
+    return {**{WINDOW_BITS[w]: k for w, k in bounds.keys.items()}, ACTIVE_BIT: bounds.active_key}
+
+
+@dataclass(slots=True)
+class _Kept:
+    """What the mirror knows beside its rows."""
+
+    usage: KeptUsage
+    bounds: dict[int, str]  # window bit → the bound the sums were last moved to
+    tail_after: int  # rows after this rowid are re-read on every refresh
+    max_rowid: int
+    rebuilt_at: datetime
+    day_b: tuple[str, list[Any]] | None = None  # day B's fold rows, while day B is unchanged
+    rollup: tuple[tuple[str, str | None] | None, list[Any]] | None = None  # rollup rows, and what they depend on
+    figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
+
+
+class UsageMirror:
+    """The kept usage figures of one store. Not thread-safe: one refresh at a time."""
+
+    def __init__(
+        self,
+        links: Mapping[str, str],
+        reconcile_after: timedelta = DEFAULT_RECONCILE_AFTER,
+        recent_rows: int = RECENT_ROWS,
+    ) -> None:
+        self._links = links
+        self._reconcile_after = reconcile_after
+        self._recent_rows = recent_rows
+        self._kept: _Kept | None = None
+
+    def forget(self) -> None:
+        """Drop the kept figures: the next refresh rebuilds (after a failed refresh, or on request)."""
+        self._kept = None
+
+    def refresh(
+        self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, watermark: str | None, has_rollup: bool
+    ) -> UsageRead:
+        """Bring the mirror and the sums up to date with the attached store (inside the caller's
+        transaction), then compute the figures. On any failure the kept figures are forgotten."""
+        try:
+            return self._refresh(conn, bounds, now, watermark, has_rollup)
+        except BaseException:
+            self._kept = None
+            raise
+
+    def _refresh(
+        self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, watermark: str | None, has_rollup: bool
+    ) -> UsageRead:
+        max_rowid = conn.execute("SELECT coalesce(max(rowid), 0) FROM usage_events").fetchone()[0]
+        oldest = conn.execute(_OLDEST_SQL).fetchone()
+        oldest_at: str | None = oldest[0] if oldest else None
+        kept = self._kept
+        if (
+            kept is None
+            or not kept.rebuilt_at <= now < kept.rebuilt_at + self._reconcile_after
+            or max_rowid < kept.max_rowid  # rows vanished from the top: a new store, or a reset
+        ):
+            kept = self._rebuild(conn, bounds, now, max_rowid)
+        else:
+            self._age(conn, kept, bounds)
+            self._apply_changes(conn, kept, bounds, oldest_at)
+            kept.max_rowid = max_rowid
+        self._kept = kept
+        return self._figures(conn, kept, oldest_at[:10] if oldest_at else None, watermark, has_rollup)
+
+    def _rebuild(self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, max_rowid: int) -> _Kept:
+        conn.execute("DROP TABLE IF EXISTS mirror_rows")
+        conn.execute(_CREATE_SQL.format(table="mirror_rows"))
+        conn.execute(f"INSERT INTO mirror_rows ({_COLUMN_LIST}) {_PROJECT_SQL.format(rows='1')}")
+        for sql in _INDEX_SQL:
+            conn.execute(sql)
+        # Rows start as winners; most partitions hold one row, so only the others are ranked.
+        self._create_temp_tables(conn)
+        conn.execute("INSERT INTO temp.touched SELECT pkey FROM mirror_rows GROUP BY pkey HAVING count(*) > 1")
+        conn.execute(_CHOOSE_WINNER_SQL)
+        conn.execute("DELETE FROM temp.touched")
+        usage = KeptUsage(self._links)
+        usage.apply(conn.execute(_FOLD_SQL.format(mask=_MASK_SQL, where="1"), _window_params(bounds)), 1)
+        return _Kept(
+            usage=usage,
+            bounds=_aging_bounds(bounds),
+            tail_after=max(0, max_rowid - self._recent_rows),
+            max_rowid=max_rowid,
+            rebuilt_at=now,
+        )
+
+    @staticmethod
+    def _create_temp_tables(conn: sqlite3.Connection) -> None:
+        """Empty working tables: rows read again, rowids that changed, partitions they touch."""
+        conn.execute(_CREATE_SQL.format(table="temp.incoming"))
+        conn.execute("CREATE TABLE IF NOT EXISTS temp.changed (rid INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TABLE IF NOT EXISTS temp.touched (pkey TEXT PRIMARY KEY)")
+        for table in ("incoming", "changed", "touched"):
+            conn.execute(f"DELETE FROM temp.{table}")
+
+    def _age(self, conn: sqlite3.Connection, kept: _Kept, bounds: WindowBounds) -> None:
+        """Move every window's bound: winners it passed over leave the window, or join it."""
+        for bit, new in _aging_bounds(bounds).items():
+            old = kept.bounds[bit]
+            if new == old:
+                continue
+            low, high, sign = (old, new, -1) if new > old else (new, old, 1)
+            sql = _FOLD_SQL.format(mask=bit, where="okey >= :low AND okey < :high")
+            kept.usage.apply(conn.execute(sql, {"low": low, "high": high}), sign)
+            kept.bounds[bit] = new
+
+    def _apply_changes(self, conn: sqlite3.Connection, kept: _Kept, bounds: WindowBounds, oldest: str | None) -> None:
+        self._create_temp_tables(conn)
+        if oldest is None:
+            floor = floor_next = "\U0010ffff"  # no usage row left: every mirrored row is gone
+        else:
+            second = oldest[:19]  # the oldest row's whole second, in sort-key form
+            floor = second
+            floor_next = second + "\U0010ffff"
+        for sql in _FIND_CHANGES_SQL:
+            conn.execute(sql, {"after": kept.tail_after, "floor": floor, "floor_next": floor_next})
+        if not conn.execute("SELECT 1 FROM temp.changed LIMIT 1").fetchone():
+            return
+        changed_rows = _PROJECT_SQL.format(rows="e.rowid IN (SELECT rid FROM temp.changed)")
+        conn.execute(f"INSERT INTO temp.incoming ({_COLUMN_LIST}) {changed_rows}")
+        # The partitions the changed rows were in, and those they are in now.
+        changed = "rid IN (SELECT rid FROM temp.changed)"
+        conn.execute(f"INSERT OR IGNORE INTO temp.touched SELECT pkey FROM mirror_rows WHERE {changed}")
+        conn.execute("INSERT OR IGNORE INTO temp.touched SELECT pkey FROM temp.incoming")
+        fold = _FOLD_SQL.format(mask=_MASK_SQL, where="pkey IN (SELECT pkey FROM temp.touched)")
+        params = _window_params(bounds)
+        days = kept.usage.apply(conn.execute(fold, params), -1)
+        conn.execute(f"DELETE FROM mirror_rows WHERE {changed}")
+        conn.execute(f"INSERT INTO mirror_rows ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM temp.incoming")
+        conn.execute(_CHOOSE_WINNER_SQL)
+        days |= kept.usage.apply(conn.execute(fold, params), 1)
+        self._create_temp_tables(conn)  # emptied now, so the next refresh starts at once
+        if kept.day_b is not None and kept.day_b[0] in days:
+            kept.day_b = None
+
+    def _figures(
+        self, conn: sqlite3.Connection, kept: _Kept, day_b: str | None, watermark: str | None, has_rollup: bool
+    ) -> UsageRead:
+        # The daemon rolls up only days after its watermark; days up to day B change with one of them.
+        rollup_key = (watermark, day_b) if has_rollup and watermark else None
+        if kept.rollup is None or kept.rollup[0] != rollup_key:
+            kept.rollup = (rollup_key, read_rollup(conn, day_b) if rollup_key else [])
+        rollup = kept.rollup[1]
+        # metrics.md §1: day B comes from the rollup when it was partly pruned, else from raw rows.
+        raw_on_b = kept.usage.day_counts.get(day_b, 0) if day_b else 0
+        rollup_on_b = sum(r[6] or 0 for r in rollup if r[0])
+        b_from_rollup = day_b is not None and watermark is not None and day_b <= watermark and rollup_on_b > raw_on_b
+        source = (kept.usage.version, rollup, b_from_rollup, day_b)
+        if kept.figures is None or kept.figures[0] != source:
+            extra = KeptUsage(self._links)
+            extra.add_rollup(r for r in rollup if b_from_rollup or not r[0])
+            if b_from_rollup and day_b is not None:
+                if kept.day_b is None or kept.day_b[0] != day_b:
+                    sql = _FOLD_SQL.format(mask=ALL_BIT, where="okey >= :low AND okey < :high")
+                    kept.day_b = (day_b, conn.execute(sql, {"low": day_b, "high": day_b + "\U0010ffff"}).fetchall())
+                extra.apply(kept.day_b[1], -1)
+            kept.figures = (source, kept.usage.figures(extra))
+        last = conn.execute("SELECT occurred_at FROM mirror_rows WHERE win ORDER BY okey DESC LIMIT 1").fetchone()
+        return UsageRead(figures=kept.figures[1], last_event_at=last[0] if last else None, oldest_raw_day=day_b)

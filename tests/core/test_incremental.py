@@ -1,0 +1,180 @@
+"""Incremental refreshes against a full recomputation, over random sequences of changes to a store.
+
+After every insert, duplicate delivery, enrichment of a recent row, pruned day and clock advance, the
+kept figures must equal those a fresh reader computes from scratch; after an in-place update of an old
+row (which a refresh cannot see cheaply) they must be equal once a reconciliation has run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import tempfile
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from custom_components.openusage.core.demo import EventWriter, build_rollup
+from custom_components.openusage.core.models import Snapshot, Window
+from custom_components.openusage.core.reader import ReadOptions, StoreReader, read_store
+from custom_components.openusage.core.schema import create_schema
+from tests.strategies import NOW, ZONES, add_row, row
+
+RECENT = 3  # a short re-read tail, so that most rows are "old" and the tail's edge is exercised
+RECONCILE = timedelta(minutes=15)
+
+# Values each changed column may take (status is NOT NULL in the store).
+_CHANGE_VALUES: dict[str, list[Any]] = {
+    "total_tokens": [None, 0, 7],
+    "cost_usd": [None, 0, 1.25],
+    "model_raw": [None, "", "opus"],
+    "status": ["ok", "error"],
+    "provider_id": [None, "", "anthropic"],
+    "session_id": [None, "", "s2"],
+    "message_id": [None, "m1", "m9"],
+}
+_changes = st.lists(st.sampled_from(sorted(_CHANGE_VALUES)), min_size=1, max_size=3, unique=True).flatmap(
+    lambda columns: st.fixed_dictionaries({c: st.sampled_from(_CHANGE_VALUES[c]) for c in columns})
+)
+_step = st.one_of(
+    st.tuples(st.just("insert"), st.lists(row, min_size=1, max_size=5)),
+    st.tuples(st.just("duplicate"), st.integers(0, 10**6), st.sampled_from(["hook", "jsonl", "api"]), _changes),
+    st.tuples(st.just("enrich"), st.integers(0, RECENT - 1), _changes),
+    st.tuples(st.just("update_old"), st.integers(0, 10**6), _changes),
+    st.tuples(st.just("prune"), st.just(0)),
+    st.tuples(st.just("advance"), st.sampled_from([1, 5, 59, 61, 24 * 60, 7 * 24 * 60 + 1, 3 * 24 * 60 + 17])),
+)
+_USAGE = "event_type IN ('message_usage', 'tool_usage')"
+
+
+def _usage_rowids(conn: sqlite3.Connection) -> tuple[list[int], list[int]]:
+    """The usage rows' rowids: those a refresh re-reads (the last RECENT of all rows), and the older ones."""
+    top = conn.execute("SELECT coalesce(max(rowid), 0) FROM usage_events").fetchone()[0]
+    rowids = [r[0] for r in conn.execute(f"SELECT rowid FROM usage_events WHERE {_USAGE} ORDER BY rowid")]
+    return [r for r in rowids if r > top - RECENT], [r for r in rowids if r <= top - RECENT]
+
+
+def _update(conn: sqlite3.Connection, rowid: int, changes: dict[str, Any]) -> None:
+    sets = ", ".join(f"{column} = ?" for column in changes)
+    conn.execute(f"UPDATE usage_events SET {sets} WHERE rowid = ?", (*changes.values(), rowid))
+
+
+def _duplicate(conn: sqlite3.Connection, rowid: int, channel: str, changes: dict[str, Any]) -> None:
+    """The same logical event delivered again: a new row (new dedup key) through another channel."""
+    conn.row_factory = sqlite3.Row
+    original = dict(conn.execute("SELECT * FROM usage_events WHERE rowid = ?", (rowid,)).fetchone())
+    source = conn.execute(
+        "SELECT source_system FROM usage_raw_events WHERE raw_event_id = ?", (original["raw_event_id"],)
+    ).fetchone()[0]
+    conn.row_factory = None
+    fields = {k: v for k, v in original.items() if k not in ("event_id", "raw_event_id", "dedup_key")}
+    fields.update({k: v for k, v in changes.items() if k not in ("session_id", "message_id")})
+    writer = EventWriter(conn)
+    writer.add(source_system=source, source_channel=channel, dedup_key=uuid.uuid4().hex, **fields)
+    writer.flush()
+
+
+def _apply(conn: sqlite3.Connection, step: tuple[Any, ...], now: datetime) -> datetime:
+    """Change the store as the step says; returns the clock after it."""
+    kind, arg = step[0], step[1]
+    recent, old = _usage_rowids(conn)
+    rowids = old + recent
+    conn.execute("BEGIN")
+    if kind == "insert":
+        writer = EventWriter(conn)
+        for spec in arg:
+            add_row(writer, spec, uuid.uuid4().hex, now)
+        writer.flush()
+    elif kind == "duplicate" and rowids:
+        _duplicate(conn, rowids[arg % len(rowids)], step[2], step[3])
+    elif kind == "enrich" and recent:
+        _update(conn, recent[arg % len(recent)], step[2])
+    elif kind == "update_old" and old:
+        _update(conn, old[arg % len(old)], step[2])
+        now += RECONCILE  # only a reconciliation sees this change
+    elif kind == "prune":
+        conn.execute(
+            f"DELETE FROM usage_events WHERE {_USAGE} AND substr(occurred_at, 1, 10) = "
+            f"(SELECT substr(min(occurred_at), 1, 10) FROM usage_events WHERE {_USAGE})"
+        )
+    elif kind == "advance":
+        now += timedelta(minutes=arg)
+    conn.execute("COMMIT")
+    return now
+
+
+def _same(incremental: Snapshot, full: Snapshot, where: str) -> None:
+    assert incremental.usage == full.usage, where
+    assert incremental.store.last_event_at == full.store.last_event_at, where
+    assert incremental.store.oldest_raw_day == full.store.oldest_raw_day, where
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    initial=st.lists(row, max_size=30),
+    steps=st.lists(_step, min_size=1, max_size=10),
+    rollup=st.booleans(),
+    zone=st.sampled_from(ZONES),
+    active_minutes=st.sampled_from([5.0, 15.0]),
+)
+def test_incremental_refresh_equals_full_recomputation(
+    initial: list[dict[str, Any]], steps: list[tuple[Any, ...]], rollup: bool, zone: str, active_minutes: float
+) -> None:
+    options = ReadOptions(active_minutes=active_minutes, reconcile_after=RECONCILE, recent_rows=RECENT)
+    tz = ZoneInfo(zone)
+    loop = asyncio.new_event_loop()  # not asyncio.run: that would unset the main thread's loop
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "telemetry.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        create_schema(conn)
+        conn.execute("BEGIN")
+        writer = EventWriter(conn)
+        for spec in initial:
+            add_row(writer, spec, uuid.uuid4().hex)
+        writer.flush()
+        if rollup:
+            build_rollup(conn, f"{NOW - timedelta(days=1):%Y-%m-%d}")
+        conn.execute("COMMIT")
+        reader = StoreReader(path, options)
+        try:
+            now = NOW
+            loop.run_until_complete(reader.refresh(now, tz))
+            for number, step in enumerate(steps):
+                now = _apply(conn, step, now)
+                incremental = loop.run_until_complete(reader.refresh(now, tz))
+                full = loop.run_until_complete(read_store(path, now, tz, options))
+                _same(incremental, full, f"after step {number}: {step[0]}")
+        finally:
+            loop.run_until_complete(reader.close())
+            loop.close()
+            conn.close()
+
+
+async def test_an_old_row_updated_in_place_counts_after_the_reconciliation(tmp_path: Path) -> None:
+    """The documented limit: an update below the re-read tail shows at the next reconciliation."""
+    path = tmp_path / "telemetry.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    create_schema(conn)
+    writer = EventWriter(conn)
+    at = f"{NOW - timedelta(hours=2):%Y-%m-%dT%H:%M:%SZ}"
+    for i in range(RECENT + 2):
+        writer.add(source_system="claude_code", occurred_at=at, message_id=f"m{i}", cost_usd=1.0, session_id="s")
+    writer.flush()
+    reader = StoreReader(path, ReadOptions(reconcile_after=RECONCILE, recent_rows=RECENT))
+    try:
+        before = await reader.refresh(NOW, ZoneInfo("UTC"))
+        conn.execute("UPDATE usage_events SET cost_usd = 3.0 WHERE rowid = 1")
+        soon = await reader.refresh(NOW + RECONCILE - timedelta(seconds=1), ZoneInfo("UTC"))
+        later = await reader.refresh(NOW + RECONCILE, ZoneInfo("UTC"))
+    finally:
+        await reader.close()
+        conn.close()
+    assert before.usage.totals[Window.D7].cost_usd == RECENT + 2
+    assert soon.usage.totals[Window.D7].cost_usd == RECENT + 2
+    assert later.usage.totals[Window.D7].cost_usd == RECENT + 4
