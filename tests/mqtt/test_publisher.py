@@ -144,6 +144,8 @@ def test_reconnects_after_a_broker_restart(store: Path, tmp_path: Path) -> None:
             with Recorder(port) as rec:
                 rec.wait_for(lambda: rec.latest(HUB_CONFIG) is not None, timeout=40)
                 rec.wait_for(lambda: rec.latest(TOPICS.state("hub")) is not None)
+                # Retained messages arrive in the broker's topic order, not in publishing order.
+                rec.wait_for(lambda: rec.latest(TOPICS.availability) is not None)
                 assert rec.latest(TOPICS.availability).payload == b"online"
         finally:
             stop(process)
