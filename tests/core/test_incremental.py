@@ -47,6 +47,7 @@ _step = st.one_of(
     st.tuples(st.just("enrich"), st.integers(0, RECENT - 1), _changes),
     st.tuples(st.just("update_old"), st.integers(0, 10**6), _changes),
     st.tuples(st.just("prune"), st.just(0)),
+    st.tuples(st.just("prune_before"), st.sampled_from([50.5, 40, 31.25, 20, 2])),  # days before the clock
     st.tuples(st.just("advance"), st.sampled_from([1, 5, 59, 61, 24 * 60, 7 * 24 * 60 + 1, 3 * 24 * 60 + 17])),
 )
 _USAGE = "event_type IN ('message_usage', 'tool_usage')"
@@ -79,6 +80,11 @@ def _duplicate(conn: sqlite3.Connection, rowid: int, channel: str, changes: dict
     writer.flush()
 
 
+def _prune_before(conn: sqlite3.Connection, cutoff: datetime) -> None:
+    """openusage's retention: delete usage rows older than `cutoff` (an exact-time cutoff)."""
+    conn.execute(f"DELETE FROM usage_events WHERE {_USAGE} AND occurred_at < ?", (f"{cutoff:%Y-%m-%dT%H:%M:%S}",))
+
+
 def _apply(conn: sqlite3.Connection, step: tuple[Any, ...], now: datetime) -> datetime:
     """Change the store as the step says; returns the clock after it."""
     kind, arg = step[0], step[1]
@@ -102,6 +108,8 @@ def _apply(conn: sqlite3.Connection, step: tuple[Any, ...], now: datetime) -> da
             f"DELETE FROM usage_events WHERE {_USAGE} AND substr(occurred_at, 1, 10) = "
             f"(SELECT substr(min(occurred_at), 1, 10) FROM usage_events WHERE {_USAGE})"
         )
+    elif kind == "prune_before":
+        _prune_before(conn, now - timedelta(days=arg))
     elif kind == "advance":
         now += timedelta(minutes=arg)
     conn.execute("COMMIT")
@@ -116,7 +124,7 @@ def _same(incremental: Snapshot, full: Snapshot, where: str) -> None:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    initial=st.lists(row, max_size=30),
+    initial=st.lists(row, min_size=3, max_size=30),
     steps=st.lists(_step, min_size=1, max_size=10),
     rollup=st.booleans(),
     zone=st.sampled_from(ZONES),
@@ -178,3 +186,67 @@ async def test_an_old_row_updated_in_place_counts_after_the_reconciliation(tmp_p
     assert before.usage.totals[Window.D7].cost_usd == RECENT + 2
     assert soon.usage.totals[Window.D7].cost_usd == RECENT + 2
     assert later.usage.totals[Window.D7].cost_usd == RECENT + 4
+
+
+async def test_pruned_rows_leave_every_window_as_a_full_recomputation_does(tmp_path: Path) -> None:
+    """Whole days below every window, a partition whose winner is pruned while its partner stays, a partial
+    day, rows pruned inside the 30-day window, and old rows arriving after a prune."""
+    path = tmp_path / "telemetry.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    create_schema(conn)
+    writer = EventWriter(conn)
+
+    def message(days: float, message_id: str, cost: float, channel: str = "jsonl", session: str = "s") -> None:
+        at = f"{NOW - timedelta(days=days):%Y-%m-%dT%H:%M:%SZ}"
+        writer.add(source_system="claude_code", source_channel=channel, occurred_at=at, message_id=message_id,
+                   cost_usd=cost, session_id=session, total_tokens=10, dedup_key=uuid.uuid4().hex)  # fmt: skip
+
+    # First, so that they are below the re-read tail of the newest rows.
+    message(42.5, "twice", 4.0, channel="hook")  # the winner: hook outranks jsonl
+    message(41.5, "twice", 2.0)  # its partner, a day later
+    for days in (45, 44, 43, 20, 10, 1):
+        message(days, f"m{days}", 1.0, session=f"s{days}")
+    writer.flush()
+    options = ReadOptions(recent_rows=2, reconcile_after=timedelta(days=60))  # no reconciliation in between
+    reader = StoreReader(path, options)
+    tz = ZoneInfo("UTC")
+    now = NOW
+
+    async def both() -> tuple[Snapshot, Snapshot]:
+        incremental = await reader.refresh(now, tz)
+        full = await read_store(path, now, tz, options)
+        _same(incremental, full, "after a prune")
+        return incremental, full
+
+    try:
+        first, _ = await both()
+        assert first.usage.totals[Window.ALL].cost_usd == 10.0
+        _prune_before(conn, NOW - timedelta(days=43.5))  # two whole days
+        after, _ = await both()
+        assert after.usage.totals[Window.ALL].cost_usd == 8.0
+        assert after.usage.totals[Window.ALL].sessions == 5
+        _prune_before(conn, NOW - timedelta(days=42))  # the winner goes, its partner stays
+        after, _ = await both()
+        assert after.usage.totals[Window.ALL].cost_usd == 5.0  # the partner counts now
+        _prune_before(conn, NOW - timedelta(days=15))  # into the 30-day window
+        after, _ = await both()
+        assert after.usage.totals[Window.D30].cost_usd == 2.0
+        now += timedelta(days=11)  # the 30-day bound passes the pruned row of day -20
+        after, _ = await both()
+        assert after.usage.totals[Window.D30].cost_usd == 2.0
+        message(60, "m45", 5.0, session="s45")  # a re-import below the floor, partner of a pruned row
+        writer.flush()
+        after, _ = await both()
+        assert after.usage.totals[Window.ALL].cost_usd == 7.0
+        # Every usage row pruned; a newer quota row keeps the store's top rowid where it was.
+        writer.add(source_system="provider_poller", event_type="limit_snapshot", occurred_at=f"{now:%Y-%m-%dT%H:%M:%SZ}",
+                   provider_id="claude_code", account_id="claude-code", dedup_key=uuid.uuid4().hex)  # fmt: skip
+        writer.flush()
+        await both()
+        _prune_before(conn, now)
+        after, _ = await both()
+        assert after.usage.totals[Window.ALL].cost_usd == 0
+        assert after.store.last_event_at is None
+    finally:
+        await reader.close()
+        conn.close()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.openusage.core.demo import generate_demo_store
 from tests.mqtt.broker import Broker, mosquitto
 
 REPO = Path(__file__).parents[2]
@@ -25,6 +27,12 @@ REPO = Path(__file__).parents[2]
 def broker(tmp_path: Path, socket_enabled: None) -> Iterator[Broker]:
     with mosquitto(tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+def live_store(tmp_path: Path) -> Path:
+    """A store whose history ends now: the publisher runs in its own process, on the real clock."""
+    return generate_demo_store(tmp_path / "state", days=30, events=2000, seed=3, now=datetime.now(UTC))
 
 
 async def _wait(hass: HomeAssistant, entity_id: str, attribute: str | None = None) -> None:
@@ -40,7 +48,7 @@ async def _wait(hass: HomeAssistant, entity_id: str, attribute: str | None = Non
 
 
 async def test_home_assistant_mqtt_creates_the_entities(
-    hass: HomeAssistant, broker: Broker, store_path: Path, tmp_path: Path
+    hass: HomeAssistant, broker: Broker, live_store: Path, tmp_path: Path
 ) -> None:
     # MQTT reads configuration.yaml for YAML-defined items: give it an empty one.
     config_dir = tmp_path / "config"
@@ -49,7 +57,7 @@ async def test_home_assistant_mqtt_creates_the_entities(
     hass.config.config_dir = str(config_dir)
     published = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "custom_components.openusage.core.cli", "publish", "--db", str(store_path),
+        [sys.executable, "-m", "custom_components.openusage.core.cli", "publish", "--db", str(live_store),
          "--broker", broker.url, "--node-id", "workstation", "--once", "--tz", "Europe/Warsaw"],
         capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
     )  # fmt: skip

@@ -7,9 +7,12 @@ whether it wins its partition. Python keeps the sums of every window (usage.Kept
 * re-reads the store's newest rows (every row written since the last reconciliation, and the
   RECENT_ROWS before it: the daemon enriches rows in place when a duplicate delivery arrives) and
   compares them with the mirror, which finds new, changed and deleted rows;
-* finds rows pruned by openusage's retention as the rows older than the store's oldest usage row;
 * takes the old winners of every touched partition out of the sums, updates the mirror, picks the
   partitions' winners again and adds them back;
+* takes rows pruned by openusage's retention (those older than the store's oldest usage row, the
+  floor) out of the sums: whole days at once from the sums kept per day, without reading their rows,
+  and only partitions that still have a row above the floor are ranked again. Pruned rows stay in the
+  mirror, below the floor every query starts at, until the next rebuild;
 * ages the rolling windows by moving each bound over the winners that crossed it, without a rescan.
 
 An in-place change to an older row cannot be seen cheaply, so a full rebuild runs every
@@ -55,12 +58,16 @@ _CREATE_SQL = f"""
 CREATE TABLE IF NOT EXISTS {{table}} (
   rid INTEGER PRIMARY KEY, pkey TEXT, prio INTEGER, quality INTEGER, occurred_at TEXT, event_id TEXT, okey TEXT,
   provider TEXT, account TEXT, model TEXT, agent TEXT, tool TEXT, project TEXT, is_tool INTEGER, is_error INTEGER,
-  session TEXT, {", ".join(f"{m} INTEGER" for m in _MEASURES)}, win INTEGER NOT NULL DEFAULT 1
+  session TEXT, {", ".join(f"{m} INTEGER" for m in _MEASURES)}, win INTEGER NOT NULL DEFAULT 1, pmax TEXT
 )"""
+# `pmax`: the newest row of the partition. Winners with a newer partner are few (a message delivered
+# twice carries one time), and only they can leave a partner behind when the floor passes them.
 _INDEX_SQL = (
     "CREATE INDEX IF NOT EXISTS mirror_partition ON mirror_rows (pkey)",
     "CREATE INDEX IF NOT EXISTS mirror_time ON mirror_rows (okey)",
+    "CREATE INDEX IF NOT EXISTS mirror_spread ON mirror_rows (okey) WHERE win AND pmax > okey",
 )
+_INSERT_SQL = f"INSERT INTO mirror_rows ({_COLUMN_LIST}, pmax) SELECT {_COLUMN_LIST}, okey FROM ({{rows}})"
 
 # The store's usage rows that `rows` picks, as mirror columns (`+e.event_type`: walk the rowids, not
 # the event-type index, so a refresh reads only the tail).
@@ -94,8 +101,10 @@ FROM mirror_rows WHERE win AND ({{where}})
 GROUP BY {", ".join(str(i) for i in range(1, len(_DIMS) + 3))}
 """
 _CHOOSE_WINNER_SQL = f"""
-UPDATE mirror_rows SET win = (rid = (
-  SELECT m.rid FROM mirror_rows m WHERE m.pkey = mirror_rows.pkey ORDER BY {_RANK_ORDER} LIMIT 1))
+UPDATE mirror_rows SET
+  win = (rid IS (SELECT m.rid FROM mirror_rows m WHERE m.pkey = mirror_rows.pkey AND m.okey >= :floor
+                ORDER BY {_RANK_ORDER} LIMIT 1)),
+  pmax = (SELECT max(m.okey) FROM mirror_rows m WHERE m.pkey = mirror_rows.pkey AND m.okey >= :floor)
 WHERE pkey IN (SELECT pkey FROM temp.touched)
 """
 _DIFFERS = " OR ".join(f"m.{c} IS NOT i.{c}" for c in _COLUMNS[1:])
@@ -106,10 +115,14 @@ _FIND_CHANGES_SQL = (
     # rows of the recent tail that are gone
     "INSERT OR IGNORE INTO temp.changed SELECT rid FROM mirror_rows m WHERE rid > :after AND NOT EXISTS ("
     "SELECT 1 FROM usage_events e WHERE e.rowid = m.rid AND e.event_type IN ('message_usage', 'tool_usage'))",
-    # rows pruned: older than the store's oldest usage row, or in its second and gone
-    "INSERT OR IGNORE INTO temp.changed SELECT rid FROM mirror_rows WHERE okey < :floor",
+    # rows in the second of the store's oldest usage row that are gone
     "INSERT OR IGNORE INTO temp.changed SELECT rid FROM mirror_rows WHERE okey >= :floor AND okey < :floor_next "
     "AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.rowid = mirror_rows.rid)",
+)
+# Partitions whose winner fell below the floor while a partner stays above it.
+_STRADDLING_SQL = (
+    "INSERT OR IGNORE INTO temp.touched SELECT pkey FROM mirror_rows "
+    "WHERE win AND pmax > okey AND okey >= :old_floor AND okey < :floor AND pmax >= :floor"
 )
 
 _OLDEST_SQL = """
@@ -134,16 +147,26 @@ def _aging_bounds(bounds: WindowBounds) -> dict[int, str]:
     return {**{WINDOW_BITS[w]: k for w, k in bounds.keys.items()}, ACTIVE_BIT: bounds.active_key}
 
 
+def _floor_of(oldest: str | None) -> tuple[str, str]:
+    """The floor (the second of the store's oldest usage row, in sort-key form) and the key after it."""
+    if oldest is None:
+        return _TOP, _TOP  # no usage row left: every mirrored row is gone
+    return oldest[:19], oldest[:19] + _TOP
+
+
+_TOP = "\U0010ffff"  # above every sort key
+
+
 @dataclass(slots=True)
 class _Kept:
     """What the mirror knows beside its rows."""
 
     usage: KeptUsage
     bounds: dict[int, str]  # window bit → the bound the sums were last moved to
+    floor: str  # mirrored rows below it were pruned from the store and are out of the sums
     tail_after: int  # rows after this rowid are re-read on every refresh
     max_rowid: int
     rebuilt_at: datetime
-    day_b: tuple[str, list[Any]] | None = None  # day B's fold rows, while day B is unchanged
     rollup: tuple[tuple[str, str | None] | None, list[Any]] | None = None  # rollup rows, and what they depend on
     figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
 
@@ -183,36 +206,41 @@ class UsageMirror:
         max_rowid = conn.execute("SELECT coalesce(max(rowid), 0) FROM usage_events").fetchone()[0]
         oldest = conn.execute(_OLDEST_SQL).fetchone()
         oldest_at: str | None = oldest[0] if oldest else None
+        floor = _floor_of(oldest_at)
         kept = self._kept
         if (
             kept is None
             or not kept.rebuilt_at <= now < kept.rebuilt_at + self._reconcile_after
-            or max_rowid < kept.max_rowid  # rows vanished from the top: a new store, or a reset
+            or max_rowid < kept.max_rowid  # rows vanished from the top: a new store, a reset or a VACUUM
+            or floor[0] < kept.floor  # rows older than the floor arrived: pruned rows would count again
         ):
-            kept = self._rebuild(conn, bounds, now, max_rowid)
+            kept = self._rebuild(conn, bounds, now, max_rowid, floor[0])
         else:
             self._age(conn, kept, bounds)
-            self._apply_changes(conn, kept, bounds, oldest_at)
+            self._apply_changes(conn, kept, bounds, *floor)
             kept.max_rowid = max_rowid
         self._kept = kept
         return self._figures(conn, kept, oldest_at[:10] if oldest_at else None, watermark, has_rollup)
 
-    def _rebuild(self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, max_rowid: int) -> _Kept:
+    def _rebuild(
+        self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, max_rowid: int, floor: str
+    ) -> _Kept:
         conn.execute("DROP TABLE IF EXISTS mirror_rows")
         conn.execute(_CREATE_SQL.format(table="mirror_rows"))
-        conn.execute(f"INSERT INTO mirror_rows ({_COLUMN_LIST}) {_PROJECT_SQL.format(rows='1')}")
+        conn.execute(_INSERT_SQL.format(rows=_PROJECT_SQL.format(rows="1")))
+        # Rows start as winners; most partitions hold one row, so only the others are ranked.
         for sql in _INDEX_SQL:
             conn.execute(sql)
-        # Rows start as winners; most partitions hold one row, so only the others are ranked.
         self._create_temp_tables(conn)
         conn.execute("INSERT INTO temp.touched SELECT pkey FROM mirror_rows GROUP BY pkey HAVING count(*) > 1")
-        conn.execute(_CHOOSE_WINNER_SQL)
+        conn.execute(_CHOOSE_WINNER_SQL, {"floor": ""})
         conn.execute("DELETE FROM temp.touched")
         usage = KeptUsage(self._links)
         usage.apply(conn.execute(_FOLD_SQL.format(mask=_MASK_SQL, where="1"), _window_params(bounds)), 1)
         return _Kept(
             usage=usage,
             bounds=_aging_bounds(bounds),
+            floor=floor,
             tail_after=max(0, max_rowid - self._recent_rows),
             max_rowid=max_rowid,
             rebuilt_at=now,
@@ -235,20 +263,22 @@ class UsageMirror:
                 continue
             low, high, sign = (old, new, -1) if new > old else (new, old, 1)
             sql = _FOLD_SQL.format(mask=bit, where="okey >= :low AND okey < :high")
-            kept.usage.apply(conn.execute(sql, {"low": low, "high": high}), sign)
+            kept.usage.apply(conn.execute(sql, {"low": max(low, kept.floor), "high": high}), sign)
             kept.bounds[bit] = new
 
-    def _apply_changes(self, conn: sqlite3.Connection, kept: _Kept, bounds: WindowBounds, oldest: str | None) -> None:
+    def _apply_changes(
+        self, conn: sqlite3.Connection, kept: _Kept, bounds: WindowBounds, floor: str, floor_next: str
+    ) -> None:
         self._create_temp_tables(conn)
-        if oldest is None:
-            floor = floor_next = "\U0010ffff"  # no usage row left: every mirrored row is gone
-        else:
-            second = oldest[:19]  # the oldest row's whole second, in sort-key form
-            floor = second
-            floor_next = second + "\U0010ffff"
+        old_floor = kept.floor
+        params = {"after": kept.tail_after, "floor": floor, "floor_next": floor_next, "old_floor": old_floor}
         for sql in _FIND_CHANGES_SQL:
-            conn.execute(sql, {"after": kept.tail_after, "floor": floor, "floor_next": floor_next})
-        if not conn.execute("SELECT 1 FROM temp.changed LIMIT 1").fetchone():
+            conn.execute(sql, params)
+        conn.execute(_STRADDLING_SQL, params)
+        if (
+            floor == old_floor
+            and not conn.execute("SELECT 1 FROM temp.changed UNION ALL SELECT 1 FROM temp.touched LIMIT 1").fetchone()
+        ):
             return
         changed_rows = _PROJECT_SQL.format(rows="e.rowid IN (SELECT rid FROM temp.changed)")
         conn.execute(f"INSERT INTO temp.incoming ({_COLUMN_LIST}) {changed_rows}")
@@ -256,16 +286,30 @@ class UsageMirror:
         changed = "rid IN (SELECT rid FROM temp.changed)"
         conn.execute(f"INSERT OR IGNORE INTO temp.touched SELECT pkey FROM mirror_rows WHERE {changed}")
         conn.execute("INSERT OR IGNORE INTO temp.touched SELECT pkey FROM temp.incoming")
-        fold = _FOLD_SQL.format(mask=_MASK_SQL, where="pkey IN (SELECT pkey FROM temp.touched)")
-        params = _window_params(bounds)
-        days = kept.usage.apply(conn.execute(fold, params), -1)
+        fold = _FOLD_SQL.format(mask=_MASK_SQL, where="pkey IN (SELECT pkey FROM temp.touched) AND okey >= :floor")
+        window_params = _window_params(bounds)
+        kept.usage.apply(conn.execute(fold, {**window_params, "floor": old_floor}), -1)
         conn.execute(f"DELETE FROM mirror_rows WHERE {changed}")
-        conn.execute(f"INSERT INTO mirror_rows ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM temp.incoming")
-        conn.execute(_CHOOSE_WINNER_SQL)
-        days |= kept.usage.apply(conn.execute(fold, params), 1)
+        conn.execute(_INSERT_SQL.format(rows=f"SELECT {_COLUMN_LIST} FROM temp.incoming"))
+        conn.execute(_CHOOSE_WINNER_SQL, {"floor": floor})
+        kept.usage.apply(conn.execute(fold, {**window_params, "floor": floor}), 1)
+        if floor > old_floor:
+            self._prune(conn, kept, bounds, old_floor, floor)
+        kept.floor = floor
         self._create_temp_tables(conn)  # emptied now, so the next refresh starts at once
-        if kept.day_b is not None and kept.day_b[0] in days:
-            kept.day_b = None
+
+    @staticmethod
+    def _prune(conn: sqlite3.Connection, kept: _Kept, bounds: WindowBounds, old_floor: str, floor: str) -> None:
+        """Take the winners the floor passed over (and that no changed partition took already) out of the sums."""
+        start = old_floor
+        if floor <= min(_aging_bounds(bounds).values()):
+            # Below every window bound they count in `all` only: whole days go with their kept sums.
+            for day in kept.usage.days():
+                if day < floor[:10]:
+                    kept.usage.drop_day(day)
+            start = max(old_floor, floor[:10])
+        fold = _FOLD_SQL.format(mask=_MASK_SQL, where="okey >= :start AND okey < :floor")
+        kept.usage.apply(conn.execute(fold, {**_window_params(bounds), "start": start, "floor": floor}), -1)
 
     def _figures(
         self, conn: sqlite3.Connection, kept: _Kept, day_b: str | None, watermark: str | None, has_rollup: bool
@@ -284,10 +328,9 @@ class UsageMirror:
             extra = KeptUsage(self._links)
             extra.add_rollup(r for r in rollup if b_from_rollup or not r[0])
             if b_from_rollup and day_b is not None:
-                if kept.day_b is None or kept.day_b[0] != day_b:
-                    sql = _FOLD_SQL.format(mask=ALL_BIT, where="okey >= :low AND okey < :high")
-                    kept.day_b = (day_b, conn.execute(sql, {"low": day_b, "high": day_b + "\U0010ffff"}).fetchall())
-                extra.apply(kept.day_b[1], -1)
+                extra.take_day_of(kept.usage, day_b)
             kept.figures = (source, kept.usage.figures(extra))
-        last = conn.execute("SELECT occurred_at FROM mirror_rows WHERE win ORDER BY okey DESC LIMIT 1").fetchone()
+        last = conn.execute(
+            "SELECT occurred_at FROM mirror_rows WHERE win AND okey >= ? ORDER BY okey DESC LIMIT 1", (kept.floor,)
+        ).fetchone()
         return UsageRead(figures=kept.figures[1], last_event_at=last[0] if last else None, oldest_raw_day=day_b)

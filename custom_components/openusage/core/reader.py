@@ -319,11 +319,15 @@ class StoreReader:
             self._conn = connect_private("", self.options.busy_timeout)
             self._conn.execute("PRAGMA cache_size = -8192")  # 8 MiB; the OS caches the rest of the file
             self._conn.execute("PRAGMA threads = 2")  # a first refresh sorts a million rows: use two cores
-        with store_transaction(self._conn, self.path) as tables:
-            watermark = fetch_watermark(self._conn, tables)
-            has_rollup = "usage_rollup_daily" in tables
-            usage = self._mirror.refresh(self._conn, bounds, now, watermark, has_rollup)
-            quotas, last_snapshot_at = read_quotas(self._conn, now)
+        try:
+            with store_transaction(self._conn, self.path) as tables:
+                watermark = fetch_watermark(self._conn, tables)
+                has_rollup = "usage_rollup_daily" in tables
+                usage = self._mirror.refresh(self._conn, bounds, now, watermark, has_rollup)
+                quotas, last_snapshot_at = read_quotas(self._conn, now)
+        except BaseException:
+            self._mirror.forget()  # the mirror's writes were rolled back: its kept sums no longer match
+            raise
         return _StoreRead(usage, quotas, last_snapshot_at, watermark, tables)
 
     async def refresh(self, now: datetime, zone: ZoneInfo) -> Snapshot:

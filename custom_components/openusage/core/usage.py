@@ -133,6 +133,43 @@ def _freeze(slots: Sequence[int], sessions: int) -> Measures:
     )
 
 
+def _add_to(
+    per_target: dict[Target, _Acc], targets: Iterable[Target], contribution: Sequence[int], session: str, count: int
+) -> None:
+    """Add one contribution (and `count` references to `session`) to each target's sums."""
+    for target in targets:
+        acc = per_target.get(target)
+        if acc is None:
+            acc = per_target[target] = _Acc()
+        slots = acc.slots = [a + b for a, b in zip(acc.slots, contribution, strict=True)]
+        if session:
+            left = acc.sessions.get(session, 0) + count
+            if left:
+                acc.sessions[session] = left
+            else:
+                del acc.sessions[session]
+        if not slots[_RECORDS]:
+            del per_target[target]
+
+
+def _merge(per_target: dict[Target, _Acc], other: Mapping[Target, _Acc], sign: int) -> None:
+    """Add (sign 1) or take away (sign -1) other sums, target by target. Sums below zero stay (an
+    `extra` takes day B's raw rows away), so a target goes only when nothing is left of it."""
+    for target, acc in other.items():
+        mine = per_target.get(target)
+        if mine is None:
+            mine = per_target[target] = _Acc()
+        mine.slots = [a + sign * b for a, b in zip(mine.slots, acc.slots, strict=True)]
+        for session, count in acc.sessions.items():
+            left = mine.sessions.get(session, 0) + sign * count
+            if left:
+                mine.sessions[session] = left
+            else:
+                del mine.sessions[session]
+        if not mine.slots[_RECORDS] and not mine.sessions:
+            del per_target[target]
+
+
 def map_provider(provider: str, links: Mapping[str, str]) -> str:
     """The provider key of metrics.md §3: links applied, blank → `unknown`."""
     provider = provider.strip().lower()
@@ -167,6 +204,7 @@ class KeptUsage:
         self._links = links
         self._windows: dict[Window, dict[Target, _Acc]] = {w: {} for w in ALL_WINDOWS}
         self._targets: dict[tuple[Any, ...], dict[Window, tuple[Target, ...]]] = {}
+        self._days: dict[str, dict[Target, _Acc]] = {}  # the `all` sums split by UTC day, to drop a day at once
         self.active: dict[str, int] = {}
         self.day_counts: dict[str, int] = {}  # deduplicated raw rows per UTC day
         self.version = 0  # counts the changes, so unchanged figures need not be computed again
@@ -195,24 +233,10 @@ class KeptUsage:
     def _add(
         self, window: Window, targets: Iterable[Target], contribution: Sequence[int], session: str, count: int
     ) -> None:
-        per_target = self._windows[window]
-        for target in targets:
-            acc = per_target.get(target)
-            if acc is None:
-                acc = per_target[target] = _Acc()
-            slots = acc.slots = [a + b for a, b in zip(acc.slots, contribution, strict=True)]
-            if session:
-                left = acc.sessions.get(session, 0) + count
-                if left:
-                    acc.sessions[session] = left
-                else:
-                    del acc.sessions[session]
-            if not slots[_RECORDS]:
-                del per_target[target]
+        _add_to(self._windows[window], targets, contribution, session, count)
 
-    def apply(self, rows: Iterable[Sequence[Any]], sign: int) -> set[str]:
-        """Add (sign 1) or take away (sign -1) fold rows; returns the days of the rows counted in `all`."""
-        days: set[str] = set()
+    def apply(self, rows: Iterable[Sequence[Any]], sign: int) -> None:
+        """Add (sign 1) or take away (sign -1) fold rows."""
         for row in rows:
             self.version += 1
             provider, account, model, agent, tool, project, is_tool, is_error, session, day, mask, count = row[:12]
@@ -224,7 +248,6 @@ class KeptUsage:
                 else:
                     del self.active[session]
             if mask & ALL_BIT:
-                days.add(day)
                 self.day_counts[day] = self.day_counts.get(day, 0) + count
                 if not self.day_counts[day]:
                     del self.day_counts[day]
@@ -239,7 +262,26 @@ class KeptUsage:
                     self._add(window, targets[window], contribution, counted_session, count)
             if mask & ALL_BIT:
                 self._add(Window.ALL, targets[Window.ALL], contribution, counted_session, count)
-        return days
+                day_sums = self._days.get(day)
+                if day_sums is None:
+                    day_sums = self._days[day] = {}
+                _add_to(day_sums, targets[Window.ALL], contribution, counted_session, count)
+                if not day_sums:
+                    del self._days[day]
+
+    def days(self) -> list[str]:
+        """The UTC days that have deduplicated raw rows in `all`."""
+        return list(self._days)
+
+    def drop_day(self, day: str) -> None:
+        """Take a whole UTC day out of `all` (its raw rows were pruned), without reading its rows."""
+        self.version += 1
+        self.day_counts.pop(day, None)
+        _merge(self._windows[Window.ALL], self._days.pop(day, {}), -1)
+
+    def take_day_of(self, other: KeptUsage, day: str) -> None:
+        """Take `other`'s raw rows of one UTC day away from this one's `all` (day B from the rollup instead)."""
+        _merge(self._windows[Window.ALL], other._days.get(day, {}), -1)
 
     def add_rollup(self, rows: Iterable[Sequence[Any]]) -> None:
         """Add rollup rows (on_b, provider, account, model, is_tool, is_error, events, parts…, total, cost)
