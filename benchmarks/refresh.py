@@ -171,6 +171,53 @@ def publish_once_peak_mb(path: Path) -> float | None:
         broker.wait()
 
 
+async def _home_assistant_stalls(path: Path, config: Path, rounds: int) -> tuple[float, float, int]:
+    """Home Assistant's core with its registries, set up the way its bootstrap does but without the default
+    integrations (the frontend is not installable here), and the integration added through its config flow.
+    Returns the longest event-loop stall over `rounds` coordinator refreshes (each after a minute's changes,
+    entity updates included), the stall of a reconciliation (the reader closed, so the refresh rebuilds), and
+    the number of entities."""
+    from homeassistant import bootstrap, config_entries, core, loader
+    from homeassistant.core_config import async_process_ha_core_config
+    from homeassistant.setup import async_setup_component
+    from homeassistant.util import dt as dt_util
+
+    hass = core.HomeAssistant(str(config))
+    loader.async_setup(hass)
+    hass.config_entries = config_entries.ConfigEntries(hass, {})
+    await loader.async_get_custom_components(hass)
+    await bootstrap.async_load_base_functionality(hass)
+    assert await async_setup_component(hass, "homeassistant", {})
+    await async_process_ha_core_config(hass, {"time_zone": ZONE.key, "allowlist_external_dirs": [str(path.parent)]})
+    await hass.async_start()
+    try:
+        flow = await hass.config_entries.flow.async_init("openusage", context={"source": "user"})
+        flow = await hass.config_entries.flow.async_configure(flow["flow_id"], {"path": str(path)})
+        coordinator = flow["result"].runtime_data
+        await hass.async_block_till_done()
+        longest = 0.0
+        for _ in range(rounds):
+            await asyncio.to_thread(change_store, path, dt_util.utcnow())
+            longest = max(longest, await longest_block(coordinator.async_refresh()))
+        await coordinator.reader.close()  # the next refresh rebuilds, as a reconciliation does
+        reconciliation = await longest_block(coordinator.async_refresh())
+        return longest, reconciliation, len(hass.states.async_entity_ids())
+    finally:
+        await hass.async_stop()
+
+
+def home_assistant_stalls(path: Path, rounds: int) -> tuple[float, float, int]:
+    """See _home_assistant_stalls: in a configuration folder of its own, removed afterwards."""
+    config = path.parent / "home-assistant"
+    shutil.rmtree(config, ignore_errors=True)
+    (config / "custom_components").mkdir(parents=True)
+    (config / "custom_components" / "openusage").symlink_to(ROOT / "custom_components" / "openusage")
+    try:
+        return asyncio.run(_home_assistant_stalls(path, config, rounds))
+    finally:
+        shutil.rmtree(config, ignore_errors=True)
+
+
 class Bench:
     """One store, one event loop, one long-lived reader: what the coordinator and the publisher hold."""
 
@@ -189,9 +236,6 @@ class Bench:
             return self.refresh(now, reader)
         finally:
             self.loop.run_until_complete(reader.close())
-
-    def blocked(self, now: datetime, reader: StoreReader | None = None) -> float:
-        return self.loop.run_until_complete(longest_block((reader or self.reader).refresh(now, ZONE)))
 
     def close(self) -> None:
         self.loop.run_until_complete(self.reader.close())
@@ -220,14 +264,12 @@ def run(rows: int, repeat: int) -> dict[str, float | None]:
         results["baseline, after changes"] = median_seconds(lambda: baseline_refresh(work, at), repeat)
         equal = bench.refresh(at).usage == bench.cold(at).usage
         print(f"  figures after the changes equal a full recomputation: {'yes' if equal else 'NO'}")
-        at += timedelta(minutes=1)
-        change_store(work, at)
-        results["loop blocked, after changes"] = bench.blocked(at)
-        cold_reader = StoreReader(work)
-        results["loop blocked, cold"] = bench.blocked(at, cold_reader)
-        bench.loop.run_until_complete(cold_reader.close())
     finally:
         bench.close()
+    results["HA loop blocked, refresh"], results["HA loop blocked, reconcile"], entities = home_assistant_stalls(
+        work, max(repeat, 5)
+    )
+    print(f"  Home Assistant: {entities} entities")
     results["publish --once peak MB"] = publish_once_peak_mb(work)
     work.unlink()
     baseline = {

@@ -228,10 +228,10 @@ class UsageMirror:
         conn.execute("DROP TABLE IF EXISTS mirror_rows")
         conn.execute(_CREATE_SQL.format(table="mirror_rows"))
         conn.execute(_INSERT_SQL.format(rows=_PROJECT_SQL.format(rows="1")))
-        # Rows start as winners; most partitions hold one row, so only the others are ranked.
         for sql in _INDEX_SQL:
             conn.execute(sql)
         self._create_temp_tables(conn)
+        # Rows start as winners; most partitions hold one row, so only the others are ranked.
         conn.execute("INSERT INTO temp.touched SELECT pkey FROM mirror_rows GROUP BY pkey HAVING count(*) > 1")
         conn.execute(_CHOOSE_WINNER_SQL, {"floor": ""})
         conn.execute("DELETE FROM temp.touched")
