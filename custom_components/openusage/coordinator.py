@@ -25,6 +25,7 @@ from .const import (
     DOMAIN,
     REPAIR_AFTER,
 )
+from .core.catalog import EntitySpec, catalog
 from .core.models import Breakdown, Snapshot
 from .core.reader import ReadOptions, StoreError, StoreErrorKind, StoreReader, merge_links
 
@@ -76,6 +77,13 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
         self.breakdown_sensors = frozenset(Breakdown(b) for b in options.get(CONF_BREAKDOWN_SENSORS, []))
         self._failing_since: datetime | None = None
         self._loaded = False  # whether any refresh has succeeded yet
+        self._specs: tuple[Snapshot, list[EntitySpec]] | None = None
+
+    def specs(self) -> list[EntitySpec]:
+        """Every entity the current snapshot supports: worked out once per refresh, for all platforms."""
+        if self._specs is None or self._specs[0] is not self.data:
+            self._specs = (self.data, catalog(self.data, self.breakdown_sensors))
+        return self._specs[1]
 
     async def async_shutdown(self) -> None:
         """Stop refreshing, then close the reader's mirror."""

@@ -11,7 +11,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import OpenUsageCoordinator
-from .core.catalog import HUB, DeviceSpec, EntitySpec, Value, account_devices, catalog
+from .core.catalog import HUB, DeviceSpec, EntitySpec, Value, account_devices
 
 # Breakdowns can hold hundreds of keys: shown on the entity, kept out of the recorder's history.
 BREAKDOWN_ATTRIBUTES = frozenset({"by_provider", "by_model", "by_agent", "by_tool", "by_project"})
@@ -82,9 +82,7 @@ def add_catalog_entities(
 
     def add_new() -> None:
         new = [
-            spec
-            for spec in catalog(coordinator.data, coordinator.breakdown_sensors)
-            if spec.platform == platform and (spec.device, spec.key) not in known
+            spec for spec in coordinator.specs() if spec.platform == platform and (spec.device, spec.key) not in known
         ]
         known.update((spec.device, spec.key) for spec in new)
         if new:

@@ -141,7 +141,10 @@ def _add_to(
         acc = per_target.get(target)
         if acc is None:
             acc = per_target[target] = _Acc()
-        slots = acc.slots = [a + b for a, b in zip(acc.slots, contribution, strict=True)]
+        slots = acc.slots
+        for i, value in enumerate(contribution):  # in place: a new list per add would keep the GC busy
+            if value:
+                slots[i] += value
         if session:
             left = acc.sessions.get(session, 0) + count
             if left:
@@ -159,7 +162,9 @@ def _merge(per_target: dict[Target, _Acc], other: Mapping[Target, _Acc], sign: i
         mine = per_target.get(target)
         if mine is None:
             mine = per_target[target] = _Acc()
-        mine.slots = [a + sign * b for a, b in zip(mine.slots, acc.slots, strict=True)]
+        slots = mine.slots
+        for i, value in enumerate(acc.slots):
+            slots[i] += sign * value
         for session, count in acc.sessions.items():
             left = mine.sessions.get(session, 0) + sign * count
             if left:
