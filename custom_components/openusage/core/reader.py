@@ -318,7 +318,7 @@ class StoreReader:
         if self._conn is None:
             self._conn = connect_private("", self.options.busy_timeout)
             self._conn.execute("PRAGMA cache_size = -8192")  # 8 MiB; the OS caches the rest of the file
-            self._conn.execute("PRAGMA threads = 0")  # a first refresh sorts a million rows: use two cores
+            # No sorter helper threads (`PRAGMA threads`): on two cores they crowd out the event loop.
         try:
             with store_transaction(self._conn, self.path) as tables:
                 watermark = fetch_watermark(self._conn, tables)
