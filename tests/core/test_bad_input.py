@@ -19,11 +19,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from custom_components.openusage.core.demo import generate_demo_store
 from custom_components.openusage.core.models import Window
 from custom_components.openusage.core.reader import (
     ReadOptions,
     StoreError,
     StoreErrorKind,
+    StoreReader,
     probe_store,
     read_store,
 )
@@ -325,3 +327,21 @@ def test_sqlite_errors_are_named(message: str, kind: StoreErrorKind, tmp_path: P
     assert error.kind is kind
     assert str(error).startswith(str(tmp_path / "telemetry.db"))
     assert message in str(error)
+
+
+async def test_a_reader_recovers_when_the_store_breaks_between_refreshes(tmp_path: Path) -> None:
+    db = generate_demo_store(tmp_path, days=20, events=3000, seed=7, now=NOW)
+    good = db.read_bytes()
+    reader = StoreReader(db)
+    try:
+        before = await reader.refresh(NOW, ZoneInfo("UTC"))
+        db.write_bytes(good[: len(good) // 2])  # its pages gone under a reader that has mirrored it
+        with pytest.raises(StoreError) as caught:
+            await reader.refresh(NOW, ZoneInfo("UTC"))
+        assert caught.value.kind is StoreErrorKind.CORRUPT
+        db.write_bytes(good)
+        after = await reader.refresh(NOW, ZoneInfo("UTC"))
+    finally:
+        await reader.close()
+    assert after.usage == before.usage
+    assert after.usage.totals[Window.ALL].messages > 0

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custom_components.openusage.core.demo import EventWriter, build_rollup
+from custom_components.openusage.core.demo import EventWriter, build_rollup, generate_demo_store
 from custom_components.openusage.core.models import Snapshot, Window
 from custom_components.openusage.core.reader import ReadOptions, StoreReader, read_store
 from custom_components.openusage.core.schema import create_schema
@@ -250,3 +250,25 @@ async def test_pruned_rows_leave_every_window_as_a_full_recomputation_does(tmp_p
     finally:
         await reader.close()
         conn.close()
+
+
+async def test_days_pruned_one_by_one_leave_the_rollup_days_before_them_counted(tmp_path: Path) -> None:
+    """openusage prunes its oldest raw day while its rollup holds the older ones: day B moves on, only the
+    rollup days from the old day B on are read again, and the figures equal a full recomputation."""
+    path = generate_demo_store(tmp_path, days=100, events=3000, seed=11, now=NOW)
+    zone = ZoneInfo("UTC")
+    reader = StoreReader(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        first = await reader.refresh(NOW, zone)
+        for day in range(3):
+            conn.execute(
+                f"DELETE FROM usage_events WHERE {_USAGE} AND substr(occurred_at, 1, 10) = "
+                f"(SELECT substr(min(occurred_at), 1, 10) FROM usage_events WHERE {_USAGE})"
+            )
+            incremental = await reader.refresh(NOW, zone)
+            _same(incremental, await read_store(path, NOW, zone), f"after pruned day {day + 1}")
+    finally:
+        await reader.close()
+        conn.close()
+    assert incremental.store.oldest_raw_day > first.store.oldest_raw_day

@@ -4,9 +4,9 @@ A private SQLite database, a temporary file that SQLite deletes itself, mirrors 
 each row's dedup partition and rank (openusage-store.md §4.3), its time, breakdown keys and measures, and
 whether it wins its partition. Python keeps the sums of every window (usage.KeptUsage). A refresh
 
-* re-reads the store's newest rows (every row written since the last reconciliation, and the
-  RECENT_ROWS before it: the daemon enriches rows in place when a duplicate delivery arrives) and
-  compares them with the mirror, which finds new, changed and deleted rows;
+* re-reads the store's newest rows (the rows new since the last refresh, and the RECENT_ROWS before
+  them: the daemon enriches rows in place when a duplicate delivery arrives) and compares them with
+  the mirror, which finds new, changed and deleted rows;
 * takes the old winners of every touched partition out of the sums, updates the mirror, picks the
   partitions' winners again and adds them back;
 * takes rows pruned by openusage's retention (those older than the store's oldest usage row, the
@@ -42,10 +42,11 @@ from .usage import (
     WINDOW_BITS,
     KeptUsage,
     UsageRead,
+    merge_rollup,
     read_rollup,
 )
 
-# How many rows written before a reconciliation are still re-read on every refresh after it.
+# How many of the newest rows are re-read on every refresh, to see the daemon's in-place enrichment.
 RECENT_ROWS = 500
 DEFAULT_RECONCILE_AFTER = timedelta(minutes=15)
 
@@ -174,6 +175,23 @@ def _paced(cursor: sqlite3.Cursor) -> Iterator[Any]:
             paused = time.perf_counter()
 
 
+_RollupKey = tuple[str, str | None]  # the watermark and day B the rollup rows were read for
+
+
+def _rollup_rows(
+    conn: sqlite3.Connection, cached: tuple[_RollupKey | None, list[Any]] | None, key: _RollupKey | None
+) -> list[Any]:
+    """The rollup rows for `key`. When only day B moved on (openusage pruned its oldest raw days), the
+    days before the old day B are as they were: only the days from it on are read."""
+    if key is None:
+        return []
+    watermark, day_b = key
+    old_key, rows = cached or (None, [])
+    if old_key is not None and old_key[0] == watermark and old_key[1] is not None and (day_b or "") > old_key[1]:
+        return merge_rollup([r for r in rows if not r[0]], read_rollup(conn, day_b, since=old_key[1]))
+    return read_rollup(conn, day_b)
+
+
 @dataclass(slots=True)
 class _Kept:
     """What the mirror knows beside its rows."""
@@ -184,7 +202,7 @@ class _Kept:
     tail_after: int  # rows after this rowid are re-read on every refresh
     max_rowid: int
     rebuilt_at: datetime
-    rollup: tuple[tuple[str, str | None] | None, list[Any]] | None = None  # rollup rows, and what they depend on
+    rollup: tuple[_RollupKey | None, list[Any]] | None = None  # rollup rows, and what they were read for
     figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
 
 
@@ -236,6 +254,8 @@ class UsageMirror:
             self._age(conn, kept, bounds)
             self._apply_changes(conn, kept, bounds, *floor)
             kept.max_rowid = max_rowid
+            # Rows that leave the tail were compared now; later changes to them wait for a reconciliation.
+            kept.tail_after = max(kept.tail_after, max_rowid - self._recent_rows)
         self._kept = kept
         return self._figures(conn, kept, oldest_at[:10] if oldest_at else None, watermark, has_rollup)
 
@@ -334,7 +354,7 @@ class UsageMirror:
         # The daemon rolls up only days after its watermark; days up to day B change with one of them.
         rollup_key = (watermark, day_b) if has_rollup and watermark else None
         if kept.rollup is None or kept.rollup[0] != rollup_key:
-            kept.rollup = (rollup_key, read_rollup(conn, day_b) if rollup_key else [])
+            kept.rollup = (rollup_key, _rollup_rows(conn, kept.rollup, rollup_key))
         rollup = kept.rollup[1]
         # metrics.md §1: day B comes from the rollup when it was partly pruned, else from raw rows.
         raw_on_b = kept.usage.day_counts.get(day_b, 0) if day_b else 0

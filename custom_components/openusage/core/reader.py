@@ -315,18 +315,23 @@ class StoreReader:
 
     def _read(self, now: datetime, bounds: WindowBounds) -> _StoreRead:
         """Everything read inside the store's transaction (blocking, in a worker thread)."""
-        if self._conn is None:
-            self._conn = connect_private("", self.options.busy_timeout)
-            self._conn.execute("PRAGMA cache_size = -8192")  # 8 MiB; the OS caches the rest of the file
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = connect_private("", self.options.busy_timeout)
+            conn.execute("PRAGMA cache_size = -8192")  # 8 MiB; the OS caches the rest of the file
             # No sorter helper threads (`PRAGMA threads`): on two cores they crowd out the event loop.
         try:
-            with store_transaction(self._conn, self.path) as tables:
-                watermark = fetch_watermark(self._conn, tables)
+            with store_transaction(conn, self.path) as tables:
+                watermark = fetch_watermark(conn, tables)
                 has_rollup = "usage_rollup_daily" in tables
-                usage = self._mirror.refresh(self._conn, bounds, now, watermark, has_rollup)
-                quotas, last_snapshot_at = read_quotas(self._conn, now)
+                usage = self._mirror.refresh(conn, bounds, now, watermark, has_rollup)
+                quotas, last_snapshot_at = read_quotas(conn, now)
         except BaseException:
-            self._mirror.forget()  # the mirror's writes were rolled back: its kept sums no longer match
+            # The mirror's writes were rolled back, so its kept sums no longer match, and the store may
+            # still be attached: the next refresh starts afresh on a new private database.
+            self._mirror.forget()
+            self._conn = None
+            conn.close()
             raise
         return _StoreRead(usage, quotas, last_snapshot_at, watermark, tables)
 

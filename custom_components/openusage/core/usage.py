@@ -93,7 +93,7 @@ SELECT day = :day_b AS on_b,
        SUM(event_count),
        {", ".join(f"SUM({p})" for p in _PARTS)}, SUM(total_tokens),
        SUM({COST_NANO_SQL.format(col="cost_usd")})
-FROM usage_rollup_daily WHERE day <= :day_b
+FROM usage_rollup_daily WHERE day >= :since AND day <= :day_b
 GROUP BY 1, 2, 3, 4, 5, 6
 """
 
@@ -343,7 +343,18 @@ class UsageRead:
     oldest_raw_day: str | None
 
 
-def read_rollup(conn: sqlite3.Connection, oldest_day: str | None) -> list[Any]:
-    """Rollup rows grouped by what the figures split them by, for days up to day B (metrics.md §1)."""
-    rows: list[Any] = conn.execute(_ROLLUP_SQL, {"day_b": oldest_day or "9999-12-31"}).fetchall()
+def read_rollup(conn: sqlite3.Connection, oldest_day: str | None, since: str = "") -> list[Any]:
+    """Rollup rows grouped by what the figures split them by, for days from `since` up to day B (metrics.md §1)."""
+    rows: list[Any] = conn.execute(_ROLLUP_SQL, {"day_b": oldest_day or "9999-12-31", "since": since}).fetchall()
     return rows
+
+
+def merge_rollup(*parts: Iterable[Sequence[Any]]) -> list[Any]:
+    """Rollup rows of several reads as one: rows of the same group summed."""
+    sums: dict[tuple[Any, ...], list[Any]] = {}
+    for rows in parts:
+        for row in rows:
+            key, values = tuple(row[:6]), row[6:]
+            known = sums.get(key)
+            sums[key] = list(values) if known is None else [a + b for a, b in zip(known, values, strict=True)]
+    return [(*key, *values) for key, values in sums.items()]
