@@ -95,9 +95,17 @@ _MASK_SQL = (
     "((okey >= :today) | ((okey >= :h24) << 1) | ((okey >= :d7) << 2) | ((okey >= :d30) << 3)"
     f" | ((okey >= :active) << 4) | {ALL_BIT})"
 )
-# Winners grouped into fold rows (usage.KeptUsage), with `mask` saying which windows they count in.
+# Winners grouped into fold rows (usage.KeptUsage), with `mask` saying which windows they count in. Tool
+# and error rows count toward a session only while active, so elsewhere they are grouped without one:
+# a rebuild then adds up a fifth as many fold rows (on the demo store).
+_FOLD_DIMS = ", ".join(
+    f"CASE WHEN (is_tool OR is_error) AND NOT (({{mask}}) & {ACTIVE_BIT}) THEN '' ELSE session END"
+    if d == "session"
+    else d
+    for d in _DIMS
+)
 _FOLD_SQL = f"""
-SELECT {", ".join(_DIMS)}, substr(okey, 1, 10), {{mask}},
+SELECT {_FOLD_DIMS}, substr(okey, 1, 10), {{mask}},
        count(*), {", ".join(f"sum({m})" for m in _MEASURES)}
 FROM mirror_rows WHERE win AND ({{where}})
 GROUP BY {", ".join(str(i) for i in range(1, len(_DIMS) + 3))}
