@@ -166,7 +166,7 @@ def _floor_of(oldest: str | None) -> tuple[str, str]:
 
 _TOP = "\U0010ffff"  # above every sort key
 
-# A rebuild adds up hundreds of thousands of fold rows in Python, in a worker thread. A thread that keeps
+# A rebuild adds up tens of thousands of fold rows in Python, in a worker thread. A thread that keeps
 # the GIL is made to hand it over only after the switch interval (5 ms); pausing for a moment every couple
 # of milliseconds lets the event loop's thread take it sooner, at the cost of a few percent.
 _PACE_EVERY = 0.002
