@@ -365,7 +365,7 @@ class UsageMirror:
             kept.rollup = (rollup_key, _rollup_rows(conn, kept.rollup, rollup_key))
         rollup = kept.rollup[1]
         # metrics.md §1: day B comes from the rollup when it was partly pruned, else from raw rows.
-        raw_on_b = kept.usage.day_counts.get(day_b, 0) if day_b else 0
+        raw_on_b = kept.usage.rows_on(day_b) if day_b else 0
         rollup_on_b = sum(r[6] or 0 for r in rollup if r[0])
         b_from_rollup = day_b is not None and watermark is not None and day_b <= watermark and rollup_on_b > raw_on_b
         source = (kept.usage.version, rollup, b_from_rollup, day_b)

@@ -133,6 +133,15 @@ def _freeze(slots: Sequence[int], sessions: int) -> Measures:
     )
 
 
+def _bump(counts: dict[str, int], key: str, delta: int) -> None:
+    """Change a reference count; a key whose count reaches zero goes."""
+    left = counts.get(key, 0) + delta
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
+
+
 def _add_to(
     per_target: dict[Target, _Acc], targets: Iterable[Target], contribution: Sequence[int], session: str, count: int
 ) -> None:
@@ -146,11 +155,7 @@ def _add_to(
             if value:
                 slots[i] += value
         if session:
-            left = acc.sessions.get(session, 0) + count
-            if left:
-                acc.sessions[session] = left
-            else:
-                del acc.sessions[session]
+            _bump(acc.sessions, session, count)
         if not slots[_RECORDS]:
             del per_target[target]
 
@@ -166,11 +171,7 @@ def _merge(per_target: dict[Target, _Acc], other: Mapping[Target, _Acc], sign: i
         for i, value in enumerate(acc.slots):
             slots[i] += sign * value
         for session, count in acc.sessions.items():
-            left = mine.sessions.get(session, 0) + sign * count
-            if left:
-                mine.sessions[session] = left
-            else:
-                del mine.sessions[session]
+            _bump(mine.sessions, session, sign * count)
         if not mine.slots[_RECORDS] and not mine.sessions:
             del per_target[target]
 
@@ -211,7 +212,6 @@ class KeptUsage:
         self._targets: dict[tuple[Any, ...], dict[Window, tuple[Target, ...]]] = {}
         self._days: dict[str, dict[Target, _Acc]] = {}  # the `all` sums split by UTC day, to drop a day at once
         self.active: dict[str, int] = {}
-        self.day_counts: dict[str, int] = {}  # deduplicated raw rows per UTC day
         self.version = 0  # counts the changes, so unchanged figures need not be computed again
 
     def _targets_of(self, dims: tuple[str, str, str, str, str, str]) -> dict[Window, tuple[Target, ...]]:
@@ -247,15 +247,7 @@ class KeptUsage:
             provider, account, model, agent, tool, project, is_tool, is_error, session, day, mask, count = row[:12]
             count *= sign
             if mask & ACTIVE_BIT and session:
-                left = self.active.get(session, 0) + count
-                if left:
-                    self.active[session] = left
-                else:
-                    del self.active[session]
-            if mask & ALL_BIT:
-                self.day_counts[day] = self.day_counts.get(day, 0) + count
-                if not self.day_counts[day]:
-                    del self.day_counts[day]
+                _bump(self.active, session, count)
             if not mask & (ALL_BIT | 15):
                 continue
             sums = [sign * v for v in row[12:20]]
@@ -274,6 +266,11 @@ class KeptUsage:
                 if not day_sums:
                     del self._days[day]
 
+    def rows_on(self, day: str) -> int:
+        """How many deduplicated raw rows of one UTC day count in `all`."""
+        totals = self._days.get(day, {}).get(_TOTALS)
+        return totals.slots[_RECORDS] if totals else 0
+
     def days(self) -> list[str]:
         """The UTC days that have deduplicated raw rows in `all`."""
         return list(self._days)
@@ -281,7 +278,6 @@ class KeptUsage:
     def drop_day(self, day: str) -> None:
         """Take a whole UTC day out of `all` (its raw rows were pruned), without reading its rows."""
         self.version += 1
-        self.day_counts.pop(day, None)
         _merge(self._windows[Window.ALL], self._days.pop(day, {}), -1)
 
     def take_day_of(self, other: KeptUsage, day: str) -> None:
