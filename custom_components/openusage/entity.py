@@ -6,12 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from homeassistant.const import EntityCategory
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import OpenUsageCoordinator
-from .core.catalog import HUB, DeviceSpec, EntitySpec, Value, account_devices
+from .core.catalog import HUB, DeviceSpec, EntitySpec, Value, account_devices, last_reset
 
 # Breakdowns can hold hundreds of keys: shown on the entity, kept out of the recorder's history.
 BREAKDOWN_ATTRIBUTES = frozenset({"by_provider", "by_model", "by_agent", "by_tool", "by_project"})
@@ -58,6 +59,26 @@ class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
             self._attr_entity_category = EntityCategory.DIAGNOSTIC
         device = None if spec.device == HUB else account_devices(coordinator.data).get(spec.device)
         self._attr_device_info = device_info(entry_id, device)
+        self._written: tuple[Any, ...] | None = None  # what the state was last written from
+
+    def _shown(self) -> tuple[Any, ...]:
+        """Everything of the snapshot that the written state depends on."""
+        data = self.coordinator.data
+        midnight = last_reset(data) if self.spec.last_reset_at_midnight else None
+        return (self.available, self.spec.value(data), self.extra_state_attributes, midnight)
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self._written = self._shown()  # the platform writes the first state right after this
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        # A refresh changes a few of the entities; writing the others again would only keep the event loop
+        # busy (about 30 µs each) for states Home Assistant then finds unchanged.
+        shown = self._shown()
+        if shown != self._written:
+            self._written = shown
+            self.async_write_ha_state()
 
     @property
     def spec_value(self) -> Value:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -185,3 +186,57 @@ async def test_device_removal_is_refused_while_the_store_has_it(
     assert not await async_remove_config_entry_device(hass, loaded_entry, device)
     stray = registry.async_get_or_create(config_entry_id=loaded_entry.entry_id, identifiers={(DOMAIN, "gone")})
     assert await async_remove_config_entry_device(hass, loaded_entry, stray)
+
+
+async def test_a_refresh_writes_only_the_states_that_changed(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, store_path: Path, freezer: FrozenDateTimeFactory
+) -> None:
+    from custom_components.openusage.core.demo import EventWriter
+
+    cost = "sensor.openusage_cost_all_time"
+    age = "sensor.claude_code_claude_code_snapshot_age"
+    before = {entity_id: hass.states.get(entity_id) for entity_id in (cost, age)}
+    reported = before[cost].last_reported  # Home Assistant moves it on the same State when written again
+    await refresh(hass, loaded_entry, freezer)  # a minute later, nothing new in the store
+    assert hass.states.get(cost).last_reported == reported
+    assert float(hass.states.get(age).state) == float(before[age].state) + 60
+
+    conn = sqlite3.connect(store_path, isolation_level=None)
+    conn.execute("BEGIN")
+    writer = EventWriter(conn)
+    message(writer, "2026-11-23T12:00:30Z", message_id="fresh", input_tokens=10, cost_usd=0.5)
+    writer.flush()
+    conn.execute("COMMIT")
+    conn.close()
+    await refresh(hass, loaded_entry, freezer)
+    assert float(hass.states.get(cost).state) == round(float(before[cost].state) + 0.5, 6)
+
+    # Only an attribute changes: the problem stays on (the demo's stuck hook file), with one reason more.
+    problem = "binary_sensor.openusage_ingestion_problem"
+    assert hass.states.get(problem).attributes["hook_spool_stuck"]
+    assert not hass.states.get(problem).attributes["corrupt_store_reset"]
+    backup = store_path.with_name(store_path.name + ".corrupt.1")
+    backup.write_bytes(b"")
+    os.utime(backup, (NOW.timestamp(), NOW.timestamp()))
+    await refresh(hass, loaded_entry, freezer)
+    assert hass.states.get(problem).state == "on"
+    assert hass.states.get(problem).attributes["corrupt_store_reset"]
+
+
+async def test_midnight_moves_last_reset_of_figures_that_stay_the_same(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """A `today` figure that is zero on both days still starts a new period at local midnight."""
+    registry = er.async_get(hass)
+    resetting = [
+        e.entity_id
+        for e in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
+        if (state := hass.states.get(e.entity_id)) is not None and "last_reset" in state.attributes
+    ]
+    before = {entity_id: hass.states.get(entity_id) for entity_id in resetting}
+    freezer.tick(timedelta(hours=11, minutes=1))  # past midnight in Warsaw (UTC+1)
+    await refresh(hass, loaded_entry, freezer)
+    after = {entity_id: hass.states.get(entity_id) for entity_id in resetting}
+    assert any(after[e].state == before[e].state for e in resetting)  # the case this test is about
+    for entity_id in resetting:
+        assert after[entity_id].attributes["last_reset"] == "2026-11-23T23:00:00+00:00", entity_id
