@@ -193,6 +193,21 @@ async def test_all_time_takes_pruned_days_from_the_rollup(tmp_path: Path) -> Non
     assert all_time.sessions == 1  # only the raw rows of 08-03 carry sessions
 
 
+async def test_a_partly_pruned_oldest_day_of_tool_calls_alone_comes_from_the_rollup(tmp_path: Path) -> None:
+    db = tmp_path / "telemetry.db"
+    with store(db) as w:
+        tool(w, "2026-08-02T01:00:00Z", "bash", tool_call_id="t1")
+        tool(w, "2026-08-02T23:00:00Z", "bash", tool_call_id="t2")
+        message(w, "2026-08-03T10:00:00Z", message_id="c0", input_tokens=1)
+    rollup(db, watermark="2026-08-16", prune_before="2026-08-02T12:00:00Z")  # t1 pruned
+    all_time = (await figures(db)).totals[Window.ALL]
+    # 08-02 from the rollup (2 tool calls > 1 raw row). Its one rollup group stands for as many records
+    # as the raw row it replaces: the two tool calls must not go with that row.
+    assert all_time.tool_calls == 2
+    assert all_time.messages == 1
+    assert all_time.input_tokens == 1
+
+
 async def test_all_time_takes_a_complete_oldest_day_from_raw_rows(tmp_path: Path) -> None:
     db = tmp_path / "telemetry.db"
     with store(db) as w:

@@ -370,7 +370,7 @@ class UsageMirror:
         b_from_rollup = day_b is not None and watermark is not None and day_b <= watermark and rollup_on_b > raw_on_b
         source = (kept.usage.version, rollup, b_from_rollup, day_b)
         if kept.figures is None or kept.figures[0] != source:
-            extra = KeptUsage(self._links)
+            extra = kept.usage.sibling()
             extra.add_rollup(r for r in rollup if b_from_rollup or not r[0])
             if b_from_rollup and day_b is not None:
                 extra.take_day_of(kept.usage, day_b)

@@ -113,6 +113,7 @@ class _Acc:
 
 
 _EMPTY = _Acc()
+_ZERO = Measures()
 
 
 def _freeze(slots: Sequence[int], sessions: int) -> Measures:
@@ -162,7 +163,8 @@ def _add_to(
 
 def _merge(per_target: dict[Target, _Acc], other: Mapping[Target, _Acc], sign: int) -> None:
     """Add (sign 1) or take away (sign -1) other sums, target by target. Sums below zero stay (an
-    `extra` takes day B's raw rows away), so a target goes only when nothing is left of it."""
+    `extra` takes day B's raw rows away, which can leave its records at zero beside the rollup's tool
+    calls), so a target goes only when nothing at all is left of it."""
     for target, acc in other.items():
         mine = per_target.get(target)
         if mine is None:
@@ -172,7 +174,7 @@ def _merge(per_target: dict[Target, _Acc], other: Mapping[Target, _Acc], sign: i
             slots[i] += sign * value
         for session, count in acc.sessions.items():
             _bump(mine.sessions, session, sign * count)
-        if not mine.slots[_RECORDS] and not mine.sessions:
+        if not any(slots) and not mine.sessions:  # not just the records: `extra` mixes signs
             del per_target[target]
 
 
@@ -213,6 +215,16 @@ class KeptUsage:
         self._days: dict[str, dict[Target, _Acc]] = {}  # the `all` sums split by UTC day, to drop a day at once
         self.active: dict[str, int] = {}
         self.version = 0  # counts the changes, so unchanged figures need not be computed again
+        # The Measures handed out last time, the targets changed since, and the `extra` they included.
+        self._frozen: dict[Window, dict[Target, Measures]] = {w: {} for w in ALL_WINDOWS}
+        self._dirty: dict[Window, set[Target]] = {w: set() for w in ALL_WINDOWS}
+        self._frozen_extra: dict[Target, _Acc] = {}
+
+    def sibling(self) -> KeptUsage:
+        """An empty KeptUsage with the same provider links, sharing the work of mapping keys to targets."""
+        other = KeptUsage(self._links)
+        other._targets = self._targets
+        return other
 
     def _targets_of(self, dims: tuple[str, str, str, str, str, str]) -> dict[Window, tuple[Target, ...]]:
         """(provider, account, model, agent, tool, project) → the targets a row adds to, per window."""
@@ -239,6 +251,7 @@ class KeptUsage:
         self, window: Window, targets: Iterable[Target], contribution: Sequence[int], session: str, count: int
     ) -> None:
         _add_to(self._windows[window], targets, contribution, session, count)
+        self._dirty[window].update(targets)
 
     def apply(self, rows: Iterable[Sequence[Any]], sign: int) -> None:
         """Add (sign 1) or take away (sign -1) fold rows."""
@@ -278,11 +291,15 @@ class KeptUsage:
     def drop_day(self, day: str) -> None:
         """Take a whole UTC day out of `all` (its raw rows were pruned), without reading its rows."""
         self.version += 1
-        _merge(self._windows[Window.ALL], self._days.pop(day, {}), -1)
+        sums = self._days.pop(day, {})
+        _merge(self._windows[Window.ALL], sums, -1)
+        self._dirty[Window.ALL].update(sums)
 
     def take_day_of(self, other: KeptUsage, day: str) -> None:
         """Take `other`'s raw rows of one UTC day away from this one's `all` (day B from the rollup instead)."""
-        _merge(self._windows[Window.ALL], other._days.get(day, {}), -1)
+        sums = other._days.get(day, {})
+        _merge(self._windows[Window.ALL], sums, -1)
+        self._dirty[Window.ALL].update(sums)
 
     def add_rollup(self, rows: Iterable[Sequence[Any]]) -> None:
         """Add rollup rows (on_b, provider, account, model, is_tool, is_error, events, parts…, total, cost)
@@ -296,13 +313,17 @@ class KeptUsage:
             self._add(Window.ALL, targets, _contribution(bool(is_tool), bool(is_error), count, sums, 1), "", 0)
 
     def figures(self, extra: KeptUsage | None = None) -> UsageFigures:
-        """The figures, with `extra` (rollup rows, day B taken away) added to the `all` window."""
-        frozen: dict[Window, dict[Target, Measures]] = {}
+        """The figures, with `extra` (rollup rows, day B taken away) added to the `all` window. Only the
+        targets that changed since the last call, here or in `extra`, are worked out again (so `extra`
+        must not change afterwards: build a new one)."""
+        more_all = extra._windows[Window.ALL] if extra else {}
+        old_all = self._frozen_extra
+        self._dirty[Window.ALL].update(t for t in more_all.keys() | old_all.keys() if more_all.get(t) != old_all.get(t))
+        self._frozen_extra = more_all
         for window in ALL_WINDOWS:
-            own = self._windows[window]
-            more = extra._windows[window] if extra else {}
-            found: dict[Target, Measures] = {}
-            for target in own.keys() | more.keys():
+            own, frozen = self._windows[window], self._frozen[window]
+            more = more_all if window is Window.ALL else {}
+            for target in self._dirty[window]:
                 a, b = own.get(target, _EMPTY), more.get(target, _EMPTY)
                 slots = [x + y for x, y in zip(a.slots, b.slots, strict=True)]
                 if slots[_RECORDS] > 0:
@@ -310,14 +331,16 @@ class KeptUsage:
                     sessions = len(a.sessions) + sum(
                         (a.sessions.get(s, 0) + c > 0) - (s in a.sessions) for s, c in b.sessions.items()
                     )
-                    found[target] = _freeze(slots, sessions)
-            frozen[window] = found
+                    frozen[target] = _freeze(slots, sessions)
+                else:
+                    frozen.pop(target, None)
+            self._dirty[window] = set()
 
         def windowed(target: Target, windows: tuple[Window, ...]) -> WindowedMeasures:
-            return {w: frozen[w].get(target, Measures()) for w in windows}
+            return {w: self._frozen[w].get(target, _ZERO) for w in windows}
 
         keys: dict[Breakdown, set[str]] = {b: set() for b in Breakdown}
-        for found in frozen.values():
+        for found in self._frozen.values():
             for breakdown, key in found:
                 if breakdown is not None:
                     keys[breakdown].add(key)
