@@ -81,7 +81,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
 
     def specs(self) -> list[EntitySpec]:
         """Every entity the current snapshot supports: worked out once per refresh, for all platforms."""
-        if self._specs is None or self._specs[0] is not self.data:
+        if self._specs is None or self._specs[0] != self.data:
             self._specs = (self.data, catalog(self.data, self.breakdown_sensors))
         return self._specs[1]
 
@@ -110,6 +110,9 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
         if self._failing_since is not None:
             self._failing_since = None
             ir.async_delete_issue(self.hass, DOMAIN, repair_issue_id(self.config_entry))
+        # Worked out off the event loop, which then only has to write the states that changed.
+        specs = await self.hass.async_add_executor_job(catalog, snapshot, self.breakdown_sensors)
+        self._specs = (snapshot, specs)
         return snapshot
 
     def _raise_repair_if_lasting(self, err: StoreError) -> None:
