@@ -62,7 +62,7 @@ class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
         self._written: tuple[Any, ...] | None = None  # what the state was last written from
 
     def _shown(self) -> tuple[Any, ...]:
-        """Everything of the snapshot that the written state depends on."""
+        """Everything the written state depends on: availability, value, attributes, start of `today`."""
         data = self.coordinator.data
         midnight = last_reset(data) if self.spec.last_reset_at_midnight else None
         return (self.available, self.spec.value(data), self.extra_state_attributes, midnight)
