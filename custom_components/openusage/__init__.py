@@ -14,7 +14,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN
 from .coordinator import OpenUsageConfigEntry, OpenUsageCoordinator, repair_issue_id
-from .core.catalog import HUB, account_devices
+from .core.catalog import HUB
 from .entity import device_identifier
 from .services import async_setup_services
 from .statistics import async_clear_statistics, async_update_statistics
@@ -62,7 +62,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -
 
 
 def _current_identifiers(entry: OpenUsageConfigEntry) -> set[tuple[str, str]]:
-    keys = {HUB, *account_devices(entry.runtime_data.data)}
+    keys = {HUB, *entry.runtime_data.devices}
     return {device_identifier(entry.entry_id, key) for key in keys}
 
 

@@ -28,5 +28,5 @@ class OpenUsageBinarySensor(OpenUsageEntity, BinarySensorEntity):
 
     @property
     def is_on(self) -> bool | None:
-        value = self.spec_value
+        value = self.shown.value
         return None if value is None else bool(value)

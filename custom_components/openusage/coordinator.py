@@ -25,7 +25,7 @@ from .const import (
     DOMAIN,
     REPAIR_AFTER,
 )
-from .core.catalog import EntitySpec, catalog
+from .core.catalog import DeviceSpec, EntitySpec, account_devices, catalog
 from .core.models import Breakdown, Snapshot
 from .core.reader import ReadOptions, StoreError, StoreErrorKind, StoreReader, merge_links
 
@@ -77,13 +77,9 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
         self.breakdown_sensors = frozenset(Breakdown(b) for b in options.get(CONF_BREAKDOWN_SENSORS, []))
         self._failing_since: datetime | None = None
         self._loaded = False  # whether any refresh has succeeded yet
-        self._specs: tuple[Snapshot, list[EntitySpec]] | None = None
-
-    def specs(self) -> list[EntitySpec]:
-        """Every entity the current snapshot supports: worked out once per refresh, for all platforms."""
-        if self._specs is None or self._specs[0] != self.data:
-            self._specs = (self.data, catalog(self.data, self.breakdown_sensors))
-        return self._specs[1]
+        # What the latest snapshot supports, worked out with it once per refresh for every platform.
+        self.entity_specs: list[EntitySpec] = []
+        self.devices: dict[str, DeviceSpec] = {}  # provider-account devices by key (the hub aside)
 
     async def async_shutdown(self) -> None:
         """Stop refreshing, then close the reader's mirror."""
@@ -111,9 +107,11 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
             self._failing_since = None
             ir.async_delete_issue(self.hass, DOMAIN, repair_issue_id(self.config_entry))
         # Worked out off the event loop, which then only has to write the states that changed.
-        specs = await self.hass.async_add_executor_job(catalog, snapshot, self.breakdown_sensors)
-        self._specs = (snapshot, specs)
+        self.entity_specs, self.devices = await self.hass.async_add_executor_job(self._catalog_of, snapshot)
         return snapshot
+
+    def _catalog_of(self, snapshot: Snapshot) -> tuple[list[EntitySpec], dict[str, DeviceSpec]]:
+        return catalog(snapshot, self.breakdown_sensors), account_devices(snapshot)
 
     def _raise_repair_if_lasting(self, err: StoreError) -> None:
         now = dt_util.utcnow()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from homeassistant.const import EntityCategory
 from homeassistant.core import callback
@@ -12,7 +13,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import OpenUsageCoordinator
-from .core.catalog import HUB, DeviceSpec, EntitySpec, Value, account_devices, last_reset
+from .core.catalog import HUB, DeviceSpec, EntitySpec, Value, last_reset
 
 # Breakdowns can hold hundreds of keys: shown on the entity, kept out of the recorder's history.
 BREAKDOWN_ATTRIBUTES = frozenset({"by_provider", "by_model", "by_agent", "by_tool", "by_project"})
@@ -41,6 +42,15 @@ def device_info(entry_id: str, device: DeviceSpec | None) -> DeviceInfo:
     )
 
 
+class Shown(NamedTuple):
+    """Everything an entity's written state comes from."""
+
+    available: bool
+    value: Value
+    attributes: dict[str, Any] | None
+    last_reset: datetime | None  # the start of `today`, for figures that restart at local midnight
+
+
 class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
     """An entity whose identity and state come from an EntitySpec."""
 
@@ -57,38 +67,36 @@ class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
         self._attr_entity_registry_enabled_default = spec.enabled_default
         if spec.entity_category == "diagnostic":
             self._attr_entity_category = EntityCategory.DIAGNOSTIC
-        device = None if spec.device == HUB else account_devices(coordinator.data).get(spec.device)
-        self._attr_device_info = device_info(entry_id, device)
-        self._written: tuple[Any, ...] | None = None  # what the state was last written from
+        self._attr_device_info = device_info(entry_id, None if spec.device == HUB else coordinator.devices[spec.device])
+        # Worked out once per snapshot. Home Assistant may write the state before adding the entity (a registry
+        # update), and the snapshot may have changed by the time it is added.
+        self.shown = self._work_out()
 
-    def _shown(self) -> tuple[Any, ...]:
-        """Everything the written state depends on: availability, value, attributes, start of `today`."""
-        data = self.coordinator.data
-        midnight = last_reset(data) if self.spec.last_reset_at_midnight else None
-        return (self.available, self.spec.value(data), self.extra_state_attributes, midnight)
+    def _work_out(self) -> Shown:
+        data, spec = self.coordinator.data, self.spec
+        return Shown(
+            available=self.available,
+            value=spec.value(data),
+            attributes=spec.attributes(data) if spec.attributes else None,
+            last_reset=last_reset(data) if spec.last_reset_at_midnight else None,
+        )
 
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
-        self._written = self._shown()  # the platform writes the first state right after this
+        self.shown = self._work_out()
 
     @callback
     def _handle_coordinator_update(self) -> None:
         # A refresh changes a few of the entities; writing the others again would only keep the event loop
         # busy (about 30 µs each) for states Home Assistant then finds unchanged.
-        shown = self._shown()
-        if shown != self._written:
-            self._written = shown
+        shown = self._work_out()
+        if shown != self.shown:
+            self.shown = shown
             self.async_write_ha_state()
 
     @property
-    def spec_value(self) -> Value:
-        return self.spec.value(self.coordinator.data)
-
-    @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
-        if self.spec.attributes is None:
-            return None
-        return self.spec.attributes(self.coordinator.data)
+        return self.shown.attributes
 
 
 def add_catalog_entities(
@@ -103,7 +111,9 @@ def add_catalog_entities(
 
     def add_new() -> None:
         new = [
-            spec for spec in coordinator.specs() if spec.platform == platform and (spec.device, spec.key) not in known
+            spec
+            for spec in coordinator.entity_specs
+            if spec.platform == platform and (spec.device, spec.key) not in known
         ]
         known.update((spec.device, spec.key) for spec in new)
         if new:

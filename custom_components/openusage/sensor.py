@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import OpenUsageConfigEntry, OpenUsageCoordinator
-from .core.catalog import EntitySpec, last_reset
+from .core.catalog import EntitySpec
 from .entity import OpenUsageEntity, add_catalog_entities
 
 # Read-only polling through one coordinator: no limit on parallel updates.
@@ -35,7 +35,7 @@ class OpenUsageSensor(OpenUsageEntity, SensorEntity):
 
     @property
     def native_value(self) -> float | int | str | date | datetime | None:
-        value = self.spec_value
+        value = self.shown.value
         if isinstance(value, bool):
             return str(value)
         if self.device_class is SensorDeviceClass.DATE and isinstance(value, str):
@@ -44,4 +44,4 @@ class OpenUsageSensor(OpenUsageEntity, SensorEntity):
 
     @property
     def last_reset(self) -> datetime | None:
-        return last_reset(self.coordinator.data) if self.spec.last_reset_at_midnight else None
+        return self.shown.last_reset

@@ -111,6 +111,11 @@ class _Acc:
     slots: list[int] = field(default_factory=lambda: [0] * _N_SLOTS)
     sessions: dict[str, int] = field(default_factory=dict)
 
+    def is_empty(self) -> bool:
+        """Nothing left, so the target goes. Not just its records: an `extra` mixes signs, and taking day
+        B's raw rows away can leave its records at zero beside the rollup's tool calls."""
+        return not any(self.slots) and not self.sessions
+
 
 _EMPTY = _Acc()
 _ZERO = Measures()
@@ -157,14 +162,13 @@ def _add_to(
                 slots[i] += value
         if session:
             _bump(acc.sessions, session, count)
-        if not slots[_RECORDS]:
+        if acc.is_empty():
             del per_target[target]
 
 
 def _merge(per_target: dict[Target, _Acc], other: Mapping[Target, _Acc], sign: int) -> None:
     """Add (sign 1) or take away (sign -1) other sums, target by target. Sums below zero stay (an
-    `extra` takes day B's raw rows away, which can leave its records at zero beside the rollup's tool
-    calls), so a target goes only when nothing at all is left of it."""
+    `extra` takes day B's raw rows away)."""
     for target, acc in other.items():
         mine = per_target.get(target)
         if mine is None:
@@ -174,7 +178,7 @@ def _merge(per_target: dict[Target, _Acc], other: Mapping[Target, _Acc], sign: i
             slots[i] += sign * value
         for session, count in acc.sessions.items():
             _bump(mine.sessions, session, sign * count)
-        if not any(slots) and not mine.sessions:  # not just the records: `extra` mixes signs
+        if mine.is_empty():
             del per_target[target]
 
 
