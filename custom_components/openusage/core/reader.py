@@ -246,6 +246,9 @@ def store_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[set[str]
         finally:
             conn.execute("DETACH DATABASE store")
     except sqlite3.Error as err:
+        # The file may have gone or changed since it was checked (renamed away before SQLite opened it):
+        # that cause first, rather than SQLite's "unable to open database file".
+        _check_file(path)
         raise classify_sqlite_error(err, path) from None
 
 
