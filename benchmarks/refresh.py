@@ -57,11 +57,14 @@ _BASELINE_QUERIES = (
     "SELECT workspace_id, SUM(COALESCE(requests,1)), SUM(cost_usd), SUM(total_tokens) FROM _deduped_tmp "
     "WHERE event_type='message_usage' AND status!='error' AND TRIM(COALESCE(workspace_id,''))!='' "
     "GROUP BY workspace_id",
-    "SELECT COALESCE(NULLIF(TRIM(LOWER(tool_name)),''),'unknown') t, COUNT(*), SUM(status='error') "
+    "SELECT COALESCE(NULLIF(TRIM(LOWER(tool_name)),''),'unknown') t, SUM(COALESCE(requests,1)), "
+    "SUM(CASE WHEN status='error' THEN COALESCE(requests,1) END) "
     "FROM _deduped_tmp WHERE event_type='tool_usage' GROUP BY t",
-    "SELECT COUNT(*) FILTER (WHERE event_type='message_usage' AND status!='error'), "
+    "SELECT COUNT(DISTINCT CASE WHEN event_type='message_usage' AND status!='error' THEN "
+    "COALESCE(NULLIF(TRIM(message_id),''), NULLIF(TRIM(turn_id),''), dedup_key) END), "
     "COUNT(DISTINCT CASE WHEN event_type='message_usage' AND status!='error' THEN NULLIF(TRIM(session_id),'') END), "
-    "SUM(CASE WHEN event_type='tool_usage' THEN 1 END), SUM(event_type='message_usage' AND status='error'), "
+    "SUM(CASE WHEN event_type='tool_usage' THEN COALESCE(requests,1) END), "
+    "SUM(event_type='message_usage' AND status='error'), "
     "MAX(occurred_at), COUNT(*) FROM _deduped_tmp",
     "SELECT date(occurred_at) d, SUM(cost_usd), SUM(COALESCE(requests,1)), SUM(total_tokens) FROM _deduped_tmp "
     "WHERE event_type='message_usage' AND status!='error' GROUP BY d",

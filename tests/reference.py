@@ -85,10 +85,11 @@ def winners(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class Acc:
     values: dict[str, int]
     sessions: set[str]
+    message_ids: set[str]
 
     @classmethod
     def new(cls) -> Acc:
-        return cls(defaultdict(int), set())
+        return cls(defaultdict(int), set(), set())
 
 
 def model_of(row: dict[str, Any]) -> str:
@@ -98,10 +99,19 @@ def model_of(row: dict[str, Any]) -> str:
     return "unknown"
 
 
+def message_identity(row: dict[str, Any]) -> str:
+    """COALESCE(NULLIF(TRIM(message_id),''), NULLIF(TRIM(turn_id),''), dedup_key)."""
+    for value in (row["message_id"], row["turn_id"]):
+        if not blank(value):
+            return str(value).strip()
+    return str(row["dedup_key"])
+
+
 def add_raw(acc: Acc, row: dict[str, Any]) -> None:
     if row["event_type"] == "tool_usage":
-        acc.values["tool_calls"] += 1
-        acc.values["tool_errors"] += row["status"] == "error"
+        calls = row["requests"] if row["requests"] is not None else 1
+        acc.values["tool_calls"] += calls
+        acc.values["tool_errors"] += calls if row["status"] == "error" else 0
     elif row["status"] == "error":
         acc.values["errors"] += 1
     else:
@@ -111,7 +121,7 @@ def add_raw(acc: Acc, row: dict[str, Any]) -> None:
         acc.values["total_tokens"] += total if total is not None else sum(row[p] or 0 for p in PARTS)
         acc.values["cost_nano"] += nano(row["cost_usd"])
         acc.values["requests"] += row["requests"] if row["requests"] is not None else 1
-        acc.values["messages"] += 1
+        acc.message_ids.add(message_identity(row))
         if not blank(row["session_id"]):
             acc.sessions.add(row["session_id"].strip())
 
@@ -134,6 +144,7 @@ def freeze(acc: Acc) -> dict[str, Any]:
     out: dict[str, Any] = {m: acc.values.get(m, 0) for m in MEASURES}
     out["cost_usd"] = acc.values.get("cost_nano", 0) / 10**9
     out["sessions"] = len(acc.sessions)
+    out["messages"] = acc.values.get("messages", 0) + len(acc.message_ids)
     return out
 
 

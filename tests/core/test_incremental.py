@@ -45,6 +45,8 @@ _step = st.one_of(
     st.tuples(st.just("insert"), st.lists(row, min_size=1, max_size=5)),
     st.tuples(st.just("duplicate"), st.integers(0, 10**6), st.sampled_from(["hook", "jsonl", "api"]), _changes),
     st.tuples(st.just("enrich"), st.integers(0, RECENT - 1), _changes),
+    # the same message kept again under another session: one message, its tokens twice (metrics.md §2.3)
+    st.tuples(st.just("other_session"), st.integers(0, 10**6), st.sampled_from(["hook", "jsonl"]), st.just({})),
     st.tuples(st.just("update_old"), st.integers(0, 10**6), _changes),
     st.tuples(st.just("prune"), st.just(0)),
     st.tuples(st.just("prune_before"), st.sampled_from([50.5, 40, 31.25, 20, 2])),  # days before the clock
@@ -65,8 +67,11 @@ def _update(conn: sqlite3.Connection, rowid: int, changes: dict[str, Any]) -> No
     conn.execute(f"UPDATE usage_events SET {sets} WHERE rowid = ?", (*changes.values(), rowid))
 
 
-def _duplicate(conn: sqlite3.Connection, rowid: int, channel: str, changes: dict[str, Any]) -> None:
-    """The same logical event delivered again: a new row (new dedup key) through another channel."""
+def _duplicate(
+    conn: sqlite3.Connection, rowid: int, channel: str, changes: dict[str, Any], session: str | None = None
+) -> None:
+    """The same logical event delivered again: a new row (new dedup key) through another channel, in the
+    same session unless another is given."""
     conn.row_factory = sqlite3.Row
     original = dict(conn.execute("SELECT * FROM usage_events WHERE rowid = ?", (rowid,)).fetchone())
     source = conn.execute(
@@ -75,6 +80,8 @@ def _duplicate(conn: sqlite3.Connection, rowid: int, channel: str, changes: dict
     conn.row_factory = None
     fields = {k: v for k, v in original.items() if k not in ("event_id", "raw_event_id", "dedup_key")}
     fields.update({k: v for k, v in changes.items() if k not in ("session_id", "message_id")})
+    if session is not None:
+        fields["session_id"] = session
     writer = EventWriter(conn)
     writer.add(source_system=source, source_channel=channel, dedup_key=uuid.uuid4().hex, **fields)
     writer.flush()
@@ -98,6 +105,8 @@ def _apply(conn: sqlite3.Connection, step: tuple[Any, ...], now: datetime) -> da
         writer.flush()
     elif kind == "duplicate" and rowids:
         _duplicate(conn, rowids[arg % len(rowids)], step[2], step[3])
+    elif kind == "other_session" and rowids:
+        _duplicate(conn, rowids[arg % len(rowids)], step[2], step[3], session=uuid.uuid4().hex[:6])
     elif kind == "enrich" and recent:
         _update(conn, recent[arg % len(recent)], step[2])
     elif kind == "update_old" and old:

@@ -92,3 +92,19 @@ async def test_account_with_only_blanked_payloads_and_ordering(tmp_path: Path) -
     assert zai.metrics == {}
     assert zai.status is QuotaStatus.UNKNOWN
     assert zai.observed_at == "2026-08-17T11:00:00Z"
+
+
+async def test_a_percent_quota_with_only_remaining_is_100_minus_remaining(tmp_path: Path) -> None:
+    # openusage's display shows 40 % used for a primary rate limit that reports 60 % remaining.
+    db = tmp_path / "telemetry.db"
+    metrics = {
+        "rate_limit_primary": {"used": None, "limit": None, "remaining": 60, "unit": "%", "window": "5h"},
+        "rate_limit_secondary": {"used": None, "limit": 100, "remaining": 92.5, "unit": "%", "window": "7d"},
+        "both": {"used": 10, "limit": None, "remaining": 60, "unit": "%", "window": "1d"},
+    }
+    with store(db) as w:
+        limit_snapshot(w, "2026-08-17T11:59:00Z", "codex", "codex-cli", payload("OK", metrics))
+    (quota,) = await quotas(db)
+    assert quota.metrics["rate_limit_primary"].used_percent == 40.0
+    assert quota.metrics["rate_limit_secondary"].used_percent == 7.5
+    assert quota.metrics["both"].used_percent == 10.0  # `used` wins when the provider gives it

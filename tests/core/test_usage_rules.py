@@ -244,3 +244,53 @@ async def test_all_time_of_a_rollup_only_store(tmp_path: Path) -> None:
     assert usage.breakdowns[Breakdown.ACCOUNT]["claude_code/claude-code"][Window.ALL].errors == 1
     assert usage.breakdowns[Breakdown.MODEL]["claude-sonnet-4-5"][Window.ALL].tool_calls == 0
     assert usage.totals[Window.D30].input_tokens == 0
+
+
+async def test_copilot_workspace_file_rows_are_no_tool_calls(tmp_path: Path) -> None:
+    # openusage's Copilot collector stores workspace-file reads as tool rows with requests = 0; its
+    # activity query counts SUM(requests), so they are no calls: 3 such rows and 1 real call make 1.
+    db = tmp_path / "telemetry.db"
+    copilot = {"source_system": "copilot", "provider_id": "github-copilot", "account_id": "octocat"}
+    with store(db) as w:
+        for i, name in enumerate(("workspace_file_read", "workspace_file_read", "workspace_file_list")):
+            tool(w, f"2026-08-17T10:0{i}:00Z", name, tool_call_id=f"w{i}", requests=0, **copilot)
+        tool(w, "2026-08-17T10:05:00Z", "run_in_terminal", tool_call_id="t1", **copilot)
+        tool(w, "2026-08-17T10:06:00Z", "Bash", tool_call_id="t2", requests=3)  # a row standing for 3 calls
+        tool(w, "2026-08-17T10:07:00Z", "Bash", tool_call_id="t3", requests=2, status="error")
+        tool(w, "2026-08-17T10:08:00Z", "Bash", tool_call_id="t4", requests=None)  # NULL is one call
+    usage = await figures(db)
+    today = usage.totals[Window.TODAY]
+    assert today.tool_calls == 0 + 1 + 3 + 2 + 1
+    assert today.tool_errors == 2
+    by_tool = usage.breakdowns[Breakdown.TOOL]
+    assert by_tool["workspace_file_read"][Window.TODAY].tool_calls == 0  # listed, with no calls
+    assert by_tool["run_in_terminal"][Window.TODAY].tool_calls == 1
+    assert by_tool["bash"][Window.D7].tool_calls == 6
+    assert usage.breakdowns[Breakdown.PROVIDER]["copilot"][Window.TODAY].tool_calls == 1
+
+
+async def test_one_message_kept_under_two_sessions_is_one_message(tmp_path: Path) -> None:
+    # Deduplication partitions by session, so one message id seen under two sessions survives twice:
+    # its tokens count twice (as in openusage), but it is one message, as openusage's activity counts.
+    db = tmp_path / "telemetry.db"
+    with store(db) as w:
+        message(w, "2026-08-17T10:00:00Z", message_id="m1", session_id="s1", input_tokens=10)
+        message(w, "2026-08-17T10:00:02Z", message_id=" m1 ", session_id="s2", input_tokens=10,
+                model_raw="claude-opus-4-1")  # fmt: skip
+        message(w, "2026-08-16T10:00:00Z", message_id="m1", session_id="s3", input_tokens=10)  # yesterday
+        message(w, "2026-08-17T10:01:00Z", message_id=None, turn_id="t1", session_id="s1", input_tokens=1)
+        message(w, "2026-08-17T10:01:00Z", message_id="", turn_id="t1", session_id="s2", input_tokens=1)
+        message(w, "2026-08-17T10:02:00Z", message_id=None, turn_id=None, session_id="s1", input_tokens=1)
+        message(w, "2026-08-17T10:03:00Z", message_id="m1", session_id="s4", status="error")  # an error: no message
+    usage = await figures(db)
+    today, week = usage.totals[Window.TODAY], usage.totals[Window.D7]
+    assert today.input_tokens == 23
+    assert today.messages == 3  # m1, t1 and the row known by its dedup key alone
+    assert today.sessions == 2
+    assert week.messages == 3  # yesterday's m1 is the same message
+    assert week.input_tokens == 33
+    by_model = usage.breakdowns[Breakdown.MODEL]
+    assert by_model["claude-sonnet-4-5"][Window.TODAY].messages == 3  # each key counts its own once
+    assert by_model["claude-opus-4-1"][Window.TODAY].messages == 1
+    assert by_model["claude-sonnet-4-5"][Window.D7].messages == 3
+    assert usage.breakdowns[Breakdown.PROVIDER]["claude_code"][Window.ALL].messages == 3

@@ -51,7 +51,7 @@ RECENT_ROWS = 500
 DEFAULT_RECONCILE_AFTER = timedelta(minutes=15)
 
 _MEASURES = ("m_in", "m_out", "m_reason", "m_cread", "m_cwrite", "m_total", "m_cost", "m_req")
-_DIMS = ("provider", "account", "model", "agent", "tool", "project", "is_tool", "is_error", "session")
+_DIMS = ("provider", "account", "model", "agent", "tool", "project", "is_tool", "is_error", "session", "mid")
 _COLUMNS = ("rid", "pkey", "prio", "quality", "occurred_at", "event_id", "okey", *_DIMS, *_MEASURES)
 _COLUMN_LIST = ", ".join(_COLUMNS)
 _RANK_ORDER = "prio DESC, quality DESC, occurred_at DESC, event_id DESC"
@@ -60,12 +60,16 @@ _CREATE_SQL = f"""
 CREATE TABLE IF NOT EXISTS {{table}} (
   rid INTEGER PRIMARY KEY, pkey TEXT, prio INTEGER, quality INTEGER, occurred_at TEXT, event_id TEXT, okey TEXT,
   provider TEXT, account TEXT, model TEXT, agent TEXT, tool TEXT, project TEXT, is_tool INTEGER, is_error INTEGER,
-  session TEXT, {", ".join(f"{m} INTEGER" for m in _MEASURES)}, win INTEGER NOT NULL DEFAULT 1, pmax TEXT
+  session TEXT, mid TEXT, {", ".join(f"{m} INTEGER" for m in _MEASURES)}, win INTEGER NOT NULL DEFAULT 1, pmax TEXT,
+  shared INTEGER NOT NULL DEFAULT 0
 )"""
 # `pmax`: the newest row of the partition. Winners with a newer partner are few (a message delivered
 # twice carries one time), and only they can leave a partner behind when the floor passes them.
+# `mid`: the message identity of a message row ('' for other rows); `shared`: a winner whose identity
+# another winner has too, so that it counts once however many sessions kept it (metrics.md §2.3).
 _INDEX_SQL = (
     "CREATE INDEX IF NOT EXISTS mirror_partition ON mirror_rows (pkey)",
+    "CREATE INDEX IF NOT EXISTS mirror_identity ON mirror_rows (mid) WHERE mid <> ''",
     "CREATE INDEX IF NOT EXISTS mirror_time ON mirror_rows (okey)",
     "CREATE INDEX IF NOT EXISTS mirror_spread ON mirror_rows (okey) WHERE win AND pmax > okey",
 )
@@ -87,6 +91,8 @@ SELECT rid, json_array({PARTITION_SQL.replace("logical_id", LOGICAL_ID_SQL)}) AS
        CASE WHEN event_type = 'message_usage' AND status <> 'error' THEN trim(coalesce(workspace_id, '')) ELSE ''
        END AS project,
        event_type = 'tool_usage' AS is_tool, status = 'error' AS is_error, trim(coalesce(session_id, '')) AS session,
+       CASE WHEN event_type = 'message_usage' AND status <> 'error'
+         THEN coalesce(nullif(trim(message_id), ''), nullif(trim(turn_id), ''), dedup_key) ELSE '' END AS mid,
        {", ".join(f"{sql} AS {name}" for sql, name in zip(MEASURE_SQL, _MEASURES, strict=True))}
 FROM scoped
 """
@@ -98,12 +104,11 @@ _MASK_SQL = (
 # Winners grouped into fold rows (usage.KeptUsage), with `mask` saying which windows they count in. Tool
 # and error rows count toward a session only while active, so elsewhere they are grouped without one:
 # a rebuild then adds up a fifth as many fold rows (on the demo store).
-_FOLD_DIMS = ", ".join(
-    f"CASE WHEN (is_tool OR is_error) AND NOT (({{mask}}) & {ACTIVE_BIT}) THEN '' ELSE session END"
-    if d == "session"
-    else d
-    for d in _DIMS
-)
+_FOLD_EXPRESSIONS = {
+    "session": f"CASE WHEN (is_tool OR is_error) AND NOT (({{mask}}) & {ACTIVE_BIT}) THEN '' ELSE session END",
+    "mid": "CASE WHEN shared THEN mid ELSE '' END",
+}
+_FOLD_DIMS = ", ".join(_FOLD_EXPRESSIONS.get(d, d) for d in _DIMS)
 _FOLD_SQL = f"""
 SELECT {_FOLD_DIMS}, substr(okey, 1, 10), {{mask}},
        count(*), {", ".join(f"sum({m})" for m in _MEASURES)}
@@ -116,6 +121,17 @@ UPDATE mirror_rows SET
                 ORDER BY {_RANK_ORDER} LIMIT 1)),
   pmax = (SELECT max(m.okey) FROM mirror_rows m WHERE m.pkey = mirror_rows.pkey AND m.okey >= :floor)
 WHERE pkey IN (SELECT pkey FROM temp.touched)
+"""
+_MARK_SHARED_SQL = """
+UPDATE mirror_rows SET shared = win AND mid <> '' AND EXISTS (
+  SELECT 1 FROM mirror_rows o WHERE o.mid = mirror_rows.mid AND o.win AND o.rid <> mirror_rows.rid AND o.okey >= :floor)
+WHERE pkey IN (SELECT pkey FROM temp.touched)
+"""
+# The partitions whose winner has a message identity that a touched partition has or gets: whether their
+# winner shares it may change with the touched ones.
+_TOUCH_SHARERS_SQL = """
+INSERT OR IGNORE INTO temp.touched SELECT pkey FROM mirror_rows WHERE win AND mid <> '' AND mid IN (
+  SELECT mid FROM mirror_rows WHERE pkey IN (SELECT pkey FROM temp.touched) UNION SELECT mid FROM temp.incoming)
 """
 _DIFFERS = " OR ".join(f"m.{c} IS NOT i.{c}" for c in _COLUMNS[1:])
 _FIND_CHANGES_SQL = (
@@ -279,6 +295,10 @@ class UsageMirror:
         # Rows start as winners; most partitions hold one row, so only the others are ranked.
         conn.execute("INSERT INTO temp.touched SELECT pkey FROM mirror_rows GROUP BY pkey HAVING count(*) > 1")
         conn.execute(_CHOOSE_WINNER_SQL, {"floor": ""})
+        conn.execute(
+            "UPDATE mirror_rows SET shared = 1 WHERE win AND mid IN ("
+            "SELECT mid FROM mirror_rows WHERE win AND mid <> '' GROUP BY mid HAVING count(*) > 1)"
+        )
         conn.execute("DELETE FROM temp.touched")
         usage = KeptUsage(self._links)
         usage.apply(_paced(conn.execute(_FOLD_SQL.format(mask=_MASK_SQL, where="1"), _window_params(bounds))), 1)
@@ -331,12 +351,14 @@ class UsageMirror:
         changed = "rid IN (SELECT rid FROM temp.changed)"
         conn.execute(f"INSERT OR IGNORE INTO temp.touched SELECT pkey FROM mirror_rows WHERE {changed}")
         conn.execute("INSERT OR IGNORE INTO temp.touched SELECT pkey FROM temp.incoming")
+        conn.execute(_TOUCH_SHARERS_SQL)
         fold = _FOLD_SQL.format(mask=_MASK_SQL, where="pkey IN (SELECT pkey FROM temp.touched) AND okey >= :floor")
         window_params = _window_params(bounds)
         kept.usage.apply(conn.execute(fold, {**window_params, "floor": old_floor}), -1)
         conn.execute(f"DELETE FROM mirror_rows WHERE {changed}")
         conn.execute(_INSERT_SQL.format(rows=f"SELECT {_COLUMN_LIST} FROM temp.incoming"))
         conn.execute(_CHOOSE_WINNER_SQL, {"floor": floor})
+        conn.execute(_MARK_SHARED_SQL, {"floor": floor})
         kept.usage.apply(conn.execute(fold, {**window_params, "floor": floor}), 1)
         if floor > old_floor:
             self._prune(conn, kept, bounds, old_floor, floor)

@@ -43,8 +43,10 @@ def _text(value: Any) -> str | None:
 
 
 def used_percent(used: float | None, limit: float | None, remaining: float | None, unit: str | None) -> float | None:
-    """Percent used, as openusage's `MetricUsedPercent` computes it."""
+    """Percent used, as openusage's display computes it (metrics.md §4)."""
     if unit == "%":
+        if used is None and remaining is not None:
+            return 100 - remaining  # a provider that reports only what is left
         return used
     if limit is not None and limit > 0:
         if remaining is not None:

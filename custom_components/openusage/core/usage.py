@@ -3,7 +3,10 @@
 Deduplicated rows reach Python as fold rows: winners grouped by breakdown keys, session, UTC day and
 window membership, with their count and sums. `KeptUsage` adds fold rows to, and takes them from, the
 sums of every window and key, so one piece of code serves a first full read and every incremental change
-(mirror.py). Sessions are kept as reference counts because distinct counts cannot be added up.
+(mirror.py). Sessions are kept as reference counts because distinct counts cannot be added up. Messages
+are distinct message identities (metrics.md §2.3): a winner whose identity no other winner shares counts
+as one; the few that share theirs (one message kept under two sessions) come with their identity, kept
+as reference counts like sessions.
 """
 
 from __future__ import annotations
@@ -110,18 +113,19 @@ _TOTALS: Target = (None, "")
 class _Acc:
     slots: list[int] = field(default_factory=lambda: [0] * _N_SLOTS)
     sessions: dict[str, int] = field(default_factory=dict)
+    shared_messages: dict[str, int] = field(default_factory=dict)  # identities more than one winner has
 
     def is_empty(self) -> bool:
         """Nothing left, so the target goes. Not just its records: an `extra` mixes signs, and taking day
         B's raw rows away can leave its records at zero beside the rollup's tool calls."""
-        return not any(self.slots) and not self.sessions
+        return not any(self.slots) and not self.sessions and not self.shared_messages
 
 
 _EMPTY = _Acc()
 _ZERO = Measures()
 
 
-def _freeze(slots: Sequence[int], sessions: int) -> Measures:
+def _freeze(slots: Sequence[int], sessions: int, shared_messages: int) -> Measures:
     return Measures(
         input_tokens=slots[_IN],
         output_tokens=slots[_OUT],
@@ -131,7 +135,7 @@ def _freeze(slots: Sequence[int], sessions: int) -> Measures:
         total_tokens=slots[_TOTAL],
         cost_usd=slots[_COST] / NANO_USD,
         requests=slots[_REQ],
-        messages=slots[_MSG],
+        messages=slots[_MSG] + shared_messages,
         errors=slots[_ERR],
         tool_calls=slots[_TOOLS],
         tool_errors=slots[_TOOL_ERR],
@@ -149,9 +153,14 @@ def _bump(counts: dict[str, int], key: str, delta: int) -> None:
 
 
 def _add_to(
-    per_target: dict[Target, _Acc], targets: Iterable[Target], contribution: Sequence[int], session: str, count: int
+    per_target: dict[Target, _Acc],
+    targets: Iterable[Target],
+    contribution: Sequence[int],
+    refs: tuple[str, str, int],
 ) -> None:
-    """Add one contribution (and `count` references to `session`) to each target's sums."""
+    """Add one contribution, and `count` references to its session and shared message identity (each ''
+    when none), given as `refs` (session, identity, count), to each target's sums."""
+    session, identity, count = refs
     for target in targets:
         acc = per_target.get(target)
         if acc is None:
@@ -162,6 +171,8 @@ def _add_to(
                 slots[i] += value
         if session:
             _bump(acc.sessions, session, count)
+        if identity:
+            _bump(acc.shared_messages, identity, count)
         if acc.is_empty():
             del per_target[target]
 
@@ -178,8 +189,16 @@ def _merge(per_target: dict[Target, _Acc], other: Mapping[Target, _Acc], sign: i
             slots[i] += sign * value
         for session, count in acc.sessions.items():
             _bump(mine.sessions, session, sign * count)
+        for identity, count in acc.shared_messages.items():
+            _bump(mine.shared_messages, identity, sign * count)
         if mine.is_empty():
             del per_target[target]
+
+
+def _distinct(kept: Mapping[str, int], extra: Mapping[str, int]) -> int:
+    """How many keys have references left in both counts together. Kept counts are positive; `extra`
+    may take references away (day B from the rollup), so only its keys are looked at again."""
+    return len(kept) + sum((kept.get(k, 0) + c > 0) - (k in kept) for k, c in extra.items())
 
 
 def map_provider(provider: str, links: Mapping[str, str]) -> str:
@@ -188,18 +207,21 @@ def map_provider(provider: str, links: Mapping[str, str]) -> str:
     return links.get(provider, provider) or "unknown"
 
 
-def _contribution(is_tool: bool, is_error: bool, count: int, sums: Sequence[int], records: int) -> list[int]:
-    """What one group of rows adds to each slot (metrics.md §2.3–§2.5)."""
+def _contribution(
+    is_tool: bool, is_error: bool, count: int, sums: Sequence[int], *, records: int, messages: int
+) -> list[int]:
+    """What one group of rows adds to each slot (metrics.md §2.3–§2.5). `sums[7]` is the requests,
+    which are also the tool calls of tool rows (Copilot's workspace-file rows carry 0: no call)."""
     slots = [0] * _N_SLOTS
     if is_tool:
-        slots[_TOOLS] = count
-        slots[_TOOL_ERR] = count if is_error else 0
+        slots[_TOOLS] = sums[7]
+        slots[_TOOL_ERR] = sums[7] if is_error else 0
     elif is_error:
         slots[_ERR] = count
     else:
         slots[_IN : _COST + 1] = sums[:7]
         slots[_REQ] = sums[7]
-        slots[_MSG] = count
+        slots[_MSG] = messages
     slots[_RECORDS] = records
     return slots
 
@@ -207,9 +229,10 @@ def _contribution(is_tool: bool, is_error: bool, count: int, sums: Sequence[int]
 class KeptUsage:
     """The sums of every window and breakdown key, kept up to date by adding and taking fold rows.
 
-    A fold row is (provider, account, model, agent, tool, project, is_tool, is_error, session, day, mask,
-    count, five token parts, total, cost in nano-dollars, requests); `tool`, `project` and `session` are ''
-    when absent and `mask` holds WINDOW_BITS, ACTIVE_BIT and ALL_BIT.
+    A fold row is (provider, account, model, agent, tool, project, is_tool, is_error, session, identity,
+    day, mask, count, five token parts, total, cost in nano-dollars, requests); `tool`, `project`,
+    `session` and `identity` are '' when absent (`identity` is given only for a message identity that more
+    than one winner has) and `mask` holds WINDOW_BITS, ACTIVE_BIT and ALL_BIT.
     """
 
     def __init__(self, links: Mapping[str, str]) -> None:
@@ -252,34 +275,38 @@ class KeptUsage:
         return found
 
     def _add(
-        self, window: Window, targets: Iterable[Target], contribution: Sequence[int], session: str, count: int
+        self, window: Window, targets: Iterable[Target], contribution: Sequence[int], refs: tuple[str, str, int]
     ) -> None:
-        _add_to(self._windows[window], targets, contribution, session, count)
+        _add_to(self._windows[window], targets, contribution, refs)
         self._dirty[window].update(targets)
 
     def apply(self, rows: Iterable[Sequence[Any]], sign: int) -> None:
         """Add (sign 1) or take away (sign -1) fold rows."""
         for row in rows:
             self.version += 1
-            provider, account, model, agent, tool, project, is_tool, is_error, session, day, mask, count = row[:12]
+            (provider, account, model, agent, tool, project) = row[:6]
+            (is_tool, is_error, session, identity, day, mask, count) = row[6:13]
             count *= sign
             if mask & ACTIVE_BIT and session:
                 _bump(self.active, session, count)
             if not mask & (ALL_BIT | 15):
                 continue
-            sums = [sign * v for v in row[12:20]]
-            contribution = _contribution(bool(is_tool), bool(is_error), count, sums, count)
-            counted_session = session if not is_tool and not is_error else ""
+            sums = [sign * v for v in row[13:21]]
+            is_message = not is_tool and not is_error
+            contribution = _contribution(
+                bool(is_tool), bool(is_error), count, sums, records=count, messages=0 if identity else count
+            )
+            refs = (session if is_message else "", identity if is_message else "", count)
             targets = self._targets_of((provider, account, model, agent, tool, project))
             for window in RECENT_WINDOWS:
                 if mask & WINDOW_BITS[window]:
-                    self._add(window, targets[window], contribution, counted_session, count)
+                    self._add(window, targets[window], contribution, refs)
             if mask & ALL_BIT:
-                self._add(Window.ALL, targets[Window.ALL], contribution, counted_session, count)
+                self._add(Window.ALL, targets[Window.ALL], contribution, refs)
                 day_sums = self._days.get(day)
                 if day_sums is None:
                     day_sums = self._days[day] = {}
-                _add_to(day_sums, targets[Window.ALL], contribution, counted_session, count)
+                _add_to(day_sums, targets[Window.ALL], contribution, refs)
                 if not day_sums:
                     del self._days[day]
 
@@ -314,7 +341,8 @@ class KeptUsage:
             # The rollup counts NULL requests as 0; messages stand in for requests (metrics.md §2.8).
             sums = [*(int(v or 0) for v in row[7:14]), count]
             targets = self._targets_of((provider or "", account or "", model, "", "", ""))[Window.ALL]
-            self._add(Window.ALL, targets, _contribution(bool(is_tool), bool(is_error), count, sums, 1), "", 0)
+            contribution = _contribution(bool(is_tool), bool(is_error), count, sums, records=1, messages=count)
+            self._add(Window.ALL, targets, contribution, ("", "", 0))
 
     def figures(self, extra: KeptUsage | None = None) -> UsageFigures:
         """The figures, with `extra` (rollup rows, day B taken away) added to the `all` window. Only the
@@ -331,11 +359,8 @@ class KeptUsage:
                 a, b = own.get(target, _EMPTY), more.get(target, _EMPTY)
                 slots = [x + y for x, y in zip(a.slots, b.slots, strict=True)]
                 if slots[_RECORDS] > 0:
-                    # Kept counts are positive; `extra` may take sessions away (day B), so count only those.
-                    sessions = len(a.sessions) + sum(
-                        (a.sessions.get(s, 0) + c > 0) - (s in a.sessions) for s, c in b.sessions.items()
-                    )
-                    frozen[target] = _freeze(slots, sessions)
+                    shared = _distinct(a.shared_messages, b.shared_messages)
+                    frozen[target] = _freeze(slots, _distinct(a.sessions, b.sessions), shared)
                 else:
                     frozen.pop(target, None)
             self._dirty[window] = set()
