@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
+from pathlib import Path
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_time_change
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN
+from .config_flow import entry_title
+from .const import CONF_PATH, CONF_STATISTIC_PREFIX, DOMAIN
 from .coordinator import OpenUsageConfigEntry, OpenUsageCoordinator, repair_issue_id
-from .core.catalog import HUB
+from .core.catalog import HUB, account_device, entity_slug
 from .entity import device_identifier
 from .services import async_setup_services
-from .statistics import async_clear_statistics, async_update_statistics
+from .statistics import async_clear_statistics, async_update_statistics, statistic_prefix_for
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -26,6 +30,65 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_services(hass)
     return True
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> bool:
+    """1.1 → 1.2: a title instead of the store's path, stable statistic ids, and the entity ids Home
+    Assistant gave under the old device names ("claude_code claude-code") moved to the new ones."""
+    if entry.version > 1:
+        return False
+    if entry.minor_version < 2:
+        title = entry.title
+        if title == entry.data[CONF_PATH]:
+            others = [e.title for e in hass.config_entries.async_entries(DOMAIN) if e.entry_id != entry.entry_id]
+            title = entry_title(Path(entry.data[CONF_PATH]), others)
+        _move_entity_ids(hass, entry)
+        data = {**entry.data, CONF_STATISTIC_PREFIX: statistic_prefix_for(hass)}
+        hass.config_entries.async_update_entry(entry, title=title, data=data, minor_version=2)
+    return True
+
+
+# The names the per-key sensors had before 1.2, by the breakdown in their key (Home Assistant made
+# `sensor.openusage_gpt_5_cost_today` of "gpt-5 cost today").
+_EARLIER_BREAKDOWN_ENDINGS = {"model": "cost_today", "agent": "cost_today", "project": "cost_today",
+                              "tool": "calls_today"}  # fmt: skip
+
+
+def _move_entity_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
+    """Entity ids that are still what Home Assistant made of the 1.1 names get what it makes of today's;
+    ids a user chose are left alone."""
+    devices = dr.async_get(hass)
+    entities = er.async_get(hass)
+    keys: dict[str, str] = {}  # device id → device key
+    for device in dr.async_entries_for_config_entry(devices, entry.entry_id):
+        for domain, identifier in device.identifiers:
+            if domain == DOMAIN and identifier.startswith(f"{entry.entry_id}_"):
+                keys[device.id] = identifier.removeprefix(f"{entry.entry_id}_")
+    accounts = Counter(key.partition("/")[0] for key in keys.values() if key != HUB)
+    for entity in er.async_entries_for_config_entry(entities, entry.entry_id):
+        device_key = keys.get(entity.device_id or "")
+        if device_key is None:
+            continue
+        domain, _, object_id = entity.entity_id.partition(".")
+        key = entity.unique_id.removeprefix(f"{entry.entry_id}_{device_key}_")
+        new_object_id = None
+        if device_key == HUB:
+            breakdown, _, rest = key.partition("_")
+            ending = _EARLIER_BREAKDOWN_ENDINGS.get(breakdown)
+            kind = "tool_calls_today" if breakdown == "tool" else "cost_today"
+            if ending and rest.endswith(f"_{kind}"):
+                value = rest.removesuffix(f"_{kind}")
+                if object_id == f"openusage_{value}_{ending}":
+                    new_object_id = f"openusage_{breakdown}_{kind}_{value}"
+        else:
+            provider_id, _, account_id = device_key.partition("/")
+            spec = account_device(provider_id, account_id, accounts[provider_id])
+            earlier = entity_slug(f"{provider_id} {account_id}") + "_"
+            if object_id.startswith(earlier):
+                new_object_id = entity_slug(spec.name) + "_" + object_id.removeprefix(earlier)
+        new_id = f"{domain}.{new_object_id}" if new_object_id else None
+        if new_id and new_id != entity.entity_id and entities.async_get(new_id) is None:
+            entities.async_update_entity(entity.entity_id, new_entity_id=new_id)
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> bool:

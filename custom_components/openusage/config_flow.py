@@ -24,6 +24,7 @@ from .const import (
     CONF_BREAKDOWN_SENSORS,
     CONF_PATH,
     CONF_PROVIDER_LINKS,
+    CONF_STATISTIC_PREFIX,
     CONF_UPDATE_INTERVAL,
     DEFAULT_ACTIVE_MINUTES,
     DEFAULT_UPDATE_INTERVAL,
@@ -34,12 +35,33 @@ from .const import (
 from .coordinator import OpenUsageConfigEntry, parse_links
 from .core.catalog import BREAKDOWN_OPTIONS
 from .core.reader import StoreError, default_store_path, probe_store
+from .statistics import statistic_prefix_for
 
 
 def _resolve(raw: str) -> Path | None:
     """The absolute, resolved form of a path the user typed (None when it is relative)."""
     path = Path(raw.strip()).expanduser()
     return path.resolve() if path.is_absolute() else None
+
+
+def _suggested_path(allowed: list[str]) -> Path:
+    """The path to pre-fill: a store that exists in a folder Home Assistant may read (the folder itself,
+    or its `openusage` folder), else openusage's default where it exists, else `telemetry.db` in the first
+    allowed folder; openusage's default for Home Assistant's own user as a last resort."""
+    default = default_store_path()
+    candidates = [Path(folder) / name for folder in allowed for name in ("telemetry.db", "openusage/telemetry.db")]
+    for candidate in (*candidates, default):
+        if candidate.is_file():
+            return candidate
+    return candidates[0] if candidates else default
+
+
+def entry_title(path: Path, others: list[str]) -> str:
+    """ "OpenUsage"; beside another entry, with the machine or folder the store is in ("OpenUsage (laptop)")."""
+    if "OpenUsage" not in others:
+        return "OpenUsage"
+    folder = path.parent.parent if path.parent.name == "openusage" else path.parent
+    return f"OpenUsage ({folder.name or folder})"
 
 
 _PATH_SCHEMA = vol.Schema({vol.Required(CONF_PATH): TextSelector()})
@@ -49,12 +71,16 @@ class OpenUsageConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add an openusage store."""
 
     VERSION = 1
+    MINOR_VERSION = 2
+
+    _folder = ""  # the folder to allow, named in the `not_allowed` error
 
     async def _validate(self, raw: str) -> tuple[Path, dict[str, str]]:
         path = await self.hass.async_add_executor_job(_resolve, raw)
         if path is None:
             return Path(raw), {CONF_PATH: "not_absolute"}
         if not self.hass.config.is_allowed_path(str(path)):
+            self._folder = str(path.parent)
             return path, {CONF_PATH: "not_allowed"}
         try:
             await probe_store(path)
@@ -67,19 +93,24 @@ class OpenUsageConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id=step_id,
             data_schema=self.add_suggested_values_to_schema(_PATH_SCHEMA, {CONF_PATH: path}),
             errors=errors,
-            description_placeholders={"default_path": str(default_store_path())},
+            description_placeholders={"default_path": str(default_store_path()), "folder": self._folder},
         )
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
-        path = str(default_store_path())
+        allowed = sorted(self.hass.config.allowlist_external_dirs)
+        path = str(await self.hass.async_add_executor_job(_suggested_path, allowed))
         if user_input is not None:
             resolved, errors = await self._validate(user_input[CONF_PATH])
             path = user_input[CONF_PATH]
             if not errors:
                 await self.async_set_unique_id(str(resolved))
                 self._abort_if_unique_id_configured()
-                return self.async_create_entry(title=str(resolved), data={CONF_PATH: str(resolved)})
+                others = [e.title for e in self._async_current_entries(include_ignore=False)]
+                return self.async_create_entry(
+                    title=entry_title(resolved, others),
+                    data={CONF_PATH: str(resolved), CONF_STATISTIC_PREFIX: statistic_prefix_for(self.hass)},
+                )
         return self._form("user", path, errors)
 
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -89,11 +120,13 @@ class OpenUsageConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             resolved, errors = await self._validate(user_input[CONF_PATH])
             path = user_input[CONF_PATH]
+            if not errors and str(resolved) == entry.data[CONF_PATH]:
+                return self.async_abort(reason="reconfigure_unchanged")
             if not errors:
                 await self.async_set_unique_id(str(resolved))
                 self._abort_if_other_entry_reads_it(entry)
                 return self.async_update_reload_and_abort(
-                    entry, unique_id=str(resolved), title=str(resolved), data_updates={CONF_PATH: str(resolved)}
+                    entry, unique_id=str(resolved), data_updates={CONF_PATH: str(resolved)}
                 )
         return self._form("reconfigure", path, errors)
 

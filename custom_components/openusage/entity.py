@@ -13,7 +13,7 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import OpenUsageCoordinator
-from .core.catalog import HUB, DeviceSpec, EntitySpec, Value, last_reset
+from .core.catalog import HUB, HUB_MANUFACTURER, HUB_MODEL, HUB_NAME, DeviceSpec, EntitySpec, Value, last_reset
 
 # Breakdowns can hold hundreds of keys: shown on the entity, kept out of the recorder's history.
 BREAKDOWN_ATTRIBUTES = frozenset({"by_provider", "by_model", "by_agent", "by_tool", "by_project"})
@@ -27,15 +27,15 @@ def device_info(entry_id: str, device: DeviceSpec | None) -> DeviceInfo:
     if device is None:  # the hub
         return DeviceInfo(
             identifiers={device_identifier(entry_id, HUB)},
-            name="OpenUsage",
-            manufacturer="openusage",
-            model="Telemetry store",
+            name=HUB_NAME,
+            manufacturer=HUB_MANUFACTURER,
+            model=HUB_MODEL,
             entry_type=DeviceEntryType.SERVICE,
         )
     return DeviceInfo(
         identifiers={device_identifier(entry_id, device.key)},
         name=device.name,
-        manufacturer="openusage",
+        manufacturer=device.manufacturer,
         model=device.model,
         entry_type=DeviceEntryType.SERVICE,
         via_device=device_identifier(entry_id, HUB),

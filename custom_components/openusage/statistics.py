@@ -18,15 +18,17 @@ from homeassistant.components.recorder.statistics import (
     async_add_external_statistics,
     get_last_statistics,
     get_metadata,
+    statistics_during_period,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.recorder import get_instance
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN
+from .const import CONF_STATISTIC_PREFIX, DOMAIN
 from .coordinator import OpenUsageConfigEntry
-from .core.catalog import slug
+from .core.catalog import HUB_NAME, slug
 from .core.history import HourlyUsage, read_hourly_usage
+from .core.providers import provider as provider_names
 from .core.reader import StoreError
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,8 +43,18 @@ MEASURES: tuple[tuple[str, str | None, str, Callable[[HourlyUsage], float]], ...
 )
 
 
+def statistic_prefix_for(hass: HomeAssistant) -> str:
+    """The statistic prefix of a new entry: none for the first store, so that its statistics have the ids
+    the shipped dashboard names (`openusage:total_cost`); `store2_`, `store3_`, … for the next ones."""
+    taken = {e.data.get(CONF_STATISTIC_PREFIX) for e in hass.config_entries.async_entries(DOMAIN)}
+    number = 1
+    while (prefix := "" if number == 1 else f"store{number}_") in taken:
+        number += 1
+    return prefix
+
+
 def statistic_prefix(entry: OpenUsageConfigEntry) -> str:
-    return f"{DOMAIN}:{slug(entry.entry_id)}_"
+    return f"{DOMAIN}:{entry.data[CONF_STATISTIC_PREFIX]}"
 
 
 def statistic_id(entry: OpenUsageConfigEntry, provider: str, measure: str) -> str:
@@ -52,11 +64,12 @@ def statistic_id(entry: OpenUsageConfigEntry, provider: str, measure: str) -> st
 def _metadata(
     entry: OpenUsageConfigEntry, provider: str, measure: str, unit: str | None, label: str
 ) -> StatisticMetaData:
-    who = "all providers" if provider == TOTAL else provider
+    who = HUB_NAME if provider == TOTAL else provider_names(provider).name
+    store = f" ({entry.title})" if entry.data[CONF_STATISTIC_PREFIX] else ""  # a second store tells its own apart
     metadata: dict[str, Any] = {
         "has_sum": True,
         "mean_type": StatisticMeanType.NONE,
-        "name": f"OpenUsage {label} ({who})",
+        "name": f"{who} {label}{store}",
         "source": DOMAIN,
         "statistic_id": statistic_id(entry, provider, measure),
         "unit_of_measurement": unit,
@@ -81,9 +94,42 @@ async def _last(hass: HomeAssistant, ids: list[str]) -> dict[str, tuple[datetime
 
 
 async def _known_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> list[str]:
+    """The statistics this entry imported (the first store's prefix is empty: not those of the others)."""
     prefix = statistic_prefix(entry)
+    others = tuple(
+        statistic_prefix(e)
+        for e in hass.config_entries.async_entries(DOMAIN)
+        if e.entry_id != entry.entry_id and CONF_STATISTIC_PREFIX in e.data and e.data[CONF_STATISTIC_PREFIX]
+    )
     metadata = await get_instance(hass).async_add_executor_job(lambda: get_metadata(hass, statistic_source=DOMAIN))
-    return sorted(sid for sid in metadata if sid.startswith(prefix))
+    await _adopt_earlier_ids(hass, entry, metadata)
+    return sorted(sid for sid in metadata if sid.startswith(prefix) and not (others and sid.startswith(others)))
+
+
+async def _adopt_earlier_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry, metadata: dict[str, Any]) -> None:
+    """Statistics imported under the entry id (before version 1.2) move to the entry's stable ids with
+    their history: the recorder renames only its own statistics, so their hours are copied, then cleared."""
+    earlier = f"{DOMAIN}:{slug(entry.entry_id)}_"
+    old_ids = sorted(sid for sid in metadata if sid.startswith(earlier))
+    if not old_ids:
+        return
+    recorder = get_instance(hass)
+    history = await recorder.async_add_executor_job(
+        lambda: statistics_during_period(hass, EPOCH, None, set(old_ids), "hour", None, {"state", "sum"})
+    )
+    for old in old_ids:
+        provider, _, measure = old.removeprefix(earlier).rpartition("_")
+        found = next((m for m in MEASURES if m[0] == measure), None)
+        rows = [
+            StatisticData(start=dt_util.utc_from_timestamp(r["start"]), state=r["state"] or 0.0, sum=r["sum"] or 0.0)
+            for r in history.get(old, [])
+        ]
+        if found is not None and rows:
+            async_add_external_statistics(hass, _metadata(entry, provider, measure, found[1], found[2]), rows)
+            metadata[statistic_id(entry, provider, measure)] = metadata[old]
+        del metadata[old]
+    recorder.async_clear_statistics(old_ids)
+    await recorder.async_block_till_done()
 
 
 async def async_update_statistics(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> int:

@@ -10,7 +10,7 @@ from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.openusage.const import CONF_PATH, DOMAIN
+from custom_components.openusage.const import CONF_PATH, CONF_STATISTIC_PREFIX, DOMAIN
 from custom_components.openusage.core.demo import generate_demo_store
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -57,8 +57,9 @@ def config_entry(store_path: Path) -> MockConfigEntry:
     return MockConfigEntry(
         domain=DOMAIN,
         title="OpenUsage",
-        data={CONF_PATH: str(store_path)},
+        data={CONF_PATH: str(store_path), CONF_STATISTIC_PREFIX: ""},
         unique_id=str(store_path),
+        minor_version=2,
         entry_id="01JOPENUSAGETESTENTRY0000",
     )
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import async_fire_time_changed, async_mock_service
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed, async_mock_service
+
+from custom_components.openusage.core.demo import EventWriter
+from tests.storebuilder import limit_snapshot
 
 SOURCE = Path(__file__).parents[2] / "blueprints" / "automation" / "openusage"
 
@@ -39,13 +44,18 @@ async def _automation(hass: HomeAssistant, blueprint: str, inputs: dict) -> list
 
 
 async def test_quota_alert(hass: HomeAssistant, blueprint_dir: None) -> None:
-    quota = "sensor.claude_code_claude_code_5_hour_usage"
+    quota = "sensor.claude_code_5_hour_usage"
     hass.states.async_set(quota, "40", {"friendly_name": "Claude 5-hour usage", "resets_at": "2099-01-01T15:00:00Z"})
     calls = await _automation(hass, "quota_alert.yaml", {"quota": quota, "threshold": 80})
     hass.states.async_set(quota, "79.5", {"friendly_name": "Claude 5-hour usage", "resets_at": "2099-01-01T15:00:00Z"})
     await hass.async_block_till_done()
     assert calls == []
     hass.states.async_set(quota, "85", {"friendly_name": "Claude 5-hour usage", "resets_at": "2099-01-01T15:00:00Z"})
+    await hass.async_block_till_done()
+    assert len(calls) == 1
+    # Back from unavailable (a reload, a publisher restart) above the threshold: no crossing.
+    hass.states.async_set(quota, "unavailable", {"friendly_name": "Claude 5-hour usage"})
+    hass.states.async_set(quota, "86", {"friendly_name": "Claude 5-hour usage", "resets_at": "2099-01-01T15:00:00Z"})
     await hass.async_block_till_done()
     assert len(calls) == 1
     message = calls[0].data["message"]
@@ -95,3 +105,80 @@ async def test_ingestion_stalled(hass: HomeAssistant, blueprint_dir: None, freez
     await hass.async_block_till_done()
     assert len(calls) == 2
     assert "2 agent session(s) active, but no usage event for 26 minutes" in calls[1].data["message"]
+    # The same stall at the next checks, and the sensors coming back from a reload: nothing new.
+    for entity_id, state in (
+        ("sensor.openusage_last_activity", "unavailable"),
+        ("binary_sensor.openusage_ingestion_problem", "unavailable"),
+    ):
+        hass.states.async_set(entity_id, state)
+    freezer.move_to("2026-11-23 12:30:01+00:00")
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    hass.states.async_set("sensor.openusage_last_activity", "2026-11-23T11:59:00+00:00")
+    hass.states.async_set(problem, "on", {"hook_spool_stuck": True, "spool_failed": False})
+    freezer.move_to("2026-11-23 12:40:01+00:00")
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert len(calls) == 2
+    # A new event ends the stall; the next stall is told again.
+    hass.states.async_set("sensor.openusage_last_activity", "2026-11-23T12:40:00+00:00")
+    freezer.move_to("2026-11-23 13:05:01+00:00")
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert len(calls) == 3
+
+
+def _readme_example() -> dict:
+    """The README's quota notification example, as written there."""
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    block = text.split("Notify at 80 % of the Claude 5-hour window")[1].split("```yaml\n")[1].split("```")[0]
+    return yaml.safe_load(block)
+
+
+async def test_quota_alerts_fire_once_per_crossing_of_the_real_sensor(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, blueprint_dir: None, store_path: Path,
+    freezer: FrozenDateTimeFactory,
+) -> None:  # fmt: skip
+    """The blueprint and the README example on the integration's own sensor: a crossing fires once, and an
+    entry reload or a store outage above the threshold fires nothing."""
+    quota = "sensor.claude_code_5_hour_usage"
+    assert float(hass.states.get(quota).state) < 80  # the demo store's value
+    calls = async_mock_service(hass, "notify", "test")
+    readme_calls = async_mock_service(hass, "notify", "notify")
+    blueprint = {"path": "openusage/quota_alert.yaml", "input": {"quota": quota, "threshold": 80,
+                                                                 "notify_action": _notify("")}}  # fmt: skip
+    automations = [{"use_blueprint": blueprint}, _readme_example()]
+    assert await async_setup_component(hass, "automation", {"automation": automations})
+    await hass.async_block_till_done()
+
+    def poll_to(used: float, minutes: int) -> None:
+        metrics = {"usage_five_hour": {"used": used, "limit": 100, "remaining": None, "unit": "%", "window": "5h"}}
+        snapshot = {"status": "OK", "metrics": metrics, "resets": {"usage_five_hour": "2026-11-23T15:00:00Z"}}
+        conn = sqlite3.connect(store_path, isolation_level=None)
+        writer = EventWriter(conn)
+        conn.execute("BEGIN")
+        limit_snapshot(writer, f"2026-11-23T12:{minutes:02d}:00Z", "claude_code", "claude-code", {"snapshot": snapshot})
+        writer.flush()
+        conn.execute("COMMIT")
+        conn.close()
+
+    async def refresh() -> None:
+        freezer.tick(timedelta(minutes=1))
+        await loaded_entry.runtime_data.async_refresh()
+        await hass.async_block_till_done()
+
+    poll_to(85.0, 1)
+    await refresh()
+    assert float(hass.states.get(quota).state) == 85.0
+    assert len(calls) == len(readme_calls) == 1
+    assert "Claude Code 5-hour usage is at 85.0 %" in calls[0].data["message"]
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    hidden = store_path.with_name("hidden.db")
+    store_path.rename(hidden)
+    await refresh()
+    assert hass.states.get(quota).state == "unavailable"
+    hidden.rename(store_path)
+    await refresh()
+    assert float(hass.states.get(quota).state) == 85.0
+    assert len(calls) == len(readme_calls) == 1

@@ -16,6 +16,7 @@ from custom_components.openusage.const import (
     CONF_BREAKDOWN_SENSORS,
     CONF_PATH,
     CONF_PROVIDER_LINKS,
+    CONF_STATISTIC_PREFIX,
     CONF_UPDATE_INTERVAL,
     DOMAIN,
 )
@@ -26,22 +27,37 @@ from .conftest import NOW
 
 
 async def test_user_flow_creates_entry_with_resolved_path(
-    hass: HomeAssistant, store_path: Path, allow_store: None
+    hass: HomeAssistant, store_path: Path, allow_store: None, tmp_path: Path
 ) -> None:
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
-    assert result["description_placeholders"] == {"default_path": str(default_store_path())}
-    # The form suggests openusage's default location.
+    assert result["description_placeholders"]["default_path"] == str(default_store_path())
+    # The form suggests the store it found in a folder Home Assistant may read, not a path in its own home.
     schema_key = next(iter(result["data_schema"].schema))
-    assert schema_key.description == {"suggested_value": str(default_store_path())}
+    assert schema_key.description == {"suggested_value": str(store_path)}
 
     typed = str(store_path.parent) + "/../openusage/telemetry.db"
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_PATH: typed})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {CONF_PATH: str(store_path)}
-    assert result["title"] == str(store_path)
+    assert result["data"] == {CONF_PATH: str(store_path), CONF_STATISTIC_PREFIX: ""}
+    assert result["title"] == "OpenUsage"
     assert result["result"].unique_id == str(store_path)
+
+    # A second store is told apart by its machine's folder, and its statistics by their prefix.
+    second = generate_demo_store(tmp_path / "laptop" / "openusage", days=10, events=200, now=NOW)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_PATH: str(second)})
+    assert result["title"] == "OpenUsage (laptop)"
+    assert result["data"][CONF_STATISTIC_PREFIX] == "store2_"
+
+
+async def test_the_suggested_path_is_a_store_that_can_exist(hass: HomeAssistant, tmp_path: Path) -> None:
+    # No store anywhere yet: telemetry.db in the first folder Home Assistant may read.
+    hass.config.allowlist_external_dirs = {str(tmp_path / "share")}
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    schema_key = next(iter(result["data_schema"].schema))
+    assert schema_key.description == {"suggested_value": str(tmp_path / "share" / "telemetry.db")}
 
 
 def _make(kind: str, folder: Path) -> str:
@@ -83,6 +99,7 @@ async def test_user_flow_relative_and_disallowed_paths(hass: HomeAssistant, stor
     assert result["errors"] == {CONF_PATH: "not_absolute"}
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_PATH: str(store_path)})
     assert result["errors"] == {CONF_PATH: "not_allowed"}
+    assert result["description_placeholders"]["folder"] == str(store_path.parent)  # the folder to allow
     hass.config.allowlist_external_dirs = {str(store_path.parent)}
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_PATH: str(store_path)})
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -114,6 +131,16 @@ async def test_reconfigure_moves_the_entry(hass: HomeAssistant, loaded_entry: Mo
     assert loaded_entry.data[CONF_PATH] == str(moved / "telemetry.db")
     assert loaded_entry.unique_id == str(moved / "telemetry.db")
     assert loaded_entry.runtime_data.path == moved / "telemetry.db"
+
+
+async def test_reconfigure_to_the_same_path_says_unchanged(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": loaded_entry.entry_id}
+    )
+    same = str(Path(loaded_entry.data[CONF_PATH]).parent / ".." / "openusage" / "telemetry.db")
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_PATH: same})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_unchanged"
 
 
 async def test_reconfigure_to_a_store_another_entry_reads_aborts(
@@ -156,4 +183,4 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
     assert coordinator.update_interval.total_seconds() == 120
     assert coordinator.reader.options.active_minutes == 30
     assert coordinator.reader.options.provider_links["openrouter"] == "opencode"
-    assert hass.states.get("sensor.openusage_claude_sonnet_4_5_cost_today") is not None
+    assert hass.states.get("sensor.openusage_model_cost_today_claude_sonnet_4_5") is not None

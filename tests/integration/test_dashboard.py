@@ -1,4 +1,5 @@
-"""The dashboard only names entities the integration really creates, and only built-in cards."""
+"""The dashboard names only entities the integration really creates (natively and over MQTT), and only
+built-in cards; the shipped file is what `openusage-ha dashboard` prints for the demo store."""
 
 from __future__ import annotations
 
@@ -9,42 +10,56 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.template import Template
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.openusage.core.dashboard import NATIVE_COST_STATISTIC, dashboard, to_yaml
+
 from .test_sensor import _all_enabled
 
 DASHBOARD = Path(__file__).parents[2] / "dashboards" / "openusage.yaml"
 BUILT_IN = {"heading", "gauge", "entities", "tile", "statistics-graph", "markdown", "history-graph"}
 
 
-def _cards(node: object) -> list[dict]:
+def cards_of(node: object) -> list[dict]:
+    """Every card of a dashboard document (not the sections and grids that hold them)."""
     found: list[dict] = []
     if isinstance(node, dict):
         if "type" in node and isinstance(node["type"], str) and "cards" not in node and "sections" not in node:
             found.append(node)
         for value in node.values():
-            found += _cards(value)
+            found += cards_of(value)
     elif isinstance(node, list):
         for item in node:
-            found += _cards(item)
+            found += cards_of(item)
     return found
 
 
-def _entity_ids(card: dict) -> list[str]:
-    ids = [card["entity"]] if "entity" in card else []
-    for item in card.get("entities", []):
-        ids.append(item if isinstance(item, str) else item["entity"])
-    return ids
+def entity_ids_of(document: dict) -> list[str]:
+    """Every entity id a dashboard names (statistics graphs may name an imported statistic instead)."""
+    ids: list[str] = []
+    for card in cards_of(document["views"]):
+        ids += [card["entity"]] if "entity" in card else []
+        for item in card.get("entities", []):
+            ids.append(item if isinstance(item, str) else item["entity"])
+    return [i for i in ids if ":" not in i]
 
 
-async def test_every_entity_on_the_dashboard_exists(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+async def test_the_shipped_dashboard_is_the_command_s_output_and_every_entity_exists(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
     await _all_enabled(hass, loaded_entry)
-    document = yaml.safe_load(DASHBOARD.read_text())
-    cards = [c for c in _cards(document["views"]) if c.get("type") not in ("sections", "grid")]
-    assert cards
-    for card in cards:
-        assert card["type"] in BUILT_IN, card["type"]
-        for entity_id in _entity_ids(card):
-            assert hass.states.get(entity_id) is not None, entity_id
+    document = dashboard(loaded_entry.runtime_data.data)
+    shipped = DASHBOARD.read_text()
+    assert yaml.safe_load(shipped) == document
+    assert shipped.rstrip().endswith(to_yaml(document))  # the printed text, not just the same data
+    cards = cards_of(document["views"])
+    assert {c["type"] for c in cards} <= BUILT_IN
+    names = entity_ids_of(document)
+    assert "sensor.claude_code_5_hour_usage" in names
+    assert "sensor.openusage_cost_7_days" in names
+    for entity_id in names:
+        assert hass.states.get(entity_id) is not None, entity_id
+    graph = next(c for c in cards if c["type"] == "statistics-graph")
+    assert graph["entities"] == [NATIVE_COST_STATISTIC]  # the imported history: not empty on day one
     markdown = next(c for c in cards if c["type"] == "markdown")
     rendered = Template(markdown["content"], hass).async_render(parse_result=False)
-    assert "| claude_code |" in rendered
+    assert "| Claude Code |" in rendered  # providers by their names
     assert "| claude-sonnet-4-5 |" in rendered

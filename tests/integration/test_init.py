@@ -12,10 +12,12 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.openusage.const import DOMAIN
+from custom_components.openusage.const import CONF_BREAKDOWN_SENSORS, CONF_PATH, CONF_STATISTIC_PREFIX, DOMAIN
 from custom_components.openusage.coordinator import repair_issue_id
 
 COST = "sensor.openusage_cost_today"
@@ -111,3 +113,50 @@ async def test_removing_the_entry_clears_its_repair(
     assert ir.async_get(hass).async_get_issue(DOMAIN, repair_issue_id(loaded_entry)) is not None
     await hass.config_entries.async_remove(loaded_entry.entry_id)
     assert ir.async_get(hass).async_get_issue(DOMAIN, repair_issue_id(loaded_entry)) is None
+
+
+async def test_an_entry_of_release_1_1_gets_its_title_statistics_and_entity_ids_moved(
+    hass: HomeAssistant, store_path: Path, allow_store: None, frozen: None
+) -> None:
+    """An entry made before names were people's names: its title was the store's path, and Home Assistant
+    named its entities after devices called "claude_code claude-code" and per-key sensors "gpt-5 cost today"."""
+    entry_id = "01JOPENUSAGEOLDENTRY00000"
+    entry = MockConfigEntry(domain=DOMAIN, title=str(store_path), data={CONF_PATH: str(store_path)},
+                            unique_id=str(store_path), entry_id=entry_id, version=1, minor_version=1,
+                            options={CONF_BREAKDOWN_SENSORS: ["model"]})  # fmt: skip
+    entry.add_to_hass(hass)
+    devices, entities = dr.async_get(hass), er.async_get(hass)
+    claude = devices.async_get_or_create(
+        config_entry_id=entry_id, identifiers={(DOMAIN, f"{entry_id}_claude_code/claude-code")}
+    )
+    opencode = devices.async_get_or_create(
+        config_entry_id=entry_id, identifiers={(DOMAIN, f"{entry_id}_claude_code/opencode")}
+    )
+    hub = devices.async_get_or_create(config_entry_id=entry_id, identifiers={(DOMAIN, f"{entry_id}_hub")})
+    old = {
+        "sensor.claude_code_claude_code_5_hour_usage": (claude, "claude_code/claude-code_quota_usage_five_hour"),
+        "sensor.claude_code_opencode_cost_today": (opencode, "claude_code/opencode_cost_today"),
+        "sensor.openusage_claude_sonnet_4_5_cost_today": (hub, "hub_model_claude_sonnet_4_5_cost_today"),
+        "sensor.my_own_name": (claude, "claude_code/claude-code_quota_usage_seven_day"),  # a user's choice stays
+    }
+    for entity_id, (device, unique) in old.items():
+        entities.async_get_or_create("sensor", DOMAIN, f"{entry_id}_{unique}", config_entry=entry,
+                                     device_id=device.id, suggested_object_id=entity_id.partition(".")[2])  # fmt: skip
+    assert await hass.config_entries.async_setup(entry_id)
+    await hass.async_block_till_done()
+
+    assert entry.title == "OpenUsage"
+    assert (entry.version, entry.minor_version) == (1, 2)
+    assert entry.data[CONF_STATISTIC_PREFIX] == ""
+    moved = {
+        e.unique_id.removeprefix(f"{entry_id}_"): e.entity_id
+        for e in er.async_entries_for_config_entry(entities, entry_id)
+    }
+    assert moved["claude_code/claude-code_quota_usage_five_hour"] == "sensor.claude_code_5_hour_usage"
+    assert moved["claude_code/opencode_cost_today"] == "sensor.claude_code_opencode_cost_today"
+    assert moved["hub_model_claude_sonnet_4_5_cost_today"] == "sensor.openusage_model_cost_today_claude_sonnet_4_5"
+    assert moved["claude_code/claude-code_quota_usage_seven_day"] == "sensor.my_own_name"
+    assert float(hass.states.get("sensor.claude_code_5_hour_usage").state) > 0
+    assert devices.async_get(claude.id).name == "Claude Code"
+    assert devices.async_get(opencode.id).name == "Claude Code (opencode)"
+    assert devices.async_get(claude.id).manufacturer == "Anthropic"

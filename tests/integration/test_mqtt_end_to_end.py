@@ -4,7 +4,6 @@ connected to that broker, creates the entities."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -76,13 +75,14 @@ async def test_home_assistant_mqtt_creates_the_entities(
     assert float(cost.state) > 0
     assert "claude-sonnet-4-5" in cost.attributes["by_model"]
 
-    quota = "sensor.openusage_workstation_claude_code_claude_code_quota_usage_five_hour"
+    quota = "sensor.claude_code_workstation_5_hour_usage"
     await _wait(hass, quota, attribute="window")
     five_hour = hass.states.get(quota)
     assert five_hour.attributes["unit_of_measurement"] == "%"
     assert five_hour.attributes.get("window") == "5h", five_hour.attributes
-    assert five_hour.attributes["friendly_name"] == "claude_code claude-code (" + os.uname().nodename + ") 5-hour usage"
-    reset = hass.states.get("sensor.openusage_workstation_claude_code_claude_code_reset_usage_five_hour")
+    assert five_hour.attributes["friendly_name"] == "Claude Code (workstation) 5-hour usage"
+    assert five_hour.attributes["icon"] == "mdi:gauge"
+    reset = hass.states.get("sensor.claude_code_workstation_5_hour_usage_reset")
     assert reset.attributes["device_class"] == "timestamp"
     problem = hass.states.get("binary_sensor.openusage_workstation_ingestion_problem")
     assert problem.state == "on"
@@ -93,6 +93,5 @@ async def test_home_assistant_mqtt_creates_the_entities(
     assert disabled is not None
     assert disabled.disabled_by is er.RegistryEntryDisabler.INTEGRATION
     devices = {d.name for d in dr.async_get(hass).devices.values()}
-    assert any(name.startswith("OpenUsage ") for name in devices)
-    assert any(name.startswith("claude_code claude-code (") for name in devices)
+    assert {"OpenUsage (workstation)", "Claude Code (workstation)", "Claude Code (opencode, workstation)"} <= devices
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -109,13 +109,14 @@ async def test_hub_and_account_devices(hass: HomeAssistant, loaded_entry: MockCo
     devices = dr.async_entries_for_config_entry(dr.async_get(hass), loaded_entry.entry_id)
     names = sorted(d.name for d in devices)
     assert "OpenUsage" in names
-    assert "claude_code claude-code" in names  # anthropic usage and claude_code quotas share one device
-    assert "openrouter openrouter" in names  # a quota-only account
-    five_hour = hass.states.get("sensor.claude_code_claude_code_5_hour_usage")
+    assert "Claude Code" in names  # anthropic usage and claude_code quotas share one device
+    assert "OpenRouter" in names  # a quota-only account, the default of its two
+    assert "Claude Code (opencode)" in names  # Claude through OpenCode: another account of the provider
+    five_hour = hass.states.get("sensor.claude_code_5_hour_usage")
     assert five_hour is not None
     assert five_hour.attributes["unit_of_measurement"] == "%"
     assert five_hour.attributes["window"] == "5h"
-    reset = hass.states.get("sensor.claude_code_claude_code_5_hour_usage_reset")
+    reset = hass.states.get("sensor.claude_code_5_hour_usage_reset")
     assert reset is not None
     assert reset.attributes["device_class"] == "timestamp"
     cost = hass.states.get("sensor.openusage_cost_today")
@@ -141,11 +142,13 @@ async def test_new_accounts_and_metrics_appear_and_gone_ones_are_removed(
     writer.flush()
     conn.execute("COMMIT")
     await refresh(hass, loaded_entry, freezer)
-    assert hass.states.get("sensor.ollama_ollama_local_tokens_today").state != STATE_UNAVAILABLE
-    assert float(hass.states.get("sensor.zai_zai_5_hour_usage").state) == 5.0
-    unknown_metric = hass.states.get("sensor.zai_zai_brand_new_metric")
+    assert hass.states.get("sensor.ollama_tokens_today").state != STATE_UNAVAILABLE
+    assert float(hass.states.get("sensor.z_ai_5_hour_usage").state) == 5.0
+    unknown_metric = hass.states.get("sensor.z_ai_brand_new_metric")
     assert unknown_metric is not None
-    assert float(unknown_metric.state) == 25.0
+    assert float(unknown_metric.state) == 1.0  # in its own unit, not a percent
+    assert unknown_metric.attributes["unit_of_measurement"] == "calls"
+    assert unknown_metric.attributes["used_percent"] == 25.0
 
     # The quota-only account disappears from the store: its device goes with it.
     conn.execute("BEGIN")
@@ -155,8 +158,8 @@ async def test_new_accounts_and_metrics_appear_and_gone_ones_are_removed(
     await refresh(hass, loaded_entry, freezer)
     registry = dr.async_get(hass)
     names = [d.name for d in dr.async_entries_for_config_entry(registry, loaded_entry.entry_id)]
-    assert "zai zai" not in names
-    assert "ollama ollama-local" in names
+    assert "Z.ai" not in names
+    assert "Ollama" in names
 
 
 async def test_breakdown_sensors_from_options(
@@ -168,10 +171,10 @@ async def test_breakdown_sensors_from_options(
     )
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
-    assert hass.states.get("sensor.openusage_claude_sonnet_4_5_cost_today") is not None
-    assert hass.states.get("sensor.openusage_bash_calls_today") is not None
-    assert hass.states.get("sensor.openusage_codex_cost_today") is not None
-    assert hass.states.get("sensor.openusage_api_server_cost_today") is not None
+    assert hass.states.get("sensor.openusage_model_cost_today_claude_sonnet_4_5") is not None
+    assert hass.states.get("sensor.openusage_tool_calls_today_bash") is not None
+    assert hass.states.get("sensor.openusage_agent_cost_today_codex") is not None
+    assert hass.states.get("sensor.openusage_project_cost_today_api_server") is not None
 
 
 async def test_device_removal_is_refused_while_the_store_has_it(
@@ -194,7 +197,7 @@ async def test_a_refresh_writes_only_the_states_that_changed(
     from custom_components.openusage.core.demo import EventWriter
 
     cost = "sensor.openusage_cost_all_time"
-    age = "sensor.claude_code_claude_code_snapshot_age"
+    age = "sensor.claude_code_snapshot_age"
     before = {entity_id: hass.states.get(entity_id) for entity_id in (cost, age)}
     reported = before[cost].last_reported  # Home Assistant moves it on the same State when written again
     await refresh(hass, loaded_entry, freezer)  # a minute later, nothing new in the store

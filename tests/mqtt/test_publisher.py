@@ -59,7 +59,7 @@ async def test_discovery_payloads_flags_and_states(store: Path, broker: Broker) 
         rec.wait_for(lambda: rec.latest(HUB_CONFIG) is not None)
         time.sleep(0.5)
         snapshot = await read_store(store, datetime.now(UTC), ZoneInfo("UTC"))
-        expected = plan(snapshot, TOPICS, hostname=os.uname().nodename, interval=60.0)
+        expected = plan(snapshot, TOPICS, interval=60.0)
         configs = {m.topic: m for m in rec.messages if m.topic.startswith("homeassistant/device/")}
         assert set(configs) == set(expected.discovery)
         for topic, received in configs.items():
@@ -71,9 +71,19 @@ async def test_discovery_payloads_flags_and_states(store: Path, broker: Broker) 
             for component_id, component in document["cmps"].items():
                 assert component["p"] in ("sensor", "binary_sensor")
                 assert component["unique_id"] == f"{topic.split('/')[2]}_{component_id}"
-                assert component["default_entity_id"] == f"{component['p']}.{component['unique_id']}"
-                assert component["object_id"] == component["unique_id"]
+                assert component["default_entity_id"] == f"{component['p']}.{component['object_id']}"
         hub = json.loads(configs[HUB_CONFIG].payload)["cmps"]
+        documents = {json.loads(m.payload)["dev"]["name"]: json.loads(m.payload)["cmps"] for m in configs.values()}
+        # Entity ids follow Home Assistant's own rule, as the native entities' do: device name, entity name.
+        assert (
+            documents["OpenUsage (testbox)"]["cost_30d"]["default_entity_id"] == "sensor.openusage_testbox_cost_30_days"
+        )
+        claude = documents["Claude Code (testbox)"]
+        assert claude["quota_usage_five_hour"]["default_entity_id"] == "sensor.claude_code_testbox_5_hour_usage"
+        assert claude["quota_usage_five_hour"]["icon"] == "mdi:gauge"
+        assert claude["quota_status"]["options"] == ["OK", "Near limit", "Limited", "Auth required", "Unsupported",
+                                                     "Error", "Unknown"]  # fmt: skip
+        assert hub["messages_today"]["icon"] == "mdi:message-text-outline"
         assert hub["cost_today"]["device_class"] == "monetary"
         assert hub["cost_today"]["state_class"] == "total"
         assert hub["cost_today"]["unit_of_measurement"] == "USD"
@@ -322,7 +332,7 @@ def test_password_and_tls(store: Path, tmp_path: Path) -> None:
 
         settings = PublishSettings(db=store, broker=url, username="agent", password="s3cret-pw",
                                    tls_ca=tls["ca.crt"], node_id="tlsproc", zone=ZoneInfo("UTC"))  # fmt: skip
-        assert Publisher(settings, hostname="h").run(once=True) == 0
+        assert Publisher(settings).run(once=True) == 0
         # Without the CA the server's certificate is not trusted.
         untrusted = subprocess.run(
             command(store, url, "--once", "--username", "agent", "--password-file", str(password_file)),
@@ -364,7 +374,7 @@ def test_in_process_lifecycle(store: Path, broker: Broker, caplog: pytest.LogCap
     from custom_components.openusage.core.publisher import Publisher
 
     topics = Topics("homeassistant", "inproc")
-    publisher = Publisher(_settings(store, broker), hostname="bench")
+    publisher = Publisher(_settings(store, broker))
     caplog.set_level(logging.INFO)
     result: list[int] = []
     with Recorder(broker.port) as rec:
@@ -390,16 +400,16 @@ def test_in_process_lifecycle(store: Path, broker: Broker, caplog: pytest.LogCap
 def test_in_process_once_and_refusals(store: Path, broker: Broker, tmp_path: Path) -> None:
     from custom_components.openusage.core.publisher import Publisher, dry_run
 
-    assert Publisher(_settings(store, broker), hostname="h").run(once=True) == 0
+    assert Publisher(_settings(store, broker)).run(once=True) == 0
     assert "homeassistant/device/openusage_inproc/config" in retained(broker.port, "homeassistant/device/+/config")
     missing = _settings(tmp_path / "none.db", broker)
-    assert Publisher(missing, hostname="h").run(once=True) == 3  # connected, but the store cannot be read
+    assert Publisher(missing).run(once=True) == 3  # connected, but the store cannot be read
     unreachable = _settings(store, Broker(port=1, config=tmp_path / "x"))
-    assert Publisher(unreachable, hostname="h").run(once=True) == 4
+    assert Publisher(unreachable).run(once=True) == 4
     out = __import__("io").StringIO()
-    assert dry_run(_settings(store, broker), out, hostname="h") == 0
+    assert dry_run(_settings(store, broker), out) == 0
     assert out.getvalue().startswith("homeassistant/device/openusage_inproc/config ")
-    assert dry_run(missing, out, hostname="h") == 3
+    assert dry_run(missing, out) == 3
 
 
 def test_cli_publish_in_process(
@@ -433,7 +443,7 @@ def test_cli_publish_in_process(
 def test_signals_stop_the_publisher(store: Path, broker: Broker) -> None:
     from custom_components.openusage.core.publisher import Publisher, install_signal_handlers
 
-    publisher = Publisher(_settings(store, broker), hostname="h")
+    publisher = Publisher(_settings(store, broker))
     before = signal.getsignal(signal.SIGTERM)
     restore = install_signal_handlers(publisher)
     try:

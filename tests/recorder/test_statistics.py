@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.recorder import Recorder
-from homeassistant.components.recorder.statistics import statistics_during_period
+from homeassistant.components.recorder.models import StatisticData, StatisticMeanType, StatisticMetaData
+from homeassistant.components.recorder.statistics import (
+    async_add_external_statistics,
+    get_metadata,
+    statistics_during_period,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.recorder import get_instance
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -72,7 +77,7 @@ def _h(text: str) -> datetime:
 
 async def test_backfill_from_the_rollup_and_raw_hours(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     cost = statistic_id(entry, "total", "cost")
-    assert cost == "openusage:01jstatsentry000000000000_total_cost"
+    assert cost == "openusage:total_cost"  # the first store's ids are the ones the shipped dashboard names
     assert await _rows(hass, cost) == [
         (_h("2026-07-30T00:00:00"), 7.5, 7.5),  # a pruned day: one daily value from the rollup
         (_h("2026-08-03T10:00:00"), 3.0, 10.5),  # the hook and JSONL copies of "a" count once
@@ -86,6 +91,9 @@ async def test_backfill_from_the_rollup_and_raw_hours(hass: HomeAssistant, entry
     assert [r[1] for r in await _rows(hass, statistic_id(entry, "total", "requests"))] == [2.0, 2.0, 1.0]
     assert await _rows(hass, statistic_id(entry, "codex", "cost")) == [(_h("2026-08-03T10:00:00"), 2.0, 2.0)]
     assert [r[1] for r in await _rows(hass, statistic_id(entry, "claude_code", "cost"))] == [7.5, 1.0, 4.0]
+    metadata = await get_instance(hass).async_add_executor_job(get_metadata, hass)
+    assert metadata[cost][1]["name"] == "OpenUsage cost"
+    assert metadata["openusage:claude_code_tokens"][1]["name"] == "Claude Code tokens"
 
 
 async def test_hourly_update_restart_and_pruning(
@@ -124,3 +132,32 @@ async def test_removing_the_entry_removes_its_statistics(hass: HomeAssistant, en
     assert await hass.config_entries.async_remove(entry.entry_id)
     await hass.async_block_till_done()
     assert await _rows(hass, cost) == []
+
+
+async def test_statistics_imported_under_the_entry_id_keep_their_history(
+    recorder_mock: Recorder, hass: HomeAssistant, tmp_path: Path, freezer: FrozenDateTimeFactory
+) -> None:
+    """Release 1.1 imported `openusage:<entry id>_total_cost`; its hours move to the stable id and the
+    import goes on from the last of them."""
+    freezer.move_to("2026-08-03T13:30:00+00:00")
+    hass.config.allowlist_external_dirs = {str(tmp_path)}
+    path = tmp_path / "telemetry.db"
+    _store(path)
+    old = "openusage:01jstatsentry000000000000_total_cost"
+    metadata = {"has_sum": True, "mean_type": StatisticMeanType.NONE, "name": "OpenUsage cost (all providers)",
+                "source": DOMAIN, "statistic_id": old, "unit_of_measurement": "USD"}  # fmt: skip
+    if "unit_class" in StatisticMetaData.__annotations__:
+        metadata["unit_class"] = None
+    async_add_external_statistics(hass, metadata, [StatisticData(start=_h("2026-07-30T00:00:00"), state=7.5, sum=7.5)])
+    await async_wait_recording_done(hass)
+    entry = MockConfigEntry(domain=DOMAIN, data={CONF_PATH: str(path)}, unique_id=str(path), entry_id=ENTRY_ID)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_recording_done(hass)
+    assert await _rows(hass, old) == []
+    assert await _rows(hass, "openusage:total_cost") == [
+        (_h("2026-07-30T00:00:00"), 7.5, 7.5),
+        (_h("2026-08-03T10:00:00"), 3.0, 10.5),
+        (_h("2026-08-03T12:00:00"), 4.0, 14.5),
+    ]

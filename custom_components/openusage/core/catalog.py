@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,8 +19,12 @@ from zoneinfo import ZoneInfo
 
 from .clock import local_midnight, parse_time
 from .models import Breakdown, Measures, QuotaMetric, QuotaSnapshot, QuotaStatus, Snapshot, Window
+from .providers import MoneyKind, money_kind, provider
 
 HUB = "hub"
+HUB_NAME = "OpenUsage"
+HUB_MANUFACTURER = "OpenUsage"
+HUB_MODEL = "Telemetry store"
 INGESTION_STUCK_SECONDS = 60.0
 CORRUPT_BACKUP_RECENT_SECONDS = 24 * 3600.0
 CURRENCIES = frozenset({"USD", "EUR", "GBP", "CNY", "JPY", "CHF", "CAD", "AUD", "INR", "KRW"})
@@ -32,6 +38,7 @@ KNOWN_QUOTA_METRICS: dict[str, str] = {
     "completions_quota": "Completions quota",
     "console_balance": "Console balance",
     "credit_balance": "Credit balance",
+    "credit_balance_spent": "Credits used",  # a provider whose `credit_balance` counts what was spent
     "credits": "Credits",
     "monthly_limit": "Monthly limit",
     "monthly_spend": "Monthly spend",
@@ -58,9 +65,48 @@ KNOWN_QUOTA_METRICS: dict[str, str] = {
     "usage_weekly": "Weekly usage",
 }
 QUOTA_STATUS_OPTIONS = tuple(s.value.lower() for s in QuotaStatus)
+# What each quota status reads as (en.json's state names): MQTT entities show these.
+QUOTA_STATUS_TEXTS: dict[str, str] = {
+    "ok": "OK",
+    "near_limit": "Near limit",
+    "limited": "Limited",
+    "auth_required": "Auth required",
+    "unsupported": "Unsupported",
+    "error": "Error",
+    "unknown": "Unknown",
+}
+# Units of time a quota metric may come in, as Home Assistant's duration units.
+_DURATION_UNITS = {"d": "d", "h": "h", "min": "min", "s": "s", "ms": "ms"}
+MIB = 1024 * 1024
 BREAKDOWN_OPTIONS = (Breakdown.MODEL, Breakdown.AGENT, Breakdown.TOOL, Breakdown.PROJECT)
 
 Value: TypeAlias = float | int | str | bool | datetime | None
+
+# Default icons by translation key (icons.json says the same for the native entities, and adds icons
+# by state); entities with a device class that has its own icon have none here.
+ICONS: dict[str, str] = {
+    **dict.fromkeys(("tokens_today", "tokens_24h", "tokens_7d", "tokens_30d"), "mdi:counter"),
+    **{f"{part}_tokens_today": "mdi:counter" for part in ("input", "output", "cache_read", "cache_write", "reasoning")},
+    "requests_today": "mdi:send",
+    "messages_today": "mdi:message-text-outline",
+    "errors_today": "mdi:alert-circle-outline",
+    "errors_24h": "mdi:alert-circle-outline",
+    "tool_calls_today": "mdi:tools",
+    "tool_tool_calls_today": "mdi:tools",
+    "sessions_today": "mdi:console",
+    "active_sessions": "mdi:console-line",
+    "last_activity": "mdi:clock-outline",
+    "store_size": "mdi:database",
+    "wal_size": "mdi:database-clock",
+    "hook_spool_files": "mdi:tray-full",
+    "spool_pending": "mdi:tray-full",
+    "spool_failed": "mdi:tray-alert",
+    "rollup_watermark": "mdi:calendar-check",
+    "quota_status": "mdi:gauge",
+    "limited": "mdi:speedometer",
+    **{f"quota_{key}": "mdi:gauge" for key in (*KNOWN_QUOTA_METRICS, "metric")},
+    **{f"quota_{key}_reset": "mdi:timer-refresh-outline" for key in (*KNOWN_QUOTA_METRICS, "metric")},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +116,14 @@ class DeviceSpec:
     key: str
     name: str
     model: str
+    manufacturer: str
     provider_id: str | None = None
     account_id: str | None = None
+    shown_account: str | None = None  # the account, where the name must tell it apart from another
+
+    def name_on(self, machine: str) -> str:
+        """The name with the machine it is seen from: "Claude Code (laptop)", "OpenRouter (work, laptop)"."""
+        return f"{self.model} ({', '.join(filter(None, (self.shown_account, machine)))})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +145,8 @@ class EntitySpec:
     enabled_default: bool = True
     precision: int | None = None
     options: tuple[str, ...] | None = None
+    # How the states read where Home Assistant cannot translate them (MQTT): state → text.
+    state_texts: Mapping[str, str] | None = None
     last_reset_at_midnight: bool = False
     # Figures that stop being true while the machine sleeps (quotas, activity); totals keep their value.
     expires: bool = False
@@ -104,6 +158,18 @@ def slug(text: str, limit: int = 64) -> str:
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 9] + "_" + hashlib.sha256(text.encode()).hexdigest()[:8]
     return cleaned or "unknown"
+
+
+def entity_slug(text: str) -> str:
+    """The part of an entity id Home Assistant makes of a name: accents dropped, lower case, runs of
+    anything else as `_` (as its `slugify`)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_") or "unknown"
+
+
+def entity_id(spec: EntitySpec, device_name: str) -> str:
+    """The entity id Home Assistant gives an entity named `spec.name` on a device named `device_name`."""
+    return f"{spec.platform}.{entity_slug(f'{device_name} {spec.name}')}"
 
 
 def readable(key: str) -> str:
@@ -132,7 +198,9 @@ def _total(window: Window, measure: str) -> Callable[[Snapshot], Value]:
 def _split(breakdown: Breakdown, window: Window, measure: str) -> Callable[[Snapshot], dict[str, Any]]:
     def attributes(s: Snapshot) -> dict[str, Any]:
         per_key = s.usage.breakdowns[breakdown]
-        return {key: getattr(pw[window], measure) for key, pw in per_key.items() if getattr(pw[window], measure)}
+        figures = {key: getattr(pw[window], measure) for key, pw in per_key.items()}
+        # Money to the cent, as the sensors show it; keys without a figure are left out.
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items() if v}
 
     return attributes
 
@@ -282,8 +350,8 @@ def _hub_entities() -> list[EntitySpec]:
             value=lambda s: _timestamp(s.store.last_event_at),
             device_class="timestamp",
         ),
-        _diagnostic("store_size", "Store size", lambda s: s.store.db_size_bytes, device_class="data_size", unit="B"),
-        _diagnostic("wal_size", "WAL size", lambda s: s.store.wal_size_bytes, device_class="data_size", unit="B"),
+        _diagnostic("store_size", "Store size", lambda s: _mib(s.store.db_size_bytes), **_SIZE),
+        _diagnostic("wal_size", "WAL size", lambda s: _mib(s.store.wal_size_bytes), **_SIZE),
         _diagnostic("hook_spool_files", "Hook spool files", lambda s: s.spool.hook_spool_files),
         _diagnostic("spool_pending", "Spool pending", lambda s: s.spool.spool_pending),
         _diagnostic(
@@ -366,9 +434,17 @@ def _diagnostic(key: str, name: str, value: Callable[[Snapshot], Value], **prese
     )
 
 
-def _oldest_spool_age(s: Snapshot) -> float | None:
+_SIZE: dict[str, Any] = {"device_class": "data_size", "unit": "MiB", "precision": 1}
+
+
+def _mib(size: int) -> float:
+    """A file size in MiB, as people read store sizes (to the KiB)."""
+    return round(size / MIB, 3)
+
+
+def _oldest_spool_age(s: Snapshot) -> int | None:
     ages = [a for a in (s.spool.hook_spool_oldest_age_seconds, s.spool.spool_oldest_age_seconds) if a is not None]
-    return max(ages) if ages else None
+    return round(max(ages)) if ages else None
 
 
 def _ingestion_attributes(s: Snapshot) -> dict[str, Any]:
@@ -383,27 +459,32 @@ def account_key(provider_id: str, account_id: str) -> str:
     return f"{provider_id}/{account_id}"
 
 
+def account_device(provider_id: str, account_id: str, accounts: int) -> DeviceSpec:
+    """A provider account's device, named after the provider ("Claude Code"). Where the provider has more
+    than one account (`accounts`), those other than openusage's default one carry their id
+    ("OpenRouter (work)")."""
+    known = provider(provider_id)
+    shown_account = None if accounts == 1 or account_id == known.default_account else account_id
+    return DeviceSpec(
+        key=account_key(provider_id, account_id),
+        name=known.name if shown_account is None else f"{known.name} ({shown_account})",
+        model=known.name,
+        manufacturer=known.maker,
+        provider_id=provider_id,
+        account_id=account_id,
+        shown_account=shown_account,
+    )
+
+
 def account_devices(snapshot: Snapshot) -> dict[str, DeviceSpec]:
     """One device per (provider, account) with usage or a quota in the store."""
-    devices: dict[str, DeviceSpec] = {}
-    for key in snapshot.usage.breakdowns[Breakdown.ACCOUNT]:
-        provider, _, account = key.partition("/")
-        devices[key] = DeviceSpec(
-            key=key, name=f"{provider} {account}", model=provider, provider_id=provider, account_id=account
-        )
-    for quota in snapshot.quotas:
-        key = account_key(quota.provider_id, quota.account_id)
-        devices.setdefault(
-            key,
-            DeviceSpec(
-                key=key,
-                name=f"{quota.provider_id} {quota.account_id}",
-                model=quota.provider_id,
-                provider_id=quota.provider_id,
-                account_id=quota.account_id,
-            ),
-        )
-    return dict(sorted(devices.items()))
+    pairs = {tuple(key.partition("/")[::2]) for key in snapshot.usage.breakdowns[Breakdown.ACCOUNT]}
+    pairs |= {(q.provider_id, q.account_id) for q in snapshot.quotas}
+    accounts = Counter(provider_id for provider_id, _ in pairs)
+    return {
+        account_key(provider_id, account_id): account_device(provider_id, account_id, accounts[provider_id])
+        for provider_id, account_id in sorted(pairs)
+    }
 
 
 def _quota(snapshot: Snapshot, device: str) -> QuotaSnapshot | None:
@@ -426,72 +507,82 @@ def _account_usage(device: str, window: Window, measure: str) -> Callable[[Snaps
     return value
 
 
-def _metric_entities(device: str, key: str, metric: QuotaMetric) -> list[EntitySpec]:
-    known = key in KNOWN_QUOTA_METRICS
-    translation = f"quota_{key}" if known else "quota_metric"
+def _metric_reading(metric: QuotaMetric, kind: MoneyKind | None) -> float | None:
+    """The figure a quota metric's sensor shows: percent used, or in the metric's own unit the money
+    left (a balance), spent or allowed (a limit), or the amount used."""
+    used, limit, remaining = metric.used, metric.limit, metric.remaining
+    both = limit is not None and (used is not None or remaining is not None)
+    if kind is None and metric.unit == "%":
+        return None if metric.used_percent is None else round(metric.used_percent, 2)
+    if kind is MoneyKind.BALANCE:
+        if remaining is not None:
+            return remaining
+        # A balance that comes as `used` alone (Codex's credit balance) is the balance itself.
+        return limit - used if both and used is not None and limit is not None else used
+    if kind is MoneyKind.LIMIT:
+        if limit is not None:
+            return limit
+        return used + remaining if used is not None and remaining is not None else None
+    if used is not None:
+        return used
+    return limit - remaining if both and limit is not None and remaining is not None else None
+
+
+def _metric_entities(device: DeviceSpec, key: str, metric: QuotaMetric) -> list[EntitySpec]:
+    unit = metric.unit or None
+    currency = (unit or "").upper() if (unit or "").upper() in CURRENCIES else None
+    kind = money_kind(device.provider_id or "", key, metric.window) if currency else None
+    # A provider whose "balance" counts what was spent gets a name that says so.
+    name_key = f"{key}_spent" if kind is MoneyKind.SPEND and "balance" in key else key
+    known = name_key in KNOWN_QUOTA_METRICS
+    translation = f"quota_{name_key}" if known else "quota_metric"
     placeholders = {} if known else {"metric": readable(key)}
-    name = KNOWN_QUOTA_METRICS.get(key) or readable(key)
-    unit = (metric.unit or "").upper()
+    name = KNOWN_QUOTA_METRICS.get(name_key) or readable(key)
+    dev = device.key
 
     def attributes(s: Snapshot) -> dict[str, Any]:
-        m = _metric(s, device, key)
+        m = _metric(s, dev, key)
         if m is None:
             return {}
         return {"window": m.window, "used": m.used, "limit": m.limit, "remaining": m.remaining, "unit": m.unit,
+                "used_percent": None if m.used_percent is None else round(m.used_percent, 2),
                 "resets_at": m.resets_at}  # fmt: skip
 
-    specs: list[EntitySpec]
-    if unit in CURRENCIES:
+    def reading(s: Snapshot) -> Value:
+        m = _metric(s, dev, key)
+        return None if m is None else _metric_reading(m, kind)
 
-        def money(s: Snapshot) -> Value:
-            m = _metric(s, device, key)
-            return None if m is None else (m.used if m.used is not None else m.remaining)
-
-        specs = [
-            EntitySpec(
-                device=device,
-                key=f"quota_{slug(key)}",
-                translation_key=translation,
-                placeholders=placeholders,
-                name=name,
-                value=money,
-                device_class="monetary",
-                unit=unit,
-                precision=2,
-                attributes=attributes,
-                expires=True,
-            )
-        ]
-    else:
-
-        def percent(s: Snapshot) -> Value:
-            m = _metric(s, device, key)
-            return None if m is None or m.used_percent is None else round(m.used_percent, 2)
-
-        specs = [
-            EntitySpec(
-                device=device,
-                key=f"quota_{slug(key)}",
-                translation_key=translation,
-                placeholders=placeholders,
-                name=name,
-                value=percent,
-                unit="%",
-                state_class="measurement",
-                precision=1,
-                attributes=attributes,
-                expires=True,
-            )
-        ]
+    presentation: dict[str, Any]
+    if currency:
+        presentation = {"device_class": "monetary", "unit": currency, "precision": 2}
+    elif unit == "%":
+        presentation = {"unit": "%", "state_class": "measurement", "precision": 1}
+    elif unit in _DURATION_UNITS:
+        presentation = {"device_class": "duration", "unit": _DURATION_UNITS[unit], "state_class": "measurement"}
+    else:  # a rate (USD/h), a count (tokens, requests, credits, …) or no unit at all
+        presentation = {"unit": unit, "state_class": "measurement"}
+    specs = [
+        EntitySpec(
+            device=dev,
+            key=f"quota_{slug(key)}",
+            translation_key=translation,
+            placeholders=placeholders,
+            name=name,
+            value=reading,
+            attributes=attributes,
+            expires=True,
+            **presentation,
+        )
+    ]
     if metric.resets_at is not None:
 
         def reset(s: Snapshot) -> Value:
-            m = _metric(s, device, key)
+            m = _metric(s, dev, key)
             return _timestamp(m.resets_at) if m else None
 
         specs.append(
             EntitySpec(
-                device=device,
+                device=dev,
                 key=f"reset_{slug(key)}",
                 translation_key=f"{translation}_reset",
                 placeholders=placeholders,
@@ -561,6 +652,7 @@ def account_entities(snapshot: Snapshot, device: DeviceSpec) -> list[EntitySpec]
             value=status,
             device_class="enum",
             options=QUOTA_STATUS_OPTIONS,
+            state_texts=QUOTA_STATUS_TEXTS,
             attributes=lambda s: _status_attributes(s, key),
             expires=True,
         ),
@@ -574,6 +666,7 @@ def account_entities(snapshot: Snapshot, device: DeviceSpec) -> list[EntitySpec]
             unit="s",
             state_class="measurement",
             entity_category="diagnostic",
+            precision=0,
         ),
         EntitySpec(
             device=key,
@@ -582,11 +675,12 @@ def account_entities(snapshot: Snapshot, device: DeviceSpec) -> list[EntitySpec]
             translation_key="limited",
             name="Limited",
             value=limited,
+            device_class="problem",
             expires=True,
         ),
     ]
     for metric_key, metric in quota.metrics.items():
-        specs += _metric_entities(key, metric_key, metric)
+        specs += _metric_entities(device, metric_key, metric)
     return specs
 
 
@@ -595,14 +689,18 @@ def _status_attributes(s: Snapshot, device: str) -> dict[str, Any]:
     return {} if q is None else {"message": q.message, "observed_at": q.observed_at, "stale": q.stale}
 
 
+# Per breakdown: the measure, its unit, the kind in the key, and the English name ("{key}" stands for the key).
+_BREAKDOWN_SENSORS: dict[Breakdown, tuple[str, str | None, str, str]] = {
+    Breakdown.MODEL: ("cost_usd", "USD", "cost", "Model cost today ({key})"),
+    Breakdown.AGENT: ("cost_usd", "USD", "cost", "Agent cost today ({key})"),
+    Breakdown.PROJECT: ("cost_usd", "USD", "cost", "Project cost today ({key})"),
+    Breakdown.TOOL: ("tool_calls", None, "tool_calls", "Tool calls today ({key})"),
+}
+
+
 def _breakdown_entities(snapshot: Snapshot, breakdown: Breakdown) -> list[EntitySpec]:
     specs = []
-    measure, unit, kind = {
-        Breakdown.MODEL: ("cost_usd", "USD", "cost"),
-        Breakdown.AGENT: ("cost_usd", "USD", "cost"),
-        Breakdown.PROJECT: ("cost_usd", "USD", "cost"),
-        Breakdown.TOOL: ("tool_calls", None, "tool_calls"),
-    }[breakdown]
+    measure, unit, kind, name = _BREAKDOWN_SENSORS[breakdown]
     for key in snapshot.usage.breakdowns[breakdown]:
 
         def value(s: Snapshot, key: str = key) -> Value:
@@ -615,7 +713,7 @@ def _breakdown_entities(snapshot: Snapshot, breakdown: Breakdown) -> list[Entity
                 key=f"{breakdown.value}_{slug(key)}_{kind}_today",
                 translation_key=f"{breakdown.value}_{kind}_today",
                 placeholders={breakdown.value: key},
-                name=f"{key} {kind.replace('_', ' ')} today",
+                name=name.format(key=key),
                 value=value,
                 device_class="monetary" if unit == "USD" else None,
                 unit=unit,

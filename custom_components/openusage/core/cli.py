@@ -1,4 +1,4 @@
-"""The `openusage-ha` command: `snapshot`, `publish` and `demo-store`.
+"""The `openusage-ha` command: `snapshot`, `publish`, `dashboard` and `demo-store`.
 
 Exit codes: 0 done, 2 bad arguments, 3 the store cannot be read, 4 the broker cannot be reached
 (`publish --once`). Errors are one line on stderr.
@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .clock import parse_time
+from .dashboard import dashboard, to_yaml
 from .demo import generate_demo_store
 from .discovery import node_id_from
 from .publisher import (
@@ -33,7 +34,7 @@ from .publisher import (
     load_toml,
     read_password,
 )
-from .reader import DEFAULT_ACTIVE_MINUTES, ReadOptions, StoreError, merge_links, read_store
+from .reader import DEFAULT_ACTIVE_MINUTES, ReadOptions, StoreError, default_store_path, merge_links, read_store
 from .snapshot_json import snapshot_to_json
 
 EXIT_USAGE = 2
@@ -135,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--dry-run", action="store_true", help="print topics and payloads instead of connecting")
     pub.add_argument("-v", "--verbose", action="store_true")
 
+    board = commands.add_parser("dashboard", help="print a dashboard for this store's entities, ready to paste")
+    board.add_argument("--db", type=Path, default=None, help="path of telemetry.db (default: openusage's)")
+    board.add_argument("--node-id", help="for the entities this machine's publisher makes (default: native ones)")
+    board.add_argument("--link", type=_link, action="append", default=[], metavar="SRC=DST",
+                       help="an extra provider link, as set in the integration's options")  # fmt: skip
+
     demo = commands.add_parser("demo-store", help="write a realistic demo store and spools")
     demo.add_argument("dir", type=Path)
     demo.add_argument("--days", type=_count, default=120)
@@ -161,6 +168,25 @@ def _snapshot(args: argparse.Namespace) -> int:
         return EXIT_STORE
     json.dump(snapshot_to_json(snapshot), sys.stdout, indent=2)
     sys.stdout.write("\n")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    path = args.db or default_store_path()
+    options = ReadOptions(provider_links=merge_links(dict(args.link)))
+    try:
+        snapshot = asyncio.run(read_store(path, datetime.now(UTC), local_zone(), options))
+    except StoreError as err:
+        print(f"openusage-ha: {err}", file=sys.stderr)
+        return EXIT_STORE
+    node_id = node_id_from(args.node_id) if args.node_id is not None else None
+    mode = f"the MQTT publisher of node {node_id}" if node_id else "the native integration"
+    print(
+        f"# OpenUsage dashboard for {mode}, made by `openusage-ha dashboard`.\n"
+        "# Settings → Dashboards → Add dashboard → New dashboard from scratch; open it, then\n"
+        "# ⋮ → Edit dashboard → ⋮ → Raw configuration editor, and paste this."
+    )
+    print(to_yaml(dashboard(snapshot, node_id)))
     return 0
 
 
@@ -240,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _snapshot(args)
     if args.command == "publish":
         return _publish(args)
+    if args.command == "dashboard":
+        return _dashboard(args)
     return _demo_store(args)
 
 

@@ -14,7 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .catalog import HUB, DeviceSpec, EntitySpec, account_devices, catalog, last_reset, slug
+from .catalog import (
+    HUB,
+    HUB_MANUFACTURER,
+    HUB_MODEL,
+    HUB_NAME,
+    ICONS,
+    DeviceSpec,
+    EntitySpec,
+    account_devices,
+    catalog,
+    entity_id,
+    last_reset,
+    slug,
+)
 from .models import Breakdown, Snapshot
 
 ORIGIN = {"name": "openusage-ha", "sw": "0.1.0", "url": "https://github.com/openusage-ha/openusage-ha"}
@@ -97,39 +110,63 @@ def _state_value(spec: EntitySpec, snapshot: Snapshot) -> Any:
         return value.isoformat()
     if spec.platform == "binary_sensor" and value is not None:
         return "ON" if value else "OFF"
+    if spec.state_texts is not None and isinstance(value, str):
+        return spec.state_texts.get(value, value)
     return value
 
 
-def _device_block(topics: Topics, device: DeviceSpec | None, hostname: str) -> dict[str, Any]:
+def _options(spec: EntitySpec) -> list[str] | None:
+    """An enum's options as its states are published."""
+    if spec.options is None:
+        return None
+    texts = spec.state_texts or {}
+    return [texts.get(option, option) for option in spec.options]
+
+
+def device_name(device: DeviceSpec | None, node_id: str) -> str:
+    """A device's name over MQTT: the native name and the machine ("Claude Code (laptop)"), so that the
+    devices of several machines on one broker stay apart."""
+    return f"{HUB_NAME} ({node_id})" if device is None else device.name_on(node_id)
+
+
+def mqtt_entity_id(spec: EntitySpec, device: DeviceSpec | None, node_id: str) -> str:
+    """The entity id of a published entity: Home Assistant's own rule (device name, then entity name),
+    as for the native entities (`sensor.claude_code_laptop_5_hour_usage`)."""
+    return entity_id(spec, device_name(device, node_id))
+
+
+def _device_block(topics: Topics, device: DeviceSpec | None) -> dict[str, Any]:
     if device is None:
         return {
             "identifiers": [topics.device_id(HUB)],
-            "name": f"OpenUsage {hostname}",
-            "manufacturer": "openusage",
-            "model": "Telemetry store",
+            "name": device_name(None, topics.node_id),
+            "manufacturer": HUB_MANUFACTURER,
+            "model": HUB_MODEL,
             "sw_version": ORIGIN["sw"],
         }
     return {
         "identifiers": [topics.device_id(device.key)],
-        "name": f"{device.name} ({hostname})",
-        "manufacturer": "openusage",
+        "name": device_name(device, topics.node_id),
+        "manufacturer": device.manufacturer,
         "model": device.model,
         "via_device": topics.device_id(HUB),
     }
 
 
-def _component(topics: Topics, spec: EntitySpec, interval: float) -> dict[str, Any]:
+def _component(topics: Topics, spec: EntitySpec, device: DeviceSpec | None, interval: float) -> dict[str, Any]:
     component_id = _component_id(spec)
-    unique_id = f"{topics.device_id(spec.device)}_{component_id}"
+    object_id = mqtt_entity_id(spec, device, topics.node_id).partition(".")[2]
     config: dict[str, Any] = {
         "p": spec.platform,
         "name": spec.name,
-        "unique_id": unique_id,
-        "object_id": unique_id,  # Home Assistant before 2025.10
-        "default_entity_id": f"{spec.platform}.{unique_id}",
+        "unique_id": f"{topics.device_id(spec.device)}_{component_id}",
+        "object_id": object_id,  # Home Assistant before 2025.10
+        "default_entity_id": f"{spec.platform}.{object_id}",
         "state_topic": topics.state(spec.device),
         "value_template": f"{{{{ value_json['{component_id}'] }}}}",
     }
+    if spec.translation_key in ICONS:
+        config["icon"] = ICONS[spec.translation_key]
     if _is_total(spec):
         config["availability"] = [{"topic": topics.store_availability}]
     else:
@@ -141,7 +178,7 @@ def _component(topics: Topics, spec: EntitySpec, interval: float) -> dict[str, A
         ("unit_of_measurement", spec.unit),
         ("entity_category", spec.entity_category),
         ("suggested_display_precision", spec.precision),
-        ("options", list(spec.options) if spec.options else None),
+        ("options", _options(spec)),
     ):
         if value is not None:
             config[key] = value
@@ -168,7 +205,6 @@ class Plan:
 def plan(
     snapshot: Snapshot,
     topics: Topics,
-    hostname: str,
     interval: float,
     *,
     breakdown_sensors: frozenset[Breakdown] = frozenset(),
@@ -185,12 +221,12 @@ def plan(
     states: dict[str, str] = {}
     for key, device in devices.items():
         mine = [s for s in specs if s.device == key]
-        components = {_component_id(s): _component(topics, s, interval) for s in mine}
+        components = {_component_id(s): _component(topics, s, device, interval) for s in mine}
         topic = topics.discovery(key)
         for component_id, platform in (removed or {}).get(topic, {}).items():
             components.setdefault(component_id, {"p": platform})
         discovery[topic] = {
-            "dev": _device_block(topics, device, hostname),
+            "dev": _device_block(topics, device),
             "o": ORIGIN,
             "cmps": components,
             "qos": 1,

@@ -104,10 +104,9 @@ def read_password(password_file: Path | None, environ: Mapping[str, str]) -> str
 class Publisher:
     """One workstation's publisher: a paho client thread plus a refresh loop in the caller's thread."""
 
-    def __init__(self, settings: PublishSettings, hostname: str | None = None) -> None:
+    def __init__(self, settings: PublishSettings) -> None:
         self.settings = settings
         self.topics = Topics(settings.discovery_prefix, settings.node_id)
-        self.hostname = hostname or socket.gethostname()
         self.reader = StoreReader(settings.db, settings.read_options)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -237,7 +236,6 @@ class Publisher:
         return plan(
             snapshot,
             self.topics,
-            self.hostname,
             self.settings.interval,
             breakdown_sensors=self.settings.breakdown_sensors,
             removed=removed,
@@ -350,9 +348,9 @@ class Publisher:
         client.loop_stop()
 
 
-def dry_run(settings: PublishSettings, out: TextIO, hostname: str | None = None) -> int:
+def dry_run(settings: PublishSettings, out: TextIO) -> int:
     """Print every topic and payload one publish would send, without connecting."""
-    publisher = Publisher(settings, hostname)
+    publisher = Publisher(settings)
     loop = asyncio.new_event_loop()
     try:
         snapshot = loop.run_until_complete(publisher.reader.refresh(datetime.now(UTC), settings.zone))
