@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from custom_components.openusage.core.reader import ReadOptions, merge_links, read_store
 from custom_components.openusage.core.snapshot_json import snapshot_to_json
@@ -197,3 +198,44 @@ def test_local_zone_is_a_real_zone() -> None:
     from custom_components.openusage.core.cli import local_zone
 
     assert local_zone().key
+
+
+def test_snapshot_into_a_pipe_that_closes_early_ends_quietly(demo: Path) -> None:
+    # `openusage-ha snapshot | head -1`: the reader goes away after one line.
+    shell = f"'{COMMAND}' snapshot --db '{demo}' --now {NOW} --tz UTC | head -n 1"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True, check=False)
+    assert result.stdout == "{\n"
+    assert result.stderr == ""  # no BrokenPipe traceback
+    assert result.returncode == 0
+
+
+def test_a_dry_run_needs_no_broker(demo: Path) -> None:
+    result = run("publish", "--db", str(demo), "--dry-run", "--node-id", "laptop", "--breakdown-sensors", "model,tool")
+    assert result.returncode == 0, result.stderr
+    hub = next(line for line in result.stdout.splitlines() if line.startswith("homeassistant/device/openusage_laptop/"))
+    document = json.loads(hub.partition(" ")[2])
+    assert document["dev"]["name"] == "OpenUsage (laptop)"
+    assert document["cmps"]["model_claude_sonnet_4_5_cost_today"]["name"] == "Model cost today (claude-sonnet-4-5)"
+    assert "tool_bash_tool_calls_today" in document["cmps"]
+    bad = run("publish", "--db", str(demo), "--dry-run", "--breakdown-sensors", "model,colour")
+    assert bad.returncode == 2
+    assert "breakdown_sensors" in bad.stderr
+
+
+def test_dashboard_for_the_native_integration_and_for_an_mqtt_node(demo: Path) -> None:
+    native = run("dashboard", "--db", str(demo))
+    assert native.returncode == 0, native.stderr
+    document = yaml.safe_load(native.stdout)
+    text = json.dumps(document)
+    assert "sensor.claude_code_5_hour_usage" in text
+    assert "sensor.openusage_cost_7_days" in text
+    assert "openusage:total_cost" in text
+    node = run("dashboard", "--db", str(demo), "--node-id", "Dev Box")
+    assert node.returncode == 0, node.stderr
+    text = json.dumps(yaml.safe_load(node.stdout))
+    assert "sensor.claude_code_dev_box_5_hour_usage" in text
+    assert "sensor.openusage_dev_box_cost_7_days" in text
+    assert "openusage:total_cost" not in text  # MQTT entities have no imported history
+    missing = run("dashboard", "--db", str(demo.with_name("nope.db")))
+    assert missing.returncode == 3
+    assert missing.stdout == ""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -404,6 +406,9 @@ def test_in_process_once_and_refusals(store: Path, broker: Broker, tmp_path: Pat
     assert "homeassistant/device/openusage_inproc/config" in retained(broker.port, "homeassistant/device/+/config")
     missing = _settings(tmp_path / "none.db", broker)
     assert Publisher(missing).run(once=True) == 3  # connected, but the store cannot be read
+    # ... and it left the running node's entities alone: its store is still online.
+    store_topic = Topics("homeassistant", "inproc").store_availability
+    assert retained(broker.port, store_topic)[store_topic] == b"online"
     unreachable = _settings(store, Broker(port=1, config=tmp_path / "x"))
     assert Publisher(unreachable).run(once=True) == 4
     out = __import__("io").StringIO()
@@ -438,6 +443,27 @@ def test_cli_publish_in_process(
     assert main(["publish", "--db", str(store)]) == 2
     assert main(["publish", "--db", str(store), "--broker", "mqtt://h:notaport"]) == 2
     assert "bad port" in capsys.readouterr().err
+
+
+def test_a_clean_stop_logs_no_warning(store: Path, broker: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    """Neither the end of a --once run nor a stop after the broker went away is reported as a problem."""
+    from custom_components.openusage.core.publisher import Publisher
+
+    with caplog.at_level(logging.DEBUG):
+        assert Publisher(_settings(store, broker)).run(once=True) == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    publisher = Publisher(_settings(store, broker))
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(publisher.run()))
+    with caplog.at_level(logging.DEBUG):
+        worker.start()
+        assert publisher._connected.wait(10)
+        time.sleep(0.5)
+        broker.stop()
+        publisher.stop()
+        worker.join(20)
+    assert result == [0]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_signals_stop_the_publisher(store: Path, broker: Broker) -> None:

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .catalog import BREAKDOWN_OPTIONS
 from .clock import parse_time
 from .dashboard import dashboard, to_yaml
 from .demo import generate_demo_store
 from .discovery import node_id_from
+from .models import Breakdown
 from .publisher import (
     PASSWORD_ENV,
     Publisher,
@@ -39,6 +41,7 @@ from .snapshot_json import snapshot_to_json
 
 EXIT_USAGE = 2
 EXIT_STORE = 3
+DRY_RUN_BROKER = "mqtt://localhost"  # a dry run connects to nothing
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--tz", type=_zone)
     pub.add_argument("--active-minutes", type=_positive)
     pub.add_argument("--link", type=_link, action="append", default=None, metavar="SRC=DST")
+    pub.add_argument(
+        "--breakdown-sensors", metavar="KINDS", help="also a sensor per model, agent, project or tool: KINDS=model,tool"
+    )
     pub.add_argument("--once", action="store_true", help="publish once, then exit")
     pub.add_argument("--dry-run", action="store_true", help="print topics and payloads instead of connecting")
     pub.add_argument("-v", "--verbose", action="store_true")
@@ -212,14 +218,20 @@ def publish_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Pu
         return value if value is not None else file.get(name)
 
     db, broker = pick("db"), pick("broker")
-    if not db or not broker:
+    if not db or not (broker or args.dry_run):
         raise SettingsError("--db and --broker are required (on the command line or in --config)")
+    breakdowns = pick("breakdown_sensors")
+    if isinstance(breakdowns, str):
+        breakdowns = [item.strip() for item in breakdowns.split(",") if item.strip()]
+    known = {b.value for b in BREAKDOWN_OPTIONS}
+    if not isinstance(breakdowns, list | type(None)) or any(b not in known for b in breakdowns or []):
+        raise SettingsError(f"breakdown_sensors: a list of {', '.join(sorted(known))}")
     links = args.link if args.link is not None else [_link(item) for item in file.get("link", [])]
     zone = pick("tz")
     password_file = pick("password_file")
     settings = PublishSettings(
         db=Path(db),
-        broker=str(broker),
+        broker=str(broker or DRY_RUN_BROKER),
         username=pick("username"),
         password=read_password(Path(password_file) if password_file else None, environ),
         tls_ca=Path(pick("tls_ca")) if pick("tls_ca") else None,
@@ -233,6 +245,7 @@ def publish_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Pu
             active_minutes=float(pick("active_minutes") or DEFAULT_ACTIVE_MINUTES),
             provider_links=merge_links(dict(links)),
         ),
+        breakdown_sensors=frozenset(Breakdown(b) for b in breakdowns or []),
     )
     settings.host_port_tls  # noqa: B018  (validates the broker URL now, not at connect time)
     return settings
@@ -262,13 +275,15 @@ def _publish(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "snapshot":
-        return _snapshot(args)
-    if args.command == "publish":
-        return _publish(args)
-    if args.command == "dashboard":
-        return _dashboard(args)
-    return _demo_store(args)
+    command = {"snapshot": _snapshot, "publish": _publish, "dashboard": _dashboard}.get(args.command, _demo_store)
+    try:
+        status = command(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (`snapshot | head`): it has what it wanted. Nothing more goes to the pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return status
 
 
 if __name__ == "__main__":

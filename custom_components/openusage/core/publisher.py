@@ -325,6 +325,10 @@ class Publisher:
                 self._read_back()
                 first = False
             snapshot = self._refresh(loop)
+            if once and snapshot is None:
+                # One run against a store it cannot read publishes nothing: marking the node's store
+                # offline would blank the entities of the publisher that runs there all the time.
+                return 3
             with self._lock:
                 full, self._full_publish = self._full_publish, False
             if self._connected.is_set():
@@ -341,10 +345,13 @@ class Publisher:
         client = self._client
         if client is None:
             return
+        self._stop.set()  # the disconnect below is ours: no "reconnecting" warning
         if graceful_offline and self._connected.is_set():
             info = client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
-            info.wait_for_publish(timeout=5)
-        client.disconnect()
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:  # not when the connection went in the meantime
+                info.wait_for_publish(timeout=5)
+        if self._connected.is_set():
+            client.disconnect()
         client.loop_stop()
 
 
