@@ -4,6 +4,7 @@ connected to that broker, creates the entities."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,13 +12,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 
 from custom_components.openusage.core.demo import generate_demo_store
-from tests.mqtt.broker import Broker, mosquitto
+from tests.mqtt.broker import Broker, mosquitto, publish
+
+from .test_dashboard import entity_ids_of
 
 REPO = Path(__file__).parents[2]
 
@@ -44,6 +49,15 @@ async def _wait(hass: HomeAssistant, entity_id: str, attribute: str | None = Non
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{entity_id} never got a state: {hass.states.get(entity_id)}")
+
+
+async def _wait_for_state(hass: HomeAssistant, entity_id: str, state: str) -> None:
+    for _ in range(200):
+        await hass.async_block_till_done()
+        if (found := hass.states.get(entity_id)) is not None and found.state == state:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{entity_id} never became {state}: {hass.states.get(entity_id)}")
 
 
 async def test_home_assistant_mqtt_creates_the_entities(
@@ -94,4 +108,37 @@ async def test_home_assistant_mqtt_creates_the_entities(
     assert disabled.disabled_by is er.RegistryEntryDisabler.INTEGRATION
     devices = {d.name for d in dr.async_get(hass).devices.values()}
     assert {"OpenUsage (workstation)", "Claude Code (workstation)", "Claude Code (opencode, workstation)"} <= devices
+    assert hass.states.get("sensor.claude_code_workstation_quota_status").state == "OK"  # a text, as natively
+
+    # The dashboard `openusage-ha dashboard --node-id` prints names only entities that exist.
+    board = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "custom_components.openusage.core.cli", "dashboard", "--db", str(live_store),
+         "--node-id", "workstation"],
+        capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
+    )  # fmt: skip
+    assert board.returncode == 0, board.stderr
+    names = entity_ids_of(yaml.safe_load(board.stdout))
+    assert "sensor.claude_code_workstation_5_hour_usage" in names
+    for entity_id in names:
+        assert hass.states.get(entity_id) is not None, entity_id
+
+    # A quota alert above its threshold, then the publisher restarts (its Last Will, then a new run): the
+    # quota goes unavailable and comes back, which is no new crossing.
+    shutil.copytree(
+        REPO / "blueprints" / "automation" / "openusage", config_dir / "blueprints" / "automation" / "openusage"
+    )
+    calls = async_mock_service(hass, "notify", "test")
+    blueprint = {"path": "openusage/quota_alert.yaml", "input": {
+        "quota": quota, "threshold": 1, "notify_action": [{"action": "notify.test", "data": {"message": "{{ message }}"}}]}}  # fmt: skip
+    assert await async_setup_component(hass, "automation", {"automation": {"use_blueprint": blueprint}})
+    await hass.async_block_till_done()
+    assert float(hass.states.get(quota).state) > 1
+    await asyncio.to_thread(publish, broker.port, "openusage/workstation/availability", "offline", retain=True)
+    await _wait_for_state(hass, quota, "unavailable")
+    again = await asyncio.to_thread(subprocess.run, published.args, capture_output=True, text=True, cwd=REPO,
+                                    check=False, timeout=120)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    await _wait(hass, quota)
+    assert calls == []
     assert await hass.config_entries.async_unload(entry.entry_id)
