@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from custom_components.openusage.core.catalog import HUB_ENTITIES, KNOWN_QUOTA_METRICS
+from custom_components.openusage.core.catalog import (
+    BREAKDOWN_SENSORS,
+    HUB_ENTITIES,
+    ICONS,
+    KNOWN_QUOTA_METRICS,
+    QUOTA_STATUS_TEXTS,
+)
+from custom_components.openusage.core.models import Breakdown
 from custom_components.openusage.core.reader import StoreErrorKind
 
 ROOT = Path(__file__).parents[2]
@@ -33,7 +40,23 @@ def test_manifest_keys_and_order() -> None:
     assert hacs["homeassistant"] == "2025.4.0"
     assert set(hacs) <= {"name", "homeassistant", "hacs", "zip_release", "filename", "content_in_root",
                          "hide_default_branch", "country", "persistent_directory", "render_readme"}  # fmt: skip
-    assert (INTEGRATION / "brand" / "icon.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_brand_images_follow_the_brands_rules() -> None:
+    """Square icons at 256 and 512 px, trimmed (the brands rules allow no transparent border), and no logo
+    that only repeats the icon (Home Assistant then shows the icon where a logo goes)."""
+    from PIL import Image
+
+    brand = INTEGRATION / "brand"
+    for name, size in (("icon.png", 256), ("icon@2x.png", 512)):
+        with Image.open(brand / name) as image:
+            assert image.format == "PNG"
+            assert image.size == (size, size), name
+            opaque = image.convert("RGBA").getchannel("A").point(lambda a: 255 if a > 8 else 0)
+            assert opaque.getbbox() == (0, 0, size, size), name
+    icon = (brand / "icon.png").read_bytes()
+    for logo in brand.glob("*logo*.png"):
+        assert logo.read_bytes() != icon, logo.name
 
 
 def test_every_entity_translation_exists() -> None:
@@ -50,8 +73,13 @@ def test_every_entity_translation_exists() -> None:
                 "model_cost_today", "agent_cost_today", "project_cost_today", "tool_tool_calls_today"):  # fmt: skip
         assert key in sensors, key
     assert "limited" in binaries
-    assert set(sensors["quota_status"]["state"]) == {"ok", "near_limit", "limited", "auth_required", "unsupported",
-                                                     "error", "unknown"}  # fmt: skip
+    # MQTT entities show the same state texts and the same icons as the native ones.
+    assert sensors["quota_status"]["state"] == QUOTA_STATUS_TEXTS
+    icons = json.loads((INTEGRATION / "icons.json").read_text())["entity"]
+    assert {k: v["default"] for entries in icons.values() for k, v in entries.items()} == ICONS
+    for breakdown, (*_, name) in BREAKDOWN_SENSORS.items():
+        key = "tool_tool_calls_today" if breakdown is Breakdown.TOOL else f"{breakdown.value}_cost_today"
+        assert sensors[key]["name"] == name.format(key=f"{{{breakdown.value}}}")
 
 
 def test_every_exception_issue_and_error_key_exists() -> None:

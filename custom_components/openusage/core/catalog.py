@@ -690,7 +690,7 @@ def _status_attributes(s: Snapshot, device: str) -> dict[str, Any]:
 
 
 # Per breakdown: the measure, its unit, the kind in the key, and the English name ("{key}" stands for the key).
-_BREAKDOWN_SENSORS: dict[Breakdown, tuple[str, str | None, str, str]] = {
+BREAKDOWN_SENSORS: dict[Breakdown, tuple[str, str | None, str, str]] = {
     Breakdown.MODEL: ("cost_usd", "USD", "cost", "Model cost today ({key})"),
     Breakdown.AGENT: ("cost_usd", "USD", "cost", "Agent cost today ({key})"),
     Breakdown.PROJECT: ("cost_usd", "USD", "cost", "Project cost today ({key})"),
@@ -700,7 +700,7 @@ _BREAKDOWN_SENSORS: dict[Breakdown, tuple[str, str | None, str, str]] = {
 
 def _breakdown_entities(snapshot: Snapshot, breakdown: Breakdown) -> list[EntitySpec]:
     specs = []
-    measure, unit, kind, name = _BREAKDOWN_SENSORS[breakdown]
+    measure, unit, kind, name = BREAKDOWN_SENSORS[breakdown]
     for key in snapshot.usage.breakdowns[breakdown]:
 
         def value(s: Snapshot, key: str = key) -> Value:
