@@ -57,13 +57,16 @@ PROVIDERS: dict[str, Provider] = {
 }
 
 
+_ACRONYMS = frozenset({"ai", "api", "cli", "ide", "llm", "sdk"})
+
+
 def provider(provider_id: str) -> Provider:
     """The provider's names; an id openusage does not list reads as words (`my-llm` → `My LLM`)."""
     known = PROVIDERS.get(provider_id)
     if known is not None:
         return known if known.default_account else known._replace(default_account=provider_id)
     words = [w for w in re.split(r"[_\-\s.]+", provider_id) if w]
-    name = " ".join(w.upper() if len(w) <= 3 and w.isalpha() and w != "ai" else w[:1].upper() + w[1:] for w in words)
+    name = " ".join(w.upper() if w.lower() in _ACRONYMS else w[:1].upper() + w[1:] for w in words)
     return Provider(name or "Unknown provider", name or "Unknown provider", provider_id)
 
 
