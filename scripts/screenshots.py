@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +29,12 @@ BASE = f"http://127.0.0.1:{PORT}"
 CLIENT_ID = f"{BASE}/"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def request(method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None,
@@ -37,7 +47,7 @@ def request(method: str, path: str, body: dict[str, Any] | None = None, token: s
         data = json.dumps(body).encode() if body is not None else None
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(BASE + path, data=data, headers=headers, method=method)
-    with urllib.request.urlopen(req, timeout=30) as response:
+    with urllib.request.urlopen(req, timeout=180) as response:
         text = response.read().decode()
     return json.loads(text) if text else None
 
@@ -74,25 +84,37 @@ def add_integration(token: str, store: Path) -> None:
         raise SystemExit(f"the config flow did not create an entry: {result}")
 
 
-async def add_dashboard(token: str) -> None:
-    """The repository's dashboard, its daily-spend card pointed at the imported history."""
-    text = (ROOT / "dashboards" / "openusage.yaml").read_text()
+async def add_dashboard(token: str, url_path: str, text: str) -> None:
+    """A dashboard exactly as given (the shipped file, or what `openusage-ha dashboard` printed)."""
+    config = yaml.safe_load(text)
     async with aiohttp.ClientSession() as session, session.ws_connect(f"{BASE}/api/websocket") as ws:
         await ws.receive_json()
         await ws.send_json({"type": "auth", "access_token": token})
         await ws.receive_json()
-        await ws.send_json({"id": 1, "type": "recorder/list_statistic_ids", "statistic_type": "sum"})
-        ids = [s["statistic_id"] for s in (await ws.receive_json())["result"]]
-        imported = next(i for i in ids if i.startswith("openusage:") and i.endswith("_total_cost"))
-        config = yaml.safe_load(text.replace("              - sensor.openusage_cost_today\n",
-                                             f"              - {imported}\n"))  # fmt: skip
-        await ws.send_json({"id": 2, "type": "lovelace/dashboards/create", "url_path": "ai-usage",
+        await ws.send_json({"id": 2, "type": "lovelace/dashboards/create", "url_path": url_path,
                             "title": "AI usage", "icon": "mdi:robot-outline", "mode": "storage"})  # fmt: skip
         await ws.receive_json()
-        await ws.send_json({"id": 3, "type": "lovelace/config/save", "url_path": "ai-usage", "config": config})
+        await ws.send_json({"id": 3, "type": "lovelace/config/save", "url_path": url_path, "config": config})
         reply = await ws.receive_json()
         if not reply.get("success"):
             raise SystemExit(f"saving the dashboard failed: {reply}")
+
+
+def add_mqtt(token: str, port: int) -> None:
+    """Home Assistant's MQTT integration, connected to the test broker."""
+    flow = request("POST", "/api/config/config_entries/flow", {"handler": "mqtt"}, token)
+    if flow.get("type") == "menu":  # newer releases ask first how to set it up
+        flow = request("POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"next_step_id": "broker"}, token)
+    result = request("POST", f"/api/config/config_entries/flow/{flow['flow_id']}",
+                     {"broker": "127.0.0.1", "port": port}, token)  # fmt: skip
+    if result.get("type") != "create_entry":
+        raise SystemExit(f"the MQTT config flow did not create an entry: {result}")
+
+
+def openusage_ha(*args: str) -> str:
+    """The project's command, as a user runs it."""
+    command = [sys.executable, "-m", "openusage_ha.cli", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
 def device_ids(token: str) -> dict[str, str]:
@@ -127,13 +149,16 @@ async def photograph(tokens: dict[str, Any], devices: dict[str, str]) -> None:
         await shot("/config/integrations/integration/openusage", "integration.png")
         await page.goto(BASE + "/_my_redirect/config_flow_start?domain=openusage")
         await page.wait_for_timeout(3000)  # the dialog animates in; a moving button cannot be clicked
-        await page.get_by_role("button", name="OK").click(timeout=20_000)
+        with contextlib.suppress(PlaywrightTimeout):  # older releases first ask to confirm starting the flow
+            await page.get_by_role("button", name="OK").click(timeout=10_000)
         await page.wait_for_timeout(4000)
         await page.screenshot(path=str(OUT / "config-flow.png"))
         print(f"  {OUT / 'config-flow.png'}")
         await shot(f"/config/devices/device/{devices['OpenUsage']}", "device-hub.png")
-        await shot(f"/config/devices/device/{devices['claude_code claude-code']}", "device-claude.png")
+        await shot(f"/config/devices/device/{devices['Claude Code']}", "device-claude.png")
         await shot("/ai-usage/usage", "dashboard.png", wait=6, full=True)
+        await shot(f"/config/devices/device/{devices['Claude Code (laptop)']}", "mqtt-device-claude.png")
+        await shot("/ai-usage-mqtt/usage", "mqtt-dashboard.png", wait=6, full=True)
         await browser.close()
 
 
@@ -143,8 +168,13 @@ def main() -> int:
         config, state = root / "config", root / "state" / "openusage"
         (config / "custom_components").mkdir(parents=True)
         (config / "custom_components" / "openusage").symlink_to(ROOT / "custom_components" / "openusage")
-        subprocess.run([sys.executable, "-m", "openusage_ha.cli", "demo-store", str(state), "--days", "120",
-                        "--events", "40000", "--seed", "7"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        openusage_ha("demo-store", str(state), "--days", "120", "--events", "40000", "--seed", "7")
+        port = free_port()
+        (root / "mosquitto.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                                             + ("user root\n" if os.geteuid() == 0 else ""))  # fmt: skip
+        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        broker = subprocess.Popen([mosquitto, "-c", str(root / "mosquitto.conf")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         (config / "configuration.yaml").write_text(yaml.safe_dump({
             "homeassistant": {"name": "Home", "time_zone": "Europe/Warsaw", "currency": "USD",
                               "allowlist_external_dirs": [str(root / "state")]},
@@ -160,13 +190,21 @@ def main() -> int:
             token = tokens["access_token"]
             add_integration(token, state / "telemetry.db")
             time.sleep(8)  # first refresh and the statistics backfill
-            asyncio.run(add_dashboard(token))
+            asyncio.run(add_dashboard(token, "ai-usage", (ROOT / "dashboards" / "openusage.yaml").read_text()))
+            # The same store over MQTT, as from a laptop: the publisher, then the dashboard it prints.
+            add_mqtt(token, port)
+            db = str(state / "telemetry.db")
+            openusage_ha("publish", "--db", db, "--broker", f"mqtt://127.0.0.1:{port}", "--node-id", "laptop", "--once")
+            time.sleep(5)
+            board = openusage_ha("dashboard", "--db", db, "--node-id", "laptop")
+            asyncio.run(add_dashboard(token, "ai-usage-mqtt", board))
             devices = device_ids(token)
             print("photographing")
             asyncio.run(photograph(tokens, devices))
         finally:
             process.terminate()
             process.wait(60)
+            broker.terminate()
     return 0
 
 

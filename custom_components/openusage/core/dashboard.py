@@ -19,7 +19,8 @@ from .providers import provider
 # The imported hourly cost of the first store the native integration reads (statistics.py).
 NATIVE_COST_STATISTIC = "openusage:total_cost"
 _GAUGE_SEVERITY = {"green": 0, "yellow": 70, "red": 90}
-_HEALTH_FIGURES = ("hook_spool_files", "spool_pending", "spool_failed", "store_size", "wal_size")
+_HEALTH_FIGURES = {"hook_spool_files": "Hook spool files", "spool_pending": "Spool pending",
+                   "spool_failed": "Spool failed", "store_size": "Store size", "wal_size": "WAL size"}  # fmt: skip
 
 
 class _Ids:
@@ -98,7 +99,7 @@ def _cost_cards(snapshot: Snapshot, ids: _Ids, node_id: str | None) -> list[dict
         {
             "type": "statistics-graph",
             "title": "Daily spend",
-            "entities": [daily],
+            "entities": [{"entity": daily, "name": "Cost"}],
             "stat_types": ["change"],
             "period": "day",
             "days_to_show": 30,
@@ -133,7 +134,7 @@ def _health_cards(ids: _Ids) -> list[dict[str, Any]]:
                 {"entity": ids(HUB, "ingestion_problem"), "name": "Ingestion problem"},
                 {"entity": ids(HUB, "last_activity"), "name": "Last event", "format": "relative"},
                 {"entity": ids(HUB, "last_quota_snapshot"), "name": "Last quota poll", "format": "relative"},
-                *({"entity": ids(HUB, key)} for key in _HEALTH_FIGURES),
+                *({"entity": ids(HUB, key), "name": name} for key, name in _HEALTH_FIGURES.items()),
             ],
         },
     ]
