@@ -19,7 +19,7 @@ from .config_flow import entry_title
 from .const import CONF_PATH, CONF_STATISTIC_PREFIX, DOMAIN
 from .coordinator import OpenUsageConfigEntry, OpenUsageCoordinator, repair_issue_id
 from .core.catalog import HUB, account_device, entity_slug
-from .entity import device_identifier
+from .entity import device_identifier, hub_device_info
 from .services import async_setup_services
 from .statistics import async_clear_statistics, async_update_statistics, statistic_prefix_for
 
@@ -93,6 +93,9 @@ def _move_entity_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
 
 async def async_setup_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> bool:
     coordinator = OpenUsageCoordinator(hass, entry)
+    # The hub first: the account devices name it as the device they are connected through.
+    hub = dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, **hub_device_info(entry.entry_id))
+    coordinator.hub_device_id = hub.id
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = coordinator
     _remove_stale_devices(hass, entry)
@@ -136,7 +139,7 @@ def _remove_stale_devices(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> N
     registry = dr.async_get(hass)
     for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
         if not device.identifiers & current:
-            registry.async_update_device(device.id, remove_config_entry_id=entry.entry_id)
+            registry.async_remove_device(device.id)
 
 
 async def async_remove_config_entry_device(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import voluptuous as vol
 from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import AbortFlow
@@ -36,6 +35,7 @@ from .coordinator import OpenUsageConfigEntry, parse_links
 from .core.catalog import BREAKDOWN_OPTIONS
 from .core.reader import StoreError, default_store_path, probe_store
 from .statistics import statistic_prefix_for
+from .validation import vol
 
 
 def _resolve(raw: str) -> Path | None:

@@ -80,6 +80,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
         # What the latest snapshot supports, worked out with it once per refresh for every platform.
         self.entity_specs: list[EntitySpec] = []
         self.devices: dict[str, DeviceSpec] = {}  # provider-account devices by key (the hub aside)
+        self.hub_device_id = ""  # the hub's device registry id, set before the first refresh
 
     async def async_shutdown(self) -> None:
         """Stop refreshing, then close the reader's mirror."""

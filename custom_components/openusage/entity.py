@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from homeassistant.const import EntityCategory
 from homeassistant.core import callback
@@ -23,23 +23,30 @@ def device_identifier(entry_id: str, device_key: str) -> tuple[str, str]:
     return (DOMAIN, f"{entry_id}_{device_key}")
 
 
-def device_info(entry_id: str, device: DeviceSpec | None) -> DeviceInfo:
-    if device is None:  # the hub
-        return DeviceInfo(
-            identifiers={device_identifier(entry_id, HUB)},
-            name=HUB_NAME,
-            manufacturer=HUB_MANUFACTURER,
-            model=HUB_MODEL,
-            entry_type=DeviceEntryType.SERVICE,
-        )
+def hub_device_info(entry_id: str) -> DeviceInfo:
     return DeviceInfo(
-        identifiers={device_identifier(entry_id, device.key)},
-        name=device.name,
-        manufacturer=device.manufacturer,
-        model=device.model,
+        identifiers={device_identifier(entry_id, HUB)},
+        name=HUB_NAME,
+        manufacturer=HUB_MANUFACTURER,
+        model=HUB_MODEL,
         entry_type=DeviceEntryType.SERVICE,
-        via_device=device_identifier(entry_id, HUB),
     )
+
+
+def device_info(entry_id: str, device: DeviceSpec, hub_device_id: str) -> DeviceInfo:
+    """A provider account's device, connected through the hub."""
+    info: dict[str, Any] = {
+        "identifiers": {device_identifier(entry_id, device.key)},
+        "name": device.name,
+        "manufacturer": device.manufacturer,
+        "model": device.model,
+        "entry_type": DeviceEntryType.SERVICE,
+    }
+    if "via_device_id" in DeviceInfo.__annotations__:  # Home Assistant 2026.8 and later
+        info["via_device_id"] = hub_device_id
+    else:  # earlier releases know the hub by its identifier only
+        info["via_device"] = device_identifier(entry_id, HUB)
+    return cast(DeviceInfo, info)
 
 
 class Shown(NamedTuple):
@@ -67,7 +74,11 @@ class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
         self._attr_entity_registry_enabled_default = spec.enabled_default
         if spec.entity_category == "diagnostic":
             self._attr_entity_category = EntityCategory.DIAGNOSTIC
-        self._attr_device_info = device_info(entry_id, None if spec.device == HUB else coordinator.devices[spec.device])
+        self._attr_device_info = (
+            hub_device_info(entry_id)
+            if spec.device == HUB
+            else device_info(entry_id, coordinator.devices[spec.device], coordinator.hub_device_id)
+        )
         # Worked out once per snapshot. Home Assistant may write the state before adding the entity (a registry
         # update), and the snapshot may have changed by the time it is added.
         self.shown = self._work_out()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-import voluptuous as vol
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse, callback
 from homeassistant.exceptions import ServiceValidationError
@@ -14,6 +13,7 @@ from homeassistant.helpers import config_validation as cv
 from .const import ATTR_CONFIG_ENTRY_ID, ATTR_GROUP_BY, ATTR_WINDOW, DOMAIN, SERVICE_GET_USAGE
 from .coordinator import OpenUsageConfigEntry
 from .core.models import BREAKDOWN_FIELDS, BREAKDOWN_WINDOWS, Breakdown, Window
+from .validation import vol
 
 SCHEMA = vol.Schema(
     {

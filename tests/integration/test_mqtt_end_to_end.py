@@ -106,7 +106,7 @@ async def test_home_assistant_mqtt_creates_the_entities(
     disabled = registry.async_get("sensor.openusage_workstation_input_tokens_today")
     assert disabled is not None
     assert disabled.disabled_by is er.RegistryEntryDisabler.INTEGRATION
-    devices = {d.name for d in dr.async_get(hass).devices.values()}
+    devices = {d.name for d in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)}
     assert {"OpenUsage (workstation)", "Claude Code (workstation)", "Claude Code (opencode, workstation)"} <= devices
     assert hass.states.get("sensor.claude_code_workstation_quota_status").state == "OK"  # a text, as natively
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import sqlite3
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -61,10 +63,19 @@ async def test_entities_snapshot(
             "entity_category": entity.entity_category,
             "disabled_by": entity.disabled_by,
             "unit_of_measurement": entity.unit_of_measurement,
-            "capabilities": entity.capabilities,
+            "capabilities": _plain(entity.capabilities) if entity.capabilities else entity.capabilities,
         }
         assert chosen == snapshot(name=f"{entity.entity_id}-entry")
-        assert hass.states.get(entity.entity_id) == snapshot(name=f"{entity.entity_id}-state")
+        state = hass.states.get(entity.entity_id)
+        assert state is not None
+        shown = {"state": state.state, "attributes": _plain(state.attributes)}
+        assert shown == snapshot(name=f"{entity.entity_id}-state")
+
+
+def _plain(mapping: Mapping[str, object]) -> dict[str, object]:
+    """Attributes and capabilities with text keys and values: Home Assistant 2026.10 keys them by enum
+    members, earlier releases by text, and one snapshot serves every release."""
+    return {str(k): v.value if isinstance(v, enum.Enum) else v for k, v in sorted(mapping.items())}
 
 
 def _expected_state(value: object) -> str:
