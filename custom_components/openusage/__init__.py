@@ -33,7 +33,8 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> bool:
-    """1.1 → 1.2: a title instead of the store's path, stable statistic ids, and the entity ids Home
+    """1.1 → 1.2: a title instead of the store's path, no unique id (it was the path, which a reconfigure
+    changes; one store per entry is checked by path), stable statistic ids, and the entity ids Home
     Assistant gave under the old device names ("claude_code claude-code") moved to the new ones."""
     if entry.version > 1:
         return False
@@ -44,7 +45,7 @@ async def async_migrate_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) 
             title = entry_title(Path(entry.data[CONF_PATH]), others)
         _move_entity_ids(hass, entry)
         data = {**entry.data, CONF_STATISTIC_PREFIX: statistic_prefix_for(hass)}
-        hass.config_entries.async_update_entry(entry, title=title, data=data, minor_version=2)
+        hass.config_entries.async_update_entry(entry, title=title, data=data, unique_id=None, minor_version=2)
     return True
 
 

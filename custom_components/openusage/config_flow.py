@@ -104,8 +104,9 @@ class OpenUsageConfigFlow(ConfigFlow, domain=DOMAIN):
             resolved, errors = await self._validate(user_input[CONF_PATH])
             path = user_input[CONF_PATH]
             if not errors:
-                await self.async_set_unique_id(str(resolved))
-                self._abort_if_unique_id_configured()
+                # A store has no id of its own (openusage replaces a corrupt one at the same path): an entry
+                # has no unique id, and one store is read by one entry.
+                self._async_abort_entries_match({CONF_PATH: str(resolved)})
                 others = [e.title for e in self._async_current_entries(include_ignore=False)]
                 return self.async_create_entry(
                     title=entry_title(resolved, others),
@@ -123,17 +124,14 @@ class OpenUsageConfigFlow(ConfigFlow, domain=DOMAIN):
             if not errors and str(resolved) == entry.data[CONF_PATH]:
                 return self.async_abort(reason="reconfigure_unchanged")
             if not errors:
-                await self.async_set_unique_id(str(resolved))
-                self._abort_if_other_entry_reads_it(entry)
-                return self.async_update_reload_and_abort(
-                    entry, unique_id=str(resolved), data_updates={CONF_PATH: str(resolved)}
-                )
+                self._abort_if_other_entry_reads(entry, str(resolved))
+                return self.async_update_reload_and_abort(entry, data_updates={CONF_PATH: str(resolved)})
         return self._form("reconfigure", path, errors)
 
-    def _abort_if_other_entry_reads_it(self, entry: OpenUsageConfigEntry) -> None:
+    def _abort_if_other_entry_reads(self, entry: OpenUsageConfigEntry, path: str) -> None:
         """Moving to a store another entry already reads is refused; any other path is fine."""
         for other in self._async_current_entries(include_ignore=False):
-            if other.entry_id != entry.entry_id and other.unique_id == self.unique_id:
+            if other.entry_id != entry.entry_id and other.data.get(CONF_PATH) == path:
                 raise AbortFlow("already_configured")
 
     @staticmethod

@@ -58,7 +58,6 @@ def config_entry(store_path: Path) -> MockConfigEntry:
         domain=DOMAIN,
         title="OpenUsage",
         data={CONF_PATH: str(store_path), CONF_STATISTIC_PREFIX: ""},
-        unique_id=str(store_path),
         minor_version=2,
         entry_id="01JOPENUSAGETESTENTRY0000",
     )

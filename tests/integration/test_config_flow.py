@@ -42,7 +42,7 @@ async def test_user_flow_creates_entry_with_resolved_path(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"] == {CONF_PATH: str(store_path), CONF_STATISTIC_PREFIX: ""}
     assert result["title"] == "OpenUsage"
-    assert result["result"].unique_id == str(store_path)
+    assert result["result"].unique_id is None  # a store has no id of its own: one entry per path instead
 
     # A second store is told apart by its machine's folder, and its statistics by their prefix.
     second = generate_demo_store(tmp_path / "laptop" / "openusage", days=10, events=200, now=NOW)
@@ -129,7 +129,8 @@ async def test_reconfigure_moves_the_entry(hass: HomeAssistant, loaded_entry: Mo
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
     assert loaded_entry.data[CONF_PATH] == str(moved / "telemetry.db")
-    assert loaded_entry.unique_id == str(moved / "telemetry.db")
+    assert loaded_entry.unique_id is None  # unchanged by a reconfigure
+    assert loaded_entry.title == "OpenUsage"
     assert loaded_entry.runtime_data.path == moved / "telemetry.db"
 
 
@@ -148,7 +149,7 @@ async def test_reconfigure_to_a_store_another_entry_reads_aborts(
 ) -> None:
     other_dir = tmp_path / "second"
     other = generate_demo_store(other_dir, days=10, events=200, now=NOW)
-    MockConfigEntry(domain=DOMAIN, data={CONF_PATH: str(other)}, unique_id=str(other)).add_to_hass(hass)
+    MockConfigEntry(domain=DOMAIN, data={CONF_PATH: str(other)}).add_to_hass(hass)
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": loaded_entry.entry_id}
     )

@@ -146,6 +146,7 @@ async def test_an_entry_of_release_1_1_gets_its_title_statistics_and_entity_ids_
     await hass.async_block_till_done()
 
     assert entry.title == "OpenUsage"
+    assert entry.unique_id is None  # it was the path, which a reconfigure changes
     assert (entry.version, entry.minor_version) == (1, 2)
     assert entry.data[CONF_STATISTIC_PREFIX] == ""
     moved = {

@@ -44,7 +44,7 @@ async def test_errors(hass: HomeAssistant, loaded_entry: MockConfigEntry, tmp_pa
         await call(hass, window="today", config_entry_id="nope")
     assert err.value.translation_key == "entry_not_found"
     second = generate_demo_store(tmp_path / "second", days=5, events=100, now=NOW)
-    other = MockConfigEntry(domain=DOMAIN, data={CONF_PATH: str(second)}, unique_id=str(second))
+    other = MockConfigEntry(domain=DOMAIN, data={CONF_PATH: str(second)})
     other.add_to_hass(hass)
     with pytest.raises(ServiceValidationError) as err:
         await call(hass, window="today", config_entry_id=other.entry_id)

@@ -63,7 +63,7 @@ async def entry(
     hass.config.allowlist_external_dirs = {str(tmp_path)}
     path = tmp_path / "telemetry.db"
     _store(path)
-    config_entry = MockConfigEntry(domain=DOMAIN, data={CONF_PATH: str(path)}, unique_id=str(path), entry_id=ENTRY_ID)
+    config_entry = MockConfigEntry(domain=DOMAIN, data={CONF_PATH: str(path)}, entry_id=ENTRY_ID)
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done()
@@ -150,7 +150,7 @@ async def test_statistics_imported_under_the_entry_id_keep_their_history(
         metadata["unit_class"] = None
     async_add_external_statistics(hass, metadata, [StatisticData(start=_h("2026-07-30T00:00:00"), state=7.5, sum=7.5)])
     await async_wait_recording_done(hass)
-    entry = MockConfigEntry(domain=DOMAIN, data={CONF_PATH: str(path)}, unique_id=str(path), entry_id=ENTRY_ID)
+    entry = MockConfigEntry(domain=DOMAIN, data={CONF_PATH: str(path)}, entry_id=ENTRY_ID)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
