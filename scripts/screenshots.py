@@ -7,81 +7,27 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
+from hass_http import Hass, free_port
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "images"
 PORT = 8123
-BASE = f"http://127.0.0.1:{PORT}"
-CLIENT_ID = f"{BASE}/"
+HASS = Hass(PORT)
+BASE = HASS.base
+CLIENT_ID = HASS.client_id
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def request(method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None,
-            form: bool = False) -> Any:  # fmt: skip
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    if form:
-        data = "&".join(f"{k}={v}" for k, v in (body or {}).items()).encode()
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-    else:
-        data = json.dumps(body).encode() if body is not None else None
-        headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(BASE + path, data=data, headers=headers, method=method)
-    with urllib.request.urlopen(req, timeout=180) as response:
-        text = response.read().decode()
-    return json.loads(text) if text else None
-
-
-def wait_until_up(process: subprocess.Popen[bytes]) -> None:
-    for _ in range(600):
-        if process.poll() is not None:
-            raise SystemExit("Home Assistant stopped while starting")
-        try:
-            request("GET", "/api/onboarding")
-            return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    raise SystemExit("Home Assistant did not start")
-
-
-def onboard() -> dict[str, Any]:
-    """Create the demo user and finish onboarding; returns the user's tokens."""
-    user = request("POST", "/api/onboarding/users", {"client_id": CLIENT_ID, "name": "Demo", "username": "demo",
-                                                     "password": "demo-password", "language": "en"})  # fmt: skip
-    tokens = request("POST", "/auth/token", {"grant_type": "authorization_code", "code": user["auth_code"],
-                                             "client_id": CLIENT_ID}, form=True)  # fmt: skip
-    token = tokens["access_token"]
-    request("POST", "/api/onboarding/core_config", {}, token)
-    request("POST", "/api/onboarding/analytics", {}, token)
-    request("POST", "/api/onboarding/integration", {"client_id": CLIENT_ID, "redirect_uri": CLIENT_ID}, token)
-    return dict(tokens)
-
-
-def add_integration(token: str, store: Path) -> None:
-    flow = request("POST", "/api/config/config_entries/flow", {"handler": "openusage"}, token)
-    result = request("POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"path": str(store)}, token)
-    if result.get("type") != "create_entry":
-        raise SystemExit(f"the config flow did not create an entry: {result}")
 
 
 async def add_dashboard(token: str, url_path: str, text: str) -> None:
@@ -100,13 +46,13 @@ async def add_dashboard(token: str, url_path: str, text: str) -> None:
             raise SystemExit(f"saving the dashboard failed: {reply}")
 
 
-def add_mqtt(token: str, port: int) -> None:
+def add_mqtt(port: int) -> None:
     """Home Assistant's MQTT integration, connected to the test broker."""
-    flow = request("POST", "/api/config/config_entries/flow", {"handler": "mqtt"}, token)
+    flow = HASS.request("POST", "/api/config/config_entries/flow", {"handler": "mqtt"})
     if flow.get("type") == "menu":  # newer releases ask first how to set it up
-        flow = request("POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"next_step_id": "broker"}, token)
-    result = request("POST", f"/api/config/config_entries/flow/{flow['flow_id']}",
-                     {"broker": "127.0.0.1", "port": port}, token)  # fmt: skip
+        flow = HASS.request("POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"next_step_id": "broker"})
+    result = HASS.request("POST", f"/api/config/config_entries/flow/{flow['flow_id']}",
+                          {"broker": "127.0.0.1", "port": port})  # fmt: skip
     if result.get("type") != "create_entry":
         raise SystemExit(f"the MQTT config flow did not create an entry: {result}")
 
@@ -185,14 +131,14 @@ def main() -> int:
                                    stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         try:
             print("starting Home Assistant")
-            wait_until_up(process)
-            tokens = onboard()
+            HASS.wait_until_up(process)
+            tokens = HASS.onboard()
             token = tokens["access_token"]
-            add_integration(token, state / "telemetry.db")
+            HASS.add_integration(state / "telemetry.db")
             time.sleep(8)  # first refresh and the statistics backfill
             asyncio.run(add_dashboard(token, "ai-usage", (ROOT / "dashboards" / "openusage.yaml").read_text()))
             # The same store over MQTT, as from a laptop: the publisher, then the dashboard it prints.
-            add_mqtt(token, port)
+            add_mqtt(port)
             db = str(state / "telemetry.db")
             openusage_ha("publish", "--db", db, "--broker", f"mqtt://127.0.0.1:{port}", "--node-id", "laptop", "--once")
             time.sleep(5)
