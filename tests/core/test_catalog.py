@@ -130,4 +130,4 @@ def test_entity_ids_follow_home_assistant_s_rule_in_both_modes() -> None:
     assert entity_id(cost_7d, "OpenUsage") == "sensor.openusage_cost_7_days"
     assert mqtt_entity_id(cost_7d, None, "dev_box") == "sensor.openusage_dev_box_cost_7_days"
     assert entity_id(cost_7d, "Zürich Café") == "sensor.zurich_cafe_cost_7_days"  # accents go, as slugify does
-    assert Topics("homeassistant", "x").device_id("hub") == "openusage_x"
+    assert Topics("homeassistant", "x").device_id("") == "openusage_x"

@@ -27,7 +27,7 @@ from .broker import Broker, Recorder, mosquitto, publish, retained
 
 REPO = Path(__file__).parents[2]
 TOPICS = Topics("homeassistant", "testbox")
-HUB_CONFIG = TOPICS.discovery("hub")
+HUB_CONFIG = TOPICS.discovery("")
 
 
 def command(store: Path, broker_url: str, *extra: str) -> list[str]:
@@ -138,7 +138,7 @@ def test_republishes_on_birth_and_only_changes_otherwise(store: Path, broker: Br
             assert len(rec.on(HUB_CONFIG)) == 1  # nothing changed: nothing re-sent
             rec.clear()
             publish(broker.port, "homeassistant/status", "online")
-            rec.wait_for(lambda: rec.latest(HUB_CONFIG) is not None and rec.latest(TOPICS.state("hub")) is not None)
+            rec.wait_for(lambda: rec.latest(HUB_CONFIG) is not None and rec.latest(TOPICS.state("")) is not None)
         finally:
             stop(process)
 
@@ -155,7 +155,7 @@ def test_reconnects_after_a_broker_restart(store: Path, tmp_path: Path) -> None:
             broker.start()  # no persistence: every retained message is gone
             with Recorder(port) as rec:
                 rec.wait_for(lambda: rec.latest(HUB_CONFIG) is not None, timeout=40)
-                rec.wait_for(lambda: rec.latest(TOPICS.state("hub")) is not None)
+                rec.wait_for(lambda: rec.latest(TOPICS.state("")) is not None)
                 # Retained messages arrive in the broker's topic order, not in publishing order.
                 rec.wait_for(lambda: rec.latest(TOPICS.availability) is not None)
                 assert rec.latest(TOPICS.availability).payload == b"online"
@@ -164,11 +164,14 @@ def test_reconnects_after_a_broker_restart(store: Path, tmp_path: Path) -> None:
 
 
 def test_stale_topics_are_cleaned_up(store: Path, broker: Broker) -> None:
-    gone_device = TOPICS.discovery("zai/zai")
+    gone_device = TOPICS.discovery("zai_zai")
+    ours = TOPICS.state("")  # a document is this node's when its entities read this node's state topics
     stale_hub = {"dev": {"identifiers": ["openusage_testbox"]}, "o": {"name": "openusage-ha"},
-                 "cmps": {"cost_today": {"p": "sensor", "unique_id": "x"},
-                          "removed_metric": {"p": "sensor", "unique_id": "openusage_testbox_removed_metric"}}}  # fmt: skip
-    publish(broker.port, gone_device, json.dumps({"dev": {}, "o": {}, "cmps": {"a": {"p": "sensor", "x": 1}}}), True)
+                 "cmps": {"cost_today": {"p": "sensor", "unique_id": "x", "state_topic": ours},
+                          "removed_metric": {"p": "sensor", "unique_id": "openusage_testbox_removed_metric",
+                                             "state_topic": ours}}}  # fmt: skip
+    gone = {"dev": {}, "o": {}, "cmps": {"a": {"p": "sensor", "state_topic": TOPICS.state("zai_zai")}}}
+    publish(broker.port, gone_device, json.dumps(gone), True)
     publish(broker.port, HUB_CONFIG, json.dumps(stale_hub), True)
     other = "homeassistant/device/somebody_else/config"
     publish(broker.port, other, json.dumps({"cmps": {}}), True)
@@ -274,9 +277,9 @@ def test_new_entities_are_published_without_restart(store: Path, broker: Broker)
             writer.flush()
             conn.execute("COMMIT")
             conn.close()
-            topic = TOPICS.discovery("zai/zai")
+            topic = TOPICS.discovery("zai_zai")
             rec.wait_for(lambda: rec.latest(topic) is not None)
-            state = TOPICS.state("zai/zai")
+            state = TOPICS.state("zai_zai")
             rec.wait_for(lambda: rec.latest(state) is not None)
             assert json.loads(rec.latest(state).payload)["quota_usage_five_hour"] == 9.0
         finally:

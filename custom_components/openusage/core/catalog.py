@@ -11,7 +11,7 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from .clock import local_midnight, parse_time
 from .models import Breakdown, Measures, QuotaMetric, QuotaSnapshot, QuotaStatus, Snapshot, Window
-from .providers import MoneyKind, money_kind, provider
+from .providers import KNOWN_QUOTA_METRICS, MoneyKind, money_kind, provider
 
 HUB = "hub"
 HUB_NAME = "OpenUsage"
@@ -28,42 +28,6 @@ HUB_MODEL = "Telemetry store"
 INGESTION_STUCK_SECONDS = 60.0
 CORRUPT_BACKUP_RECENT_SECONDS = 24 * 3600.0
 CURRENCIES = frozenset({"USD", "EUR", "GBP", "CNY", "JPY", "CHF", "CAD", "AUD", "INR", "KRW"})
-# Quota metric keys openusage providers write (openusage-store.md §6.3), with their English names.
-KNOWN_QUOTA_METRICS: dict[str, str] = {
-    "available_balance": "Available balance",
-    "burn_rate": "Burn rate",
-    "chat_quota": "Chat quota",
-    "codex_credit_limit": "Credit limit",
-    "codex_credit_percent_used": "Credits used",
-    "completions_quota": "Completions quota",
-    "console_balance": "Console balance",
-    "credit_balance": "Credit balance",
-    "credit_balance_spent": "Credits used",  # a provider whose `credit_balance` counts what was spent
-    "credits": "Credits",
-    "monthly_limit": "Monthly limit",
-    "monthly_spend": "Monthly spend",
-    "plan_api_percent_used": "Plan used (API)",
-    "plan_auto_percent_used": "Plan used (auto)",
-    "plan_percent_used": "Plan used",
-    "plan_spend": "Plan spend",
-    "premium_interactions_quota": "Premium requests",
-    "quota": "Quota",
-    "quota_flash": "Flash quota",
-    "quota_pro": "Pro quota",
-    "rate_limit_primary": "Primary rate limit",
-    "rate_limit_secondary": "Secondary rate limit",
-    "spend_limit": "Spend limit",
-    "total_balance": "Total balance",
-    "usage_daily": "Daily usage",
-    "usage_five_hour": "5-hour usage",
-    "usage_monthly": "Monthly usage",
-    "usage_one_day": "Daily usage",
-    "usage_seven_day": "Weekly usage",
-    "usage_seven_day_cowork": "Weekly Cowork usage",
-    "usage_seven_day_opus": "Weekly Opus usage",
-    "usage_seven_day_sonnet": "Weekly Sonnet usage",
-    "usage_weekly": "Weekly usage",
-}
 QUOTA_STATUS_OPTIONS = tuple(s.value.lower() for s in QuotaStatus)
 # What each quota status reads as (en.json's state names): MQTT entities show these.
 QUOTA_STATUS_TEXTS: dict[str, str] = {
@@ -158,6 +122,31 @@ def slug(text: str, limit: int = 64) -> str:
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 9] + "_" + hashlib.sha256(text.encode()).hexdigest()[:8]
     return cleaned or "unknown"
+
+
+def _plainness(key: str) -> tuple[int, str]:
+    """How much slugging changes a key (then the key): the plainest of keys that slug alike keeps the slug."""
+    return sum(not (c.islower() or c.isdigit() or c == "_") for c in key), key
+
+
+def unique_slugs(keys: Iterable[str], taken: Collection[str] = ()) -> dict[str, str]:
+    """A slug per key that no other key has, nor a `taken` one: of keys that slug alike (`a.b`, `a_b`,
+    `A-B`), the plainest keeps the plain slug and the others add a hash of their own text."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(slug(key), []).append(key)
+    found: dict[str, str] = {}
+    for plain, members in groups.items():
+        members.sort(key=_plainness)
+        for index, key in enumerate(members):
+            unique = index == 0 and plain not in taken
+            found[key] = plain if unique else f"{plain}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    return found
+
+
+def metric_slugs(quota: QuotaSnapshot) -> dict[str, str]:
+    """Each quota metric's part of its entities' keys: one of its own, apart from Quota status's."""
+    return unique_slugs(quota.metrics, taken={"status"})
 
 
 def entity_slug(text: str) -> str:
@@ -528,7 +517,7 @@ def _metric_reading(metric: QuotaMetric, kind: MoneyKind | None) -> float | None
     return limit - remaining if both and limit is not None and remaining is not None else None
 
 
-def _metric_entities(device: DeviceSpec, key: str, metric: QuotaMetric) -> list[EntitySpec]:
+def _metric_entities(device: DeviceSpec, key: str, metric: QuotaMetric, key_slug: str) -> list[EntitySpec]:
     unit = metric.unit or None
     currency = (unit or "").upper() if (unit or "").upper() in CURRENCIES else None
     kind = money_kind(device.provider_id or "", key, metric.window) if currency else None
@@ -564,7 +553,7 @@ def _metric_entities(device: DeviceSpec, key: str, metric: QuotaMetric) -> list[
     specs = [
         EntitySpec(
             device=dev,
-            key=f"quota_{slug(key)}",
+            key=f"quota_{key_slug}",
             translation_key=translation,
             placeholders=placeholders,
             name=name,
@@ -583,7 +572,7 @@ def _metric_entities(device: DeviceSpec, key: str, metric: QuotaMetric) -> list[
         specs.append(
             EntitySpec(
                 device=dev,
-                key=f"reset_{slug(key)}",
+                key=f"reset_{key_slug}",
                 translation_key=f"{translation}_reset",
                 placeholders=placeholders,
                 name=f"{name} reset",
@@ -679,14 +668,18 @@ def account_entities(snapshot: Snapshot, device: DeviceSpec) -> list[EntitySpec]
             expires=True,
         ),
     ]
+    slugs = metric_slugs(quota)
     for metric_key, metric in quota.metrics.items():
-        specs += _metric_entities(device, metric_key, metric)
+        specs += _metric_entities(device, metric_key, metric, slugs[metric_key])
     return specs
 
 
 def _status_attributes(s: Snapshot, device: str) -> dict[str, Any]:
     q = _quota(s, device)
-    return {} if q is None else {"message": q.message, "observed_at": q.observed_at, "stale": q.stale}
+    if q is None:
+        return {}
+    shown = {"message": q.message, "observed_at": q.observed_at, "stale": q.stale}
+    return {**shown, "metrics_left_out": q.metrics_left_out} if q.metrics_left_out else shown
 
 
 # Per breakdown: the measure, its unit, the kind in the key, and the English name ("{key}" stands for the key).
@@ -701,7 +694,9 @@ BREAKDOWN_SENSORS: dict[Breakdown, tuple[str, str | None, str, str]] = {
 def _breakdown_entities(snapshot: Snapshot, breakdown: Breakdown) -> list[EntitySpec]:
     specs = []
     measure, unit, kind, name = BREAKDOWN_SENSORS[breakdown]
-    for key in snapshot.usage.breakdowns[breakdown]:
+    keys = snapshot.usage.breakdowns[breakdown]
+    slugs = unique_slugs(keys)  # models `gpt-5` and `gpt_5` stay two sensors
+    for key in keys:
 
         def value(s: Snapshot, key: str = key) -> Value:
             per_window = s.usage.breakdowns[breakdown].get(key)
@@ -710,7 +705,7 @@ def _breakdown_entities(snapshot: Snapshot, breakdown: Breakdown) -> list[Entity
         specs.append(
             EntitySpec(
                 device=HUB,
-                key=f"{breakdown.value}_{slug(key)}_{kind}_today",
+                key=f"{breakdown.value}_{slugs[key]}_{kind}_today",
                 translation_key=f"{breakdown.value}_{kind}_today",
                 placeholders={breakdown.value: key},
                 name=name.format(key=key),

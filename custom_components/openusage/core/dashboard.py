@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from .catalog import HUB, HUB_NAME, DeviceSpec, EntitySpec, account_devices, catalog, entity_id, slug
+from .catalog import HUB, HUB_NAME, DeviceSpec, EntitySpec, account_devices, catalog, entity_id, metric_slugs
 from .discovery import mqtt_entity_id
 from .models import Breakdown, Snapshot
 from .providers import provider
@@ -52,8 +52,9 @@ def _quota_cards(snapshot: Snapshot, ids: _Ids) -> list[dict[str, Any]]:
         info = ids.devices[device]
         label = info.name if info is not None else quota.provider_id
         statuses.append({"entity": ids(device, "quota_status"), "name": label})
+        slugs = metric_slugs(quota)
         for key, metric in quota.metrics.items():
-            value_key, reset_key = f"quota_{slug(key)}", f"reset_{slug(key)}"
+            value_key, reset_key = f"quota_{slugs[key]}", f"reset_{slugs[key]}"
             if metric.unit != "%" or (device, reset_key) not in ids.specs:
                 continue
             metric_name = ids.spec(device, value_key).name

@@ -10,6 +10,7 @@ carry `expire_after`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ from .catalog import (
     entity_id,
     last_reset,
     slug,
+    unique_slugs,
 )
 from .models import Breakdown, Snapshot
 
@@ -64,31 +66,43 @@ class Topics:
     def birth(self) -> str:
         return f"{self.prefix}/status"
 
-    def device_id(self, device_key: str) -> str:
-        suffix = "" if device_key == HUB else "_" + slug(device_key.replace("/", " "))
-        return f"openusage_{self.node_id}{suffix}"
+    def device_id(self, device_slug: str) -> str:
+        """A device's id from its slug (device_slugs; '' for the hub)."""
+        return f"openusage_{self.node_id}" + (f"_{device_slug}" if device_slug else "")
 
-    def discovery(self, device_key: str) -> str:
-        return f"{self.prefix}/device/{self.device_id(device_key)}/config"
+    def discovery(self, device_slug: str) -> str:
+        return f"{self.prefix}/device/{self.device_id(device_slug)}/config"
 
     @property
     def discovery_filter(self) -> str:
         """Subscription that returns every retained device config (ours are told apart by id)."""
         return f"{self.prefix}/device/+/config"
 
-    def owns(self, discovery_topic: str) -> bool:
+    def owns(self, discovery_topic: str, document: Mapping[str, Any]) -> bool:
+        """Whether a retained discovery document is this node's. Its topic alone cannot say (the devices of
+        node `dev` and the hub of node `dev_box` both start `openusage_dev_`): its entities must read this
+        node's own state topics, under `openusage/<node>/`."""
         head = f"{self.prefix}/device/openusage_{self.node_id}"
-        return (
-            discovery_topic.startswith(head)
-            and discovery_topic.endswith("/config")
-            and (discovery_topic[len(head)] in "/_")
+        if not (discovery_topic.startswith(head) and discovery_topic.endswith("/config")):
+            return False
+        if discovery_topic[len(head)] not in "/_":
+            return False
+        root = f"{TOPIC_ROOT}/{self.node_id}/"
+        components = document.get("cmps") or document.get("components") or {}
+        return isinstance(components, dict) and any(
+            isinstance(c, dict) and str(c.get("state_topic", "")).startswith(root) for c in components.values()
         )
 
-    def state(self, device_key: str) -> str:
-        return f"{TOPIC_ROOT}/{self.node_id}/{self.device_id(device_key)}/state"
+    def state(self, device_slug: str) -> str:
+        return f"{TOPIC_ROOT}/{self.node_id}/{self.device_id(device_slug)}/state"
 
-    def attributes(self, device_key: str) -> str:
-        return f"{TOPIC_ROOT}/{self.node_id}/{self.device_id(device_key)}/attributes"
+    def attributes(self, device_slug: str) -> str:
+        return f"{TOPIC_ROOT}/{self.node_id}/{self.device_id(device_slug)}/attributes"
+
+
+def device_slugs(device_keys: Iterable[str]) -> dict[str, str]:
+    """Each device's slug in ids and topics, one of its own (accounts `a.b` and `a_b` stay two devices)."""
+    return {HUB: "", **unique_slugs(key for key in device_keys if key != HUB)}
 
 
 def node_id_from(name: str) -> str:
@@ -135,34 +149,36 @@ def mqtt_entity_id(spec: EntitySpec, device: DeviceSpec | None, node_id: str) ->
     return entity_id(spec, device_name(device, node_id))
 
 
-def _device_block(topics: Topics, device: DeviceSpec | None) -> dict[str, Any]:
+def _device_block(topics: Topics, device: DeviceSpec | None, device_slug: str) -> dict[str, Any]:
     if device is None:
         return {
-            "identifiers": [topics.device_id(HUB)],
+            "identifiers": [topics.device_id("")],
             "name": device_name(None, topics.node_id),
             "manufacturer": HUB_MANUFACTURER,
             "model": HUB_MODEL,
             "sw_version": ORIGIN["sw"],
         }
     return {
-        "identifiers": [topics.device_id(device.key)],
+        "identifiers": [topics.device_id(device_slug)],
         "name": device_name(device, topics.node_id),
         "manufacturer": device.manufacturer,
         "model": device.model,
-        "via_device": topics.device_id(HUB),
+        "via_device": topics.device_id(""),
     }
 
 
-def _component(topics: Topics, spec: EntitySpec, device: DeviceSpec | None, interval: float) -> dict[str, Any]:
+def _component(
+    topics: Topics, spec: EntitySpec, device: DeviceSpec | None, device_slug: str, interval: float
+) -> dict[str, Any]:
     component_id = _component_id(spec)
     object_id = mqtt_entity_id(spec, device, topics.node_id).partition(".")[2]
     config: dict[str, Any] = {
         "p": spec.platform,
         "name": spec.name,
-        "unique_id": f"{topics.device_id(spec.device)}_{component_id}",
+        "unique_id": f"{topics.device_id(device_slug)}_{component_id}",
         "object_id": object_id,  # Home Assistant before 2025.10
         "default_entity_id": f"{spec.platform}.{object_id}",
-        "state_topic": topics.state(spec.device),
+        "state_topic": topics.state(device_slug),
         "value_template": f"{{{{ value_json['{component_id}'] }}}}",
     }
     if spec.translation_key in ICONS:
@@ -187,7 +203,7 @@ def _component(topics: Topics, spec: EntitySpec, device: DeviceSpec | None, inte
     if spec.expires:
         config["expire_after"] = int(max(MIN_EXPIRE_AFTER, 3 * interval))
     if spec.attributes is not None:
-        config["json_attributes_topic"] = topics.attributes(spec.device)
+        config["json_attributes_topic"] = topics.attributes(device_slug)
         config["json_attributes_template"] = f"{{{{ value_json['{component_id}'] | tojson }}}}"
     if spec.last_reset_at_midnight:
         config["last_reset_value_template"] = "{{ value_json.last_reset }}"
@@ -217,16 +233,18 @@ def plan(
     """
     specs = catalog(snapshot, breakdown_sensors)
     devices: dict[str, DeviceSpec | None] = {HUB: None, **account_devices(snapshot)}
+    slugs = device_slugs(devices)
     discovery: dict[str, dict[str, Any]] = {}
     states: dict[str, str] = {}
     for key, device in devices.items():
         mine = [s for s in specs if s.device == key]
-        components = {_component_id(s): _component(topics, s, device, interval) for s in mine}
-        topic = topics.discovery(key)
+        device_slug = slugs[key]
+        components = {_component_id(s): _component(topics, s, device, device_slug, interval) for s in mine}
+        topic = topics.discovery(device_slug)
         for component_id, platform in (removed or {}).get(topic, {}).items():
             components.setdefault(component_id, {"p": platform})
         discovery[topic] = {
-            "dev": _device_block(topics, device),
+            "dev": _device_block(topics, device, device_slug),
             "o": ORIGIN,
             "cmps": components,
             "qos": 1,
@@ -234,10 +252,10 @@ def plan(
         state: dict[str, Any] = {_component_id(s): _state_value(s, snapshot) for s in mine}
         if any(s.last_reset_at_midnight for s in mine):
             state["last_reset"] = last_reset(snapshot).isoformat()
-        states[topics.state(key)] = json.dumps(state, sort_keys=True)
+        states[topics.state(device_slug)] = json.dumps(state, sort_keys=True)
         attributes = {_component_id(s): s.attributes(snapshot) for s in mine if s.attributes is not None}
         if attributes:
-            states[topics.attributes(key)] = json.dumps(attributes, sort_keys=True, default=str)
+            states[topics.attributes(device_slug)] = json.dumps(attributes, sort_keys=True, default=str)
     return Plan(discovery=discovery, states=states)
 
 

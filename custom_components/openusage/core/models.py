@@ -136,6 +136,7 @@ class QuotaSnapshot:
     age_seconds: float
     stale: bool
     metrics: dict[str, QuotaMetric] = field(default_factory=dict)
+    metrics_left_out: int = 0  # beyond the cap on metrics per account (quotas.MAX_METRICS_PER_ACCOUNT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,3 +115,41 @@ def money_kind(provider_id: str, key: str, window: str | None) -> MoneyKind:
     if "limit" in key or "budget" in key:
         return MoneyKind.LIMIT
     return MoneyKind.SPEND
+
+
+# Quota metric keys openusage providers write (openusage-store.md §6.3), with their English names.
+KNOWN_QUOTA_METRICS: dict[str, str] = {
+    "available_balance": "Available balance",
+    "burn_rate": "Burn rate",
+    "chat_quota": "Chat quota",
+    "codex_credit_limit": "Credit limit",
+    "codex_credit_percent_used": "Credits used",
+    "completions_quota": "Completions quota",
+    "console_balance": "Console balance",
+    "credit_balance": "Credit balance",
+    "credit_balance_spent": "Credits used",  # a provider whose `credit_balance` counts what was spent
+    "credits": "Credits",
+    "monthly_limit": "Monthly limit",
+    "monthly_spend": "Monthly spend",
+    "plan_api_percent_used": "Plan used (API)",
+    "plan_auto_percent_used": "Plan used (auto)",
+    "plan_percent_used": "Plan used",
+    "plan_spend": "Plan spend",
+    "premium_interactions_quota": "Premium requests",
+    "quota": "Quota",
+    "quota_flash": "Flash quota",
+    "quota_pro": "Pro quota",
+    "rate_limit_primary": "Primary rate limit",
+    "rate_limit_secondary": "Secondary rate limit",
+    "spend_limit": "Spend limit",
+    "total_balance": "Total balance",
+    "usage_daily": "Daily usage",
+    "usage_five_hour": "5-hour usage",
+    "usage_monthly": "Monthly usage",
+    "usage_one_day": "Daily usage",
+    "usage_seven_day": "Weekly usage",
+    "usage_seven_day_cowork": "Weekly Cowork usage",
+    "usage_seven_day_opus": "Weekly Opus usage",
+    "usage_seven_day_sonnet": "Weekly Sonnet usage",
+    "usage_weekly": "Weekly usage",
+}

@@ -191,13 +191,14 @@ class Publisher:
                 timer.daemon = True
                 timer.start()
             return
-        if self._reading_back and self.topics.owns(message.topic) and message.retain:
+        if self._reading_back and message.retain and message.payload:
             try:
-                document = json.loads(message.payload) if message.payload else {}
+                document = json.loads(message.payload)
             except ValueError:
-                document = {}
-            with self._lock:
-                self._retained[message.topic] = components_of(document) if isinstance(document, dict) else {}
+                return
+            if isinstance(document, dict) and self.topics.owns(message.topic, document):
+                with self._lock:
+                    self._retained[message.topic] = components_of(document)
 
     def _request_full_publish(self) -> None:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sqlite3
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any
 
 from .clock import format_utc, normalize_stored, parse_time, sort_key
 from .models import QuotaMetric, QuotaSnapshot, QuotaStatus
+from .providers import KNOWN_QUOTA_METRICS
 
 _PAIRS_SQL = """
 SELECT provider_id, account_id FROM usage_events WHERE event_type = 'limit_snapshot'
@@ -29,6 +31,11 @@ WHERE event_type = 'limit_snapshot' AND provider_id IS :provider AND account_id 
 # Stop looking for a readable payload after this many blanked or broken ones: at openusage ≤ 0.24.4
 # every older payload is blanked too, and walking months of polls would make a refresh slow.
 _MAX_SKIPPED = 500
+# Each metric is two entities; a provider that sends thousands would bury Home Assistant (and one MQTT
+# discovery document would grow to tens of MB). openusage's providers write at most a few dozen.
+MAX_METRICS_PER_ACCOUNT = 100
+_LOGGER = logging.getLogger(__name__)
+_told_left_out: set[tuple[str, str, int]] = set()  # said once per process, not at every refresh
 
 
 def _number(value: Any) -> float | None:
@@ -86,7 +93,17 @@ def build_quota(
     raw_metrics = snapshot.get("metrics")
     raw_metrics = raw_metrics if isinstance(raw_metrics, dict) else {}
     metrics: dict[str, QuotaMetric] = {}
-    for key in sorted(raw_metrics):
+    # The metrics openusage's providers are known to write first, then the others by name.
+    keys = sorted(raw_metrics, key=lambda k: (str(k) not in KNOWN_QUOTA_METRICS, str(k)))
+    left_out = max(0, len(keys) - MAX_METRICS_PER_ACCOUNT)
+    if left_out and (provider_id, account_id, left_out) not in _told_left_out:
+        _told_left_out.add((provider_id, account_id, left_out))
+        _LOGGER.warning(
+            "%s/%s reports %d quota metrics; the first %d are shown, %d left out (%s, ...)",
+            provider_id, account_id, len(keys), MAX_METRICS_PER_ACCOUNT, left_out,
+            ", ".join(str(k) for k in keys[MAX_METRICS_PER_ACCOUNT : MAX_METRICS_PER_ACCOUNT + 3]),
+        )  # fmt: skip
+    for key in keys[:MAX_METRICS_PER_ACCOUNT]:
         raw = raw_metrics[key]
         if not isinstance(raw, dict):
             continue
@@ -112,6 +129,7 @@ def build_quota(
         age_seconds=(now - observed).total_seconds() if observed else 0.0,
         stale=stale,
         metrics=metrics,
+        metrics_left_out=left_out,
     )
 
 
