@@ -4,3 +4,4 @@ starts, so that Home Assistant's loader finds this integration rather than its o
 from __future__ import annotations
 
 import custom_components  # noqa: F401  (must come before Home Assistant looks for integrations)
+from tests.unprivileged import open_dir  # noqa: F401  (a fixture for every test folder)

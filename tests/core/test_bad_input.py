@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import textwrap
-from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,18 +29,9 @@ from custom_components.openusage.core.reader import (
 from custom_components.openusage.core.schema import create_schema
 from custom_components.openusage.core.spool import read_spools
 from tests.storebuilder import message, store
+from tests.unprivileged import run_unprivileged
 
 NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A folder an unprivileged user can reach (pytest's own tmp folders are private to root)."""
-    folder = Path(tempfile.mkdtemp(prefix="openusage-test-"))
-    folder.chmod(0o755)
-    yield folder
-    folder.chmod(0o755)
-    shutil.rmtree(folder)
 
 
 async def read(path: Path, **options):
@@ -223,30 +211,6 @@ async def test_spool_path_that_is_not_a_folder_means_unknown_backlog(tmp_path: P
     assert snapshot.spool.hook_spool_files is None
     assert snapshot.spool.spool_pending == 0
     assert snapshot.usage.totals[Window.TODAY].input_tokens == 5
-
-
-def run_unprivileged(work: Callable[[], str]) -> str:
-    """Run `work` in a forked child that first gives up root (root reads and writes everywhere, so
-    permission cases need an ordinary user); return what it returned, or fail if it raised."""
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child exits without running pytest's teardown
-        code = 1
-        try:
-            os.close(reader)
-            if os.geteuid() == 0:
-                os.setgid(65534)
-                os.setuid(65534)
-            os.write(writer, work().encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(writer)
-    with os.fdopen(reader) as pipe:
-        reported = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    return reported
 
 
 @pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")

@@ -20,11 +20,11 @@ NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[int, str]]:
-    """Every file but the shared-memory WAL index, with its size and content hash."""
+    """Every file, the shared-memory WAL index too, with its mtime and content hash."""
     return {
         str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and not p.name.endswith("-shm")
+        if p.is_file()
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ class StoreErrorKind(StrEnum):
 
 _DESCRIPTIONS = {
     StoreErrorKind.MISSING: "no such file",
-    StoreErrorKind.NOT_A_FILE: "is a directory, not a file",
+    StoreErrorKind.NOT_A_FILE: "not a regular file (a folder, a pipe or a device)",
     StoreErrorKind.PERMISSION: "permission denied",
     StoreErrorKind.EMPTY: "the file is empty, not an openusage store",
     StoreErrorKind.NOT_SQLITE: "not an SQLite database",
@@ -110,8 +111,8 @@ def merge_links(extra: Mapping[str, str]) -> dict[str, str]:
     return links
 
 
-def _check_file(path: Path) -> None:
-    """Classify what is at `path` before SQLite sees it (blocking)."""
+def _check_file(path: Path) -> bool:
+    """Classify what is at `path` before SQLite sees it, and say whether it is in WAL mode (blocking)."""
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -120,19 +121,23 @@ def _check_file(path: Path) -> None:
         raise StoreError(StoreErrorKind.PERMISSION, path) from None
     except OSError as err:
         raise StoreError(StoreErrorKind.UNREADABLE, path, err.strerror or str(err)) from None
-    if path.is_dir():
+    if not stat.S_ISREG(info.st_mode):  # a folder, a FIFO (which would block an open), a device
         raise StoreError(StoreErrorKind.NOT_A_FILE, path)
     if info.st_size == 0:
         raise StoreError(StoreErrorKind.EMPTY, path)
     try:
-        with open(path, "rb") as handle:
-            header = handle.read(len(_SQLITE_HEADER))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the stat
+                raise StoreError(StoreErrorKind.NOT_A_FILE, path)
+            header = handle.read(20)
     except PermissionError:
         raise StoreError(StoreErrorKind.PERMISSION, path) from None
     except OSError as err:
         raise StoreError(StoreErrorKind.UNREADABLE, path, err.strerror or str(err)) from None
-    if header != _SQLITE_HEADER:
+    if header[: len(_SQLITE_HEADER)] != _SQLITE_HEADER:
         raise StoreError(StoreErrorKind.NOT_SQLITE, path)
+    return header[18:20] == b"\x02\x02"  # the file format versions of WAL mode
 
 
 def classify_sqlite_error(err: sqlite3.Error, path: Path) -> StoreError:
@@ -150,22 +155,36 @@ def classify_sqlite_error(err: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(kind, path, text)
 
 
-def _uri(path: Path, immutable: bool) -> str:
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-    return uri + "&immutable=1" if immutable else uri
+def _uri(path: Path, how: str) -> str:
+    # Bytes, so that a path that is not valid UTF-8 (a surrogate-escaped name) still makes a URI.
+    return f"file:{quote(os.fsencode(path.resolve()))}?mode=ro&{how}"
 
 
-def _attach(conn: sqlite3.Connection, path: Path) -> None:
-    """Attach read-only as `store`. Only when that fails because the folder is read-only and no WAL
-    exists (the daemon is stopped) is `immutable=1` safe (openusage-store.md §10.2)."""
-    try:
-        _attach_checked(conn, _uri(path, False))
-    except sqlite3.Error as err:
-        name = getattr(err, "sqlite_errorname", "") or ""
-        wal = path.with_name(path.name + "-wal")
-        if not (name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) and not wal.exists()):
-            raise
-        _attach_checked(conn, _uri(path, True))
+def _attach(conn: sqlite3.Connection, path: Path, wal_mode: bool) -> None:
+    """Attach the store as `store`, so that SQLite creates, truncates and writes nothing in its folder.
+
+    openusage keeps its store in WAL mode. A store in rollback-journal mode is read with `mode=ro` alone,
+    which makes no file and waits for a writer's lock. In WAL mode:
+    * No `-wal`: no connection of the daemon's is open (its last close removes the WAL), and the file is
+      read as `immutable`: no WAL, no shared-memory index and no lock is made. Should the daemon start
+      during the read, it writes to its new WAL, which this read does not need.
+    * A `-wal`: the daemon's shared-memory index (`-shm`) is read without writing to it (`readonly_shm`),
+      and the WAL's rows are read with it. SQLite opens the existing WAL for reading and writing but
+      writes nothing to it (measured: tests/hostile/test_never_writes.py).
+    A `-wal` without a readable `-shm` (left by a crash) falls back to `immutable`, without the WAL's rows."""
+    if not wal_mode:
+        _attach_checked(conn, _uri(path, "cache=private"))
+        return
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists():
+        try:
+            _attach_checked(conn, _uri(path, "readonly_shm=1"))
+        except sqlite3.Error as err:
+            if not (getattr(err, "sqlite_errorname", "") or "").startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")):
+                raise
+        else:
+            return
+    _attach_checked(conn, _uri(path, "immutable=1"))
 
 
 def _attach_checked(conn: sqlite3.Connection, uri: str) -> None:
@@ -230,9 +249,9 @@ def store_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[set[str]
     names of its tables. The transaction ends and the store is detached when the block ends (committing
     what the block wrote to `conn`'s own databases); any SQLite failure, in the block too, becomes a
     StoreError that says why. Blocking: run it in a worker thread."""
-    _check_file(path)
+    wal_mode = _check_file(path)
     try:
-        _attach(conn, path)
+        _attach(conn, path, wal_mode)
         try:
             conn.execute("BEGIN")  # one read transaction: every figure from one state
             try:

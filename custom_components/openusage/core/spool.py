@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -45,9 +46,12 @@ def read_hook_spool(folder: Path, now: datetime) -> SpoolHealth:
         if not entry.name.endswith(".json"):
             continue
         try:
-            mtime = entry.stat(follow_symlinks=False).st_mtime
+            info = entry.stat(follow_symlinks=False)
         except OSError:
             continue  # consumed by the daemon between listing and stat
+        if not stat.S_ISREG(info.st_mode):
+            continue  # the daemon writes files: not folders, links or pipes
+        mtime = info.st_mtime
         files += 1
         oldest_mtime = mtime if oldest_mtime is None else min(oldest_mtime, mtime)
     return SpoolHealth(
@@ -58,11 +62,21 @@ def read_hook_spool(folder: Path, now: datetime) -> SpoolHealth:
 
 
 def _first_line(path: str) -> bytes | None:
+    """The first line of a regular file; None for anything else. The file is opened without blocking and
+    without following a link, so a FIFO (or a link to one) named like a record cannot hang the reader."""
     try:
-        with open(path, "rb") as handle:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
             return handle.readline(_MAX_RECORD_BYTES)
     except OSError:
         return None
+    finally:
+        os.close(fd)
 
 
 def read_telemetry_spool(folder: Path, now: datetime) -> SpoolHealth:
@@ -77,13 +91,13 @@ def read_telemetry_spool(folder: Path, now: datetime) -> SpoolHealth:
         name = entry.name
         if not name.endswith(".jsonl"):
             continue
-        prefix = name[:_NS_PREFIX_DIGITS]
-        if len(prefix) == _NS_PREFIX_DIGITS and prefix.isdigit():
-            created = int(prefix)
-            oldest_ns = created if oldest_ns is None else min(oldest_ns, created)
         line = _first_line(entry.path)
         if line is None:
-            continue  # removed by the daemon while we looked
+            continue  # not a file we may read, or removed by the daemon while we looked
+        prefix = name[:_NS_PREFIX_DIGITS]
+        if len(prefix) == _NS_PREFIX_DIGITS and prefix.isascii() and prefix.isdigit():
+            created = int(prefix)
+            oldest_ns = created if oldest_ns is None else min(oldest_ns, created)
         try:
             record = json.loads(line)
         except (ValueError, RecursionError):
