@@ -6,6 +6,7 @@ text keys and Python sets and sums instead of SQL: an independent second impleme
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
@@ -65,6 +66,25 @@ def rank(row: dict[str, Any]) -> tuple[Any, ...]:
         + (provider != "" and provider.lower() not in ("unknown", "opencode"))
     )
     return (PRIORITY.get(row["chan"].strip().lower(), 0), quality, row["occurred_at"], row["event_id"])
+
+
+_STORED_TIME = re.compile(r"^\d{4}-[01]\d-[0-3]\dT[0-2]\d:[0-5]\d:[0-6]\d")
+_COUNTS = ("input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens",
+           "total_tokens", "requests")  # fmt: skip
+
+
+def placeable(row: dict[str, Any]) -> bool:
+    """metrics.md §2.9: a stored time, and figures that are numbers in range."""
+
+    def in_range(value: Any, top: float) -> bool:
+        return value is None or (isinstance(value, int | float) and 0 <= value <= top)
+
+    return (
+        isinstance(row["occurred_at"], str)
+        and _STORED_TIME.match(row["occurred_at"]) is not None
+        and all(in_range(row[c], 2**40) for c in _COUNTS)
+        and in_range(row["cost_usd"], 10_000)
+    )
 
 
 def winners(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -160,6 +180,7 @@ def compute(path: Path, now: datetime, zone: ZoneInfo, active_minutes: float = 1
             "WHERE r.raw_event_id = e.raw_event_id AND e.event_type IN ('message_usage', 'tool_usage')"
         )
     ]
+    rows = [r for r in rows if placeable(r)]
     watermark = None
     if "daemon_meta" in tables:
         found = conn.execute("SELECT value FROM daemon_meta WHERE key = 'rollup_daily_watermark'").fetchone()

@@ -101,7 +101,7 @@ def test_bad_arguments_exit_2(args: list[str], code: int) -> None:
     ("make", "cause"),
     [
         (lambda p: None, "no such file"),
-        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.mkdir(), "not a regular file"),
         (lambda p: p.write_bytes(b""), "empty"),
         (lambda p: p.write_bytes(os.urandom(4096)), "not an SQLite database"),
         (lambda p: p.write_bytes(b"SQLite format 3\x00" + b"\x00" * 84), "corrupt"),

@@ -20,9 +20,12 @@ NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[int, str]]:
-    """Every file, the shared-memory WAL index too, with its mtime and content hash."""
+    """Every file with its mtime and content hash; the daemon's WAL index (-shm) by its size and owner
+    alone, since every reader of a live WAL writes its read mark there (reader.py says why)."""
     return {
         str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        if not p.name.endswith("-shm")
+        else (p.stat().st_size, str(p.stat().st_uid))
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }

@@ -66,6 +66,7 @@ ICONS: dict[str, str] = {
     "spool_pending": "mdi:tray-full",
     "spool_failed": "mdi:tray-alert",
     "rollup_watermark": "mdi:calendar-check",
+    "rows_left_out": "mdi:table-remove",
     "quota_status": "mdi:gauge",
     "limited": "mdi:speedometer",
     **{f"quota_{key}": "mdi:gauge" for key in (*KNOWN_QUOTA_METRICS, "metric")},
@@ -342,6 +343,8 @@ def _hub_entities() -> list[EntitySpec]:
         _diagnostic("store_size", "Store size", lambda s: _mib(s.store.db_size_bytes), **_SIZE),
         _diagnostic("wal_size", "WAL size", lambda s: _mib(s.store.wal_size_bytes), **_SIZE),
         _diagnostic("hook_spool_files", "Hook spool files", lambda s: s.spool.hook_spool_files),
+        # Usage rows with no proper time or impossible figures: in no figure (metrics.md §2.9).
+        _diagnostic("rows_left_out", "Rows left out", lambda s: s.store.rows_left_out),
         _diagnostic("spool_pending", "Spool pending", lambda s: s.spool.spool_pending),
         _diagnostic(
             "spool_failed",

@@ -33,9 +33,11 @@ from .models import UsageFigures, Window
 from .usage import (
     ACTIVE_BIT,
     ALL_BIT,
+    LEFT_OUT_SQL,
     LOGICAL_ID_SQL,
     MEASURE_SQL,
     PARTITION_SQL,
+    PLACEABLE_SQL,
     PRIORITY_SQL,
     QUALITY_SQL,
     SCOPED_USAGE_SQL,
@@ -111,7 +113,7 @@ _FOLD_EXPRESSIONS = {
 _FOLD_DIMS = ", ".join(_FOLD_EXPRESSIONS.get(d, d) for d in _DIMS)
 _FOLD_SQL = f"""
 SELECT {_FOLD_DIMS}, substr(okey, 1, 10), {{mask}},
-       count(*), {", ".join(f"sum({m})" for m in _MEASURES)}
+       count(*), {", ".join(f"total({m})" for m in _MEASURES)}
 FROM mirror_rows WHERE win AND ({{where}})
 GROUP BY {", ".join(str(i) for i in range(1, len(_DIMS) + 3))}
 """
@@ -140,7 +142,8 @@ _FIND_CHANGES_SQL = (
     f"LEFT JOIN mirror_rows m ON m.rid = i.rid WHERE m.rid IS NULL OR {_DIFFERS}",
     # rows of the recent tail that are gone
     "INSERT OR IGNORE INTO temp.changed SELECT rid FROM mirror_rows m WHERE rid > :after AND NOT EXISTS ("
-    "SELECT 1 FROM usage_events e WHERE e.rowid = m.rid AND e.event_type IN ('message_usage', 'tool_usage'))",
+    "SELECT 1 FROM usage_events e WHERE e.rowid = m.rid AND e.event_type IN ('message_usage', 'tool_usage') "
+    f"AND {PLACEABLE_SQL})",
     # rows in the second of the store's oldest usage row that are gone
     "INSERT OR IGNORE INTO temp.changed SELECT rid FROM mirror_rows WHERE okey >= :floor AND okey < :floor_next "
     "AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.rowid = mirror_rows.rid)",
@@ -151,9 +154,10 @@ _STRADDLING_SQL = (
     "WHERE win AND pmax > okey AND okey >= :old_floor AND okey < :floor AND pmax >= :floor"
 )
 
-_OLDEST_SQL = """
+# The oldest placeable usage row: rows without a proper time sort first, so they are walked past.
+_OLDEST_SQL = f"""
 SELECT e.occurred_at FROM usage_events e
-WHERE +e.event_type IN ('message_usage', 'tool_usage')
+WHERE +e.event_type IN ('message_usage', 'tool_usage') AND {PLACEABLE_SQL}
   AND EXISTS (SELECT 1 FROM usage_raw_events r WHERE r.raw_event_id = e.raw_event_id)
 ORDER BY e.occurred_at LIMIT 1
 """
@@ -226,6 +230,7 @@ class _Kept:
     tail_after: int  # rows after this rowid are re-read on every refresh
     max_rowid: int
     rebuilt_at: datetime
+    left_out: int  # usage rows the contract cannot place: counted in full at a rebuild, new ones since
     rollup: tuple[_RollupKey | None, list[Any]] | None = None  # rollup rows, and what they were read for
     figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
 
@@ -277,6 +282,7 @@ class UsageMirror:
         else:
             self._age(conn, kept, bounds)
             self._apply_changes(conn, kept, bounds, *floor)
+            kept.left_out += conn.execute(LEFT_OUT_SQL, {"after": kept.max_rowid}).fetchone()[0]
             kept.max_rowid = max_rowid
             # Rows that leave the tail were compared now; later changes to them wait for a reconciliation.
             kept.tail_after = max(kept.tail_after, max_rowid - self._recent_rows)
@@ -309,6 +315,7 @@ class UsageMirror:
             tail_after=max(0, max_rowid - self._recent_rows),
             max_rowid=max_rowid,
             rebuilt_at=now,
+            left_out=conn.execute(LEFT_OUT_SQL, {"after": 0}).fetchone()[0],
         )
 
     @staticmethod
@@ -400,4 +407,9 @@ class UsageMirror:
         last = conn.execute(
             "SELECT occurred_at FROM mirror_rows WHERE win AND okey >= ? ORDER BY okey DESC LIMIT 1", (kept.floor,)
         ).fetchone()
-        return UsageRead(figures=kept.figures[1], last_event_at=last[0] if last else None, oldest_raw_day=day_b)
+        return UsageRead(
+            figures=kept.figures[1],
+            last_event_at=last[0] if last else None,
+            oldest_raw_day=day_b,
+            rows_left_out=kept.left_out,
+        )

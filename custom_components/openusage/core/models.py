@@ -151,6 +151,7 @@ class StoreHealth:
     rollup_watermark: str | None
     tables: tuple[str, ...]
     corrupt_backup_at: str | None
+    rows_left_out: int = 0  # usage rows with no proper time or with impossible figures, in no figure
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,12 @@ def _text(value: Any) -> str | None:
 
 
 def used_percent(used: float | None, limit: float | None, remaining: float | None, unit: str | None) -> float | None:
-    """Percent used, as openusage's display computes it (metrics.md §4)."""
+    """Percent used, as openusage's display computes it (metrics.md §4); None where it is not a finite number."""
+    percent = _percent(used, limit, remaining, unit)
+    return percent if percent is not None and math.isfinite(percent) else None
+
+
+def _percent(used: float | None, limit: float | None, remaining: float | None, unit: str | None) -> float | None:
     if unit == "%":
         if used is None and remaining is not None:
             return 100 - remaining  # a provider that reports only what is left

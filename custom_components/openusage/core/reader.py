@@ -161,30 +161,24 @@ def _uri(path: Path, how: str) -> str:
 
 
 def _attach(conn: sqlite3.Connection, path: Path, wal_mode: bool) -> None:
-    """Attach the store as `store`, so that SQLite creates, truncates and writes nothing in its folder.
+    """Attach the store as `store`, so that SQLite creates, truncates and deletes no file in its folder.
 
-    openusage keeps its store in WAL mode. A store in rollback-journal mode is read with `mode=ro` alone,
-    which makes no file and waits for a writer's lock. In WAL mode:
-    * No `-wal`: no connection of the daemon's is open (its last close removes the WAL), and the file is
-      read as `immutable`: no WAL, no shared-memory index and no lock is made. Should the daemon start
-      during the read, it writes to its new WAL, which this read does not need.
-    * A `-wal`: the daemon's shared-memory index (`-shm`) is read without writing to it (`readonly_shm`),
-      and the WAL's rows are read with it. SQLite opens the existing WAL for reading and writing but
-      writes nothing to it (measured: tests/hostile/test_never_writes.py).
-    A `-wal` without a readable `-shm` (left by a crash) falls back to `immutable`, without the WAL's rows."""
-    if not wal_mode:
-        _attach_checked(conn, _uri(path, "cache=private"))
-        return
-    wal = path.with_name(path.name + "-wal")
-    if wal.exists():
-        try:
-            _attach_checked(conn, _uri(path, "readonly_shm=1"))
-        except sqlite3.Error as err:
-            if not (getattr(err, "sqlite_errorname", "") or "").startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")):
-                raise
-        else:
-            return
-    _attach_checked(conn, _uri(path, "immutable=1"))
+    openusage keeps its store in WAL mode. A store in rollback-journal mode is read with `mode=ro`, which
+    makes no file and waits for a writer's lock. In WAL mode:
+    * No `-wal` (or no `-shm` beside it): no connection of the daemon's is open (its last close removes
+      both), and the file is read as `immutable`: no WAL, no WAL index and no lock is made. Should the
+      daemon start during the read, it writes to its new WAL, which this read does not need.
+    * The daemon's `-wal` and `-shm`: `mode=ro`, as one more reader of the WAL index. The only bytes a
+      read changes are its read mark in that index, which the WAL protocol asks of every reader: it is
+      what makes a checkpoint wait instead of overwriting pages the read still needs. Reading the index
+      without writing it (`readonly_shm`) was measured to return torn pages ("database disk image is
+      malformed") while the daemon truncates its WAL (tests/core/test_read_only.py)."""
+    if wal_mode:
+        wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
+        how = "cache=private" if wal.exists() and shm.exists() else "immutable=1"
+    else:
+        how = "cache=private"
+    _attach_checked(conn, _uri(path, how))
 
 
 def _attach_checked(conn: sqlite3.Connection, uri: str) -> None:
@@ -337,6 +331,18 @@ class StoreReader:
 
     def _read(self, now: datetime, bounds: WindowBounds) -> _StoreRead:
         """Everything read inside the store's transaction (blocking, in a worker thread)."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        had_wal = wal.exists()
+        try:
+            return self._read_once(now, bounds)
+        except StoreError as err:
+            # A stopped daemon's store is read as immutable; a daemon that started and checkpointed during
+            # that read changed pages under it. Read again, now through its WAL.
+            if err.kind is StoreErrorKind.CORRUPT and not had_wal and wal.exists():
+                return self._read_once(now, bounds)
+            raise
+
+    def _read_once(self, now: datetime, bounds: WindowBounds) -> _StoreRead:
         conn = self._conn
         if conn is None:
             conn = self._conn = connect_private("", self.options.busy_timeout)
@@ -376,6 +382,7 @@ class StoreReader:
                 rollup_watermark=read.watermark,
                 tables=tuple(sorted(read.tables & set(KNOWN_TABLES))),
                 corrupt_backup_at=backup,
+                rows_left_out=read.usage.rows_left_out,
             ),
             spool=read_spools(self.hook_spool, self.telemetry_spool, now),
         )

@@ -54,11 +54,31 @@ QUALITY_SQL = """(4 * (coalesce(total_tokens, 0) > 0) + 2 * (coalesce(cost_usd, 
                 + (trim(coalesce(model_canonical, model_raw, '')) <> '')
                 + (trim(coalesce(provider_id, '')) <> ''
                    AND lower(trim(provider_id)) NOT IN ('unknown', 'opencode')))"""
-# Scoped usage rows: message and tool rows that have their raw partner, with `rid` (the rowid).
-SCOPED_USAGE_SQL = """
+# The largest figures one usage row may carry: tokens and requests below 2^40, cost up to $10,000. A row
+# beyond them (or with a negative, non-numeric or infinite figure) is nothing openusage records; left in,
+# one such row would blank every figure (SQLite's sums overflow) or print Infinity.
+MAX_ROW_COUNT = 2**40
+MAX_ROW_COST_USD = 10_000
+_COUNTS = ("input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens",
+           "total_tokens", "requests")  # fmt: skip
+# A usage row the contract can place (metrics.md §2.1): a time in the stored form, figures in range.
+_IN_RANGE = "(e.{c} IS NULL OR (typeof(e.{c}) IN ('integer', 'real') AND e.{c} BETWEEN 0 AND {top}))"
+PLACEABLE_SQL = " AND ".join(
+    [
+        "e.occurred_at GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]*'",
+        *(_IN_RANGE.format(c=c, top=MAX_ROW_COUNT) for c in _COUNTS),
+        _IN_RANGE.format(c="cost_usd", top=MAX_ROW_COST_USD),
+    ]
+)
+# Scoped usage rows: message and tool rows that have their raw partner and can be placed, with `rid` (the rowid).
+SCOPED_USAGE_SQL = f"""
   SELECT e.rowid AS rid, e.*, r.source_system AS src, r.source_channel AS chan
   FROM usage_events e JOIN usage_raw_events r ON r.raw_event_id = e.raw_event_id
-  WHERE e.event_type IN ('message_usage', 'tool_usage')"""
+  WHERE e.event_type IN ('message_usage', 'tool_usage') AND {PLACEABLE_SQL}"""
+# Usage rows the contract cannot place, after rowid `:after`: left out of every figure, counted instead.
+LEFT_OUT_SQL = f"""
+SELECT count(*) FROM usage_events e
+WHERE e.rowid > :after AND e.event_type IN ('message_usage', 'tool_usage') AND ({PLACEABLE_SQL}) IS NOT 1"""
 
 # Deduplicated usage rows (openusage-store.md §4.3), over the whole table.
 DEDUPED_USAGE_SQL = f"""
@@ -93,9 +113,9 @@ _ROLLUP_SQL = f"""
 SELECT day = :day_b AS on_b,
        lower(trim(provider_id)), trim(account_id), coalesce(nullif(trim(model_canonical), ''), 'unknown'),
        tool_name <> '' AS is_tool, status = 'error' AS is_error,
-       SUM(event_count),
-       {", ".join(f"SUM({p})" for p in _PARTS)}, SUM(total_tokens),
-       SUM({COST_NANO_SQL.format(col="cost_usd")})
+       total(event_count),
+       {", ".join(f"total({p})" for p in _PARTS)}, total(total_tokens),
+       total({COST_NANO_SQL.format(col="cost_usd")})
 FROM usage_rollup_daily WHERE day >= :since AND day <= :day_b
 GROUP BY 1, 2, 3, 4, 5, 6
 """
@@ -291,7 +311,7 @@ class KeptUsage:
                 _bump(self.active, session, count)
             if not mask & (ALL_BIT | 15):
                 continue
-            sums = [sign * v for v in row[13:21]]
+            sums = [sign * int(v) for v in row[13:21]]  # totals: SQLite adds them as floats, never overflowing
             is_message = not is_tool and not is_error
             contribution = _contribution(
                 bool(is_tool), bool(is_error), count, sums, records=count, messages=0 if identity else count
@@ -389,6 +409,7 @@ class UsageRead:
     figures: UsageFigures
     last_event_at: str | None
     oldest_raw_day: str | None
+    rows_left_out: int
 
 
 def read_rollup(conn: sqlite3.Connection, oldest_day: str | None, since: str = "") -> list[Any]:
