@@ -14,3 +14,10 @@ from tests.mqtt.broker import Broker, mosquitto
 def broker(tmp_path: Path, socket_enabled: None) -> Iterator[Broker]:
     with mosquitto(tmp_path) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
+    """Let Home Assistant load the integration from custom_components/ in the tests that start it."""
+    if "hass" in request.fixturenames:
+        request.getfixturevalue("enable_custom_integrations")

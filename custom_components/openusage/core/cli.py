@@ -10,22 +10,19 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
-import socket
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .catalog import BREAKDOWN_OPTIONS
 from .clock import parse_time
 from .dashboard import dashboard, to_yaml
 from .demo import generate_demo_store
 from .discovery import node_id_from
-from .models import Breakdown
 from .publisher import (
     PASSWORD_ENV,
     Publisher,
@@ -34,14 +31,14 @@ from .publisher import (
     dry_run,
     install_signal_handlers,
     load_toml,
-    read_password,
 )
 from .reader import DEFAULT_ACTIVE_MINUTES, ReadOptions, StoreError, default_store_path, merge_links, read_store
+from .settings import SCHEMA, local_zone
+from .settings import publish_settings as settings_from
 from .snapshot_json import snapshot_to_json
 
 EXIT_USAGE = 2
 EXIT_STORE = 3
-DRY_RUN_BROKER = "mqtt://localhost"  # a dry run connects to nothing
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +50,8 @@ def _instant(text: str) -> datetime:
     parsed = parse_time(text)
     if parsed is None:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}")
+    if not 1971 <= parsed.year <= 9000:  # the windows reach a month back, and the rollup by days
+        raise argparse.ArgumentTypeError(f"not a time openusage could have recorded: {text!r}")
     return parsed
 
 
@@ -75,8 +74,8 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above zero: {text!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number above zero: {text!r}")
     return value
 
 
@@ -88,21 +87,6 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return value
-
-
-def local_zone() -> ZoneInfo:
-    """The machine's time zone as an IANA zone (UTC when it cannot be named)."""
-    try:
-        localtime = Path("/etc/localtime").resolve()
-        if "zoneinfo" in localtime.parts:
-            return ZoneInfo("/".join(localtime.parts[localtime.parts.index("zoneinfo") + 1 :]))
-    except (OSError, ZoneInfoNotFoundError, ValueError):
-        pass
-    tz_env = time.tzname[0] if time.tzname else ""
-    try:
-        return ZoneInfo(tz_env) if tz_env else ZoneInfo("UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,45 +194,13 @@ def _demo_store(args: argparse.Namespace) -> int:
 
 
 def publish_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> PublishSettings:
-    """Command-line options over the TOML file's settings over the defaults."""
-    file: dict[str, Any] = load_toml(args.config) if args.config else {}
-
-    def pick(name: str) -> Any:
-        value = getattr(args, name, None)
-        return value if value is not None else file.get(name)
-
-    db, broker = pick("db"), pick("broker")
-    if not db or not (broker or args.dry_run):
-        raise SettingsError("--db and --broker are required (on the command line or in --config)")
-    breakdowns = pick("breakdown_sensors")
-    if isinstance(breakdowns, str):
-        breakdowns = [item.strip() for item in breakdowns.split(",") if item.strip()]
-    known = {b.value for b in BREAKDOWN_OPTIONS}
-    if not isinstance(breakdowns, list | type(None)) or any(b not in known for b in breakdowns or []):
-        raise SettingsError(f"breakdown_sensors: a list of {', '.join(sorted(known))}")
-    links = args.link if args.link is not None else [_link(item) for item in file.get("link", [])]
-    zone = pick("tz")
-    password_file = pick("password_file")
-    settings = PublishSettings(
-        db=Path(db),
-        broker=str(broker or DRY_RUN_BROKER),
-        username=pick("username"),
-        password=read_password(Path(password_file) if password_file else None, environ),
-        tls_ca=Path(pick("tls_ca")) if pick("tls_ca") else None,
-        tls_cert=Path(pick("tls_cert")) if pick("tls_cert") else None,
-        tls_key=Path(pick("tls_key")) if pick("tls_key") else None,
-        discovery_prefix=str(pick("discovery_prefix") or "homeassistant").strip("/"),
-        node_id=node_id_from(str(pick("node_id") or socket.gethostname())),
-        interval=float(pick("interval") or 60.0),
-        zone=zone if isinstance(zone, ZoneInfo) else (_zone(zone) if zone else local_zone()),
-        read_options=ReadOptions(
-            active_minutes=float(pick("active_minutes") or DEFAULT_ACTIVE_MINUTES),
-            provider_links=merge_links(dict(links)),
-        ),
-        breakdown_sensors=frozenset(Breakdown(b) for b in breakdowns or []),
-    )
-    settings.host_port_tls  # noqa: B018  (validates the broker URL now, not at connect time)
-    return settings
+    """Command-line options over the TOML file's settings over the defaults, through one schema."""
+    given: dict[str, Any] = load_toml(args.config) if args.config else {}
+    for name in SCHEMA.schema:
+        value = getattr(args, str(name), None)
+        if value is not None:
+            given[str(name)] = value
+    return settings_from(given, environ, dry_run=args.dry_run)
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -258,7 +210,7 @@ def _publish(args: argparse.Namespace) -> int:
     )
     try:
         settings = publish_settings(args, os.environ)
-    except (SettingsError, argparse.ArgumentTypeError) as err:
+    except SettingsError as err:
         print(f"openusage-ha: {err}", file=sys.stderr)
         return EXIT_USAGE
     if args.dry_run:

@@ -20,8 +20,8 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -77,28 +77,15 @@ class PublishSettings:
 
 
 def load_toml(path: Path) -> dict[str, Any]:
-    """Settings from a TOML file: the same names as the command's options, with underscores."""
+    """Settings from a TOML file: the same names as the command's options, with underscores (checked,
+    with the command line's, by settings.SCHEMA)."""
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except OSError as err:
         raise SettingsError(f"{path}: {err.strerror or err}") from None
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise SettingsError(f"{path}: not valid TOML ({err})") from None
-    known = {f.name for f in fields(PublishSettings)} | {"password_file", "tz", "active_minutes", "link"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise SettingsError(f"{path}: unknown setting(s) {', '.join(unknown)}")
-    return data
-
-
-def read_password(password_file: Path | None, environ: Mapping[str, str]) -> str | None:
-    if password_file is not None:
-        try:
-            return password_file.read_text().strip()
-        except OSError as err:
-            raise SettingsError(f"{password_file}: {err.strerror or err}") from None
-    return environ.get(PASSWORD_ENV) or None
 
 
 class Publisher:
@@ -120,6 +107,8 @@ class Publisher:
         self._published_discovery: dict[str, str] = {}
         self._store_ok: bool | None = None
         self._last_snapshot: Snapshot | None = None
+        self._failing = False  # the last refresh or publish failed (told once)
+        self._published_store_state: str | None = None
         self._client: mqtt.Client | None = None
 
     # -- MQTT plumbing -------------------------------------------------------------------------
@@ -253,10 +242,15 @@ class Publisher:
         self._reading_back = False
 
     def _publish(self, snapshot: Snapshot | None, full: bool) -> None:
-        store_state = Message(self.topics.store_availability, ONLINE if snapshot else OFFLINE)
+        store_text = ONLINE if snapshot else OFFLINE
+        # The store's availability is retained: sent when it changes (and on a full publish), not each time.
+        store_state = [Message(self.topics.store_availability, store_text)]
+        if not full and store_text == self._published_store_state:
+            store_state = []
+        self._published_store_state = store_text
         messages: list[Message] = []
         if snapshot is None:
-            self._send([store_state, Message(self.topics.availability, ONLINE)] if full else [store_state])
+            self._send([*store_state, Message(self.topics.availability, ONLINE)] if full else store_state)
             return
         with self._lock:
             retained, self._retained = self._retained, {}
@@ -287,7 +281,7 @@ class Publisher:
                 messages.append(Message(topic, text))
         if full:
             messages.append(Message(self.topics.availability, ONLINE))
-        messages.append(store_state)
+        messages += store_state
         for topic, text in full_plan.states.items():
             if full or self._published_states.get(topic) != text:
                 messages.append(Message(topic, text))
@@ -325,22 +319,34 @@ class Publisher:
             if first:
                 self._read_back()
                 first = False
-            snapshot = self._refresh(loop)
-            if once and snapshot is None:
-                # One run against a store it cannot read publishes nothing: marking the node's store
-                # offline would blank the entities of the publisher that runs there all the time.
-                return 3
-            with self._lock:
-                full, self._full_publish = self._full_publish, False
-            if self._connected.is_set():
-                self._publish(snapshot, full)
-            elif full:
-                self._request_full_publish()
+            try:
+                snapshot = self._refresh(loop)
+                if once and snapshot is None:
+                    # One run against a store it cannot read publishes nothing: marking the node's store
+                    # offline would blank the entities of the publisher that runs there all the time.
+                    return 3
+                self._publish_when_connected(snapshot)
+                self._failing = False
+            except Exception:
+                if once:
+                    raise
+                if not self._failing:  # said once, not at every retry
+                    _LOGGER.exception("publishing failed; trying again at the next refresh")
+                self._failing = True
+                snapshot = None
             if once:
                 return 0 if snapshot is not None else 3
             self._wake.wait(self.settings.interval)
             self._wake.clear()
         return 0
+
+    def _publish_when_connected(self, snapshot: Snapshot | None) -> None:
+        with self._lock:
+            full, self._full_publish = self._full_publish, False
+        if self._connected.is_set():
+            self._publish(snapshot, full)
+        elif full:
+            self._request_full_publish()
 
     def _shutdown(self, graceful_offline: bool) -> None:
         client = self._client

@@ -12,21 +12,24 @@ from typing import Any
 from .clock import format_utc, normalize_stored, parse_time, sort_key
 from .models import QuotaMetric, QuotaSnapshot, QuotaStatus
 from .providers import KNOWN_QUOTA_METRICS
+from .usage import STORED_TIME_SQL
 
 _PAIRS_SQL = """
 SELECT provider_id, account_id FROM usage_events WHERE event_type = 'limit_snapshot'
 GROUP BY provider_id, account_id
 """
 # Newest first; blanked payloads are skipped inside SQLite so they never cross into Python.
-_ROWS_SQL = """
+_ROWS_SQL = f"""
 SELECT e.occurred_at, r.source_payload FROM usage_events e
 JOIN usage_raw_events r ON r.raw_event_id = e.raw_event_id
 WHERE e.event_type = 'limit_snapshot' AND e.provider_id IS :provider AND e.account_id IS :account
+  AND {STORED_TIME_SQL.format(col="e.occurred_at")}
 ORDER BY e.occurred_at DESC
 """
-_NEWEST_SQL = """
+_NEWEST_SQL = f"""
 SELECT MAX(occurred_at) FROM usage_events
 WHERE event_type = 'limit_snapshot' AND provider_id IS :provider AND account_id IS :account
+  AND {STORED_TIME_SQL.format(col="occurred_at")}
 """
 # Stop looking for a readable payload after this many blanked or broken ones: at openusage ≤ 0.24.4
 # every older payload is blanked too, and walking months of polls would make a refresh slow.
@@ -158,8 +161,8 @@ def read_quotas(conn: sqlite3.Connection, now: datetime) -> tuple[tuple[QuotaSna
             skipped += 1
             if skipped >= _MAX_SKIPPED:
                 break
-        provider_id = (provider or "").strip().lower() or "unknown"
-        account_id = (account or "").strip() or "default"
+        provider_id = str(provider or "").strip().lower() or "unknown"  # text, whatever the column held
+        account_id = str(account or "").strip() or "default"
         if found is None:
             quota = build_quota(provider_id, account_id, observed_at=newest or "", snapshot=None, stale=True, now=now)
         else:

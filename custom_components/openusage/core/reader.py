@@ -10,11 +10,12 @@ in-memory one for a single look.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import stat
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -29,6 +30,7 @@ from .quotas import read_quotas
 from .spool import HOOK_SPOOL_DIR, TELEMETRY_SPOOL_DIR, read_spools
 from .usage import DEFAULT_PROVIDER_LINKS, UsageRead
 
+_LOGGER = logging.getLogger(__name__)
 REQUIRED_TABLES = ("usage_events", "usage_raw_events")
 KNOWN_TABLES = (
     "_migrations",
@@ -193,7 +195,13 @@ def _attach_checked(conn: sqlite3.Connection, uri: str) -> None:
 
 def connect_private(database: str = ":memory:", busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> sqlite3.Connection:
     """A connection of our own to attach stores to; `""` makes a private temporary file database."""
-    return sqlite3.connect(database, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(database, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    conn.text_factory = _text  # text that is not UTF-8 (a blob in a text column) reads with U+FFFD, not an error
+    return conn
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
 
 
 def _store_files(path: Path) -> tuple[int, int, str | None]:
@@ -248,16 +256,19 @@ def store_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[set[str]
         _attach(conn, path, wal_mode)
         try:
             conn.execute("BEGIN")  # one read transaction: every figure from one state
-            try:
-                tables = _fetch_tables(conn)
-                _require_tables(tables, path)
-                yield tables
-                conn.execute("COMMIT")
-            finally:
+            tables = _fetch_tables(conn)
+            _require_tables(tables, path)
+            yield tables
+            conn.execute("COMMIT")
+        except BaseException:
+            # A statement the block left unfinished keeps the store busy: ending the transaction and
+            # detaching may fail then, and must not hide why the block failed (the caller closes `conn`).
+            with suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-        finally:
-            conn.execute("DETACH DATABASE store")
+                conn.execute("DETACH DATABASE store")
+            raise
+        conn.execute("DETACH DATABASE store")
     except sqlite3.Error as err:
         # The file may have gone or changed since it was checked (renamed away before SQLite opened it):
         # that cause first, rather than SQLite's "unable to open database file".
@@ -388,11 +399,19 @@ class StoreReader:
         )
 
     async def refresh(self, now: datetime, zone: ZoneInfo) -> Snapshot:
-        """Every figure at `now` in `zone`. Raises StoreError when the store cannot be read."""
+        """Every figure at `now` in `zone`. Raises StoreError when the store cannot be read, whatever the
+        cause: a store that breaks the reader's expectations in a way no rule foresaw is a store that
+        cannot be read (said in one line; the details go to the debug log), never a crash of its caller."""
         now = now.astimezone(UTC)
         bounds = WindowBounds.at(now, zone, self.options.active_minutes)
         async with self._lock:
-            return await asyncio.to_thread(self._snapshot, now, zone, bounds)
+            try:
+                return await asyncio.to_thread(self._snapshot, now, zone, bounds)
+            except (StoreError, asyncio.CancelledError):
+                raise
+            except Exception as err:
+                _LOGGER.debug("reading %s failed", self.path, exc_info=True)
+                raise StoreError(StoreErrorKind.UNREADABLE, self.path, f"{type(err).__name__}: {err}") from err
 
 
 async def read_store(path: Path, now: datetime, zone: ZoneInfo, options: ReadOptions | None = None) -> Snapshot:

@@ -62,10 +62,12 @@ MAX_ROW_COST_USD = 10_000
 _COUNTS = ("input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens",
            "total_tokens", "requests")  # fmt: skip
 # A usage row the contract can place (metrics.md §2.1): a time in the stored form, figures in range.
+# A time in the stored form (openusage-store.md §2.1); anything else (NULL, '', other forms) cannot be placed.
+STORED_TIME_SQL = "{col} GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]*'"
 _IN_RANGE = "(e.{c} IS NULL OR (typeof(e.{c}) IN ('integer', 'real') AND e.{c} BETWEEN 0 AND {top}))"
 PLACEABLE_SQL = " AND ".join(
     [
-        "e.occurred_at GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]*'",
+        STORED_TIME_SQL.format(col="e.occurred_at"),
         *(_IN_RANGE.format(c=c, top=MAX_ROW_COUNT) for c in _COUNTS),
         _IN_RANGE.format(c="cost_usd", top=MAX_ROW_COST_USD),
     ]

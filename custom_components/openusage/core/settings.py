@@ -1,0 +1,192 @@
+"""The publisher's settings: one schema for the command line and the TOML file (voluptuous).
+
+The command line's options and the file's keys have the same names; the command line wins. Every value
+is checked here (types, ranges, finite numbers, topic-safe text) and an unknown key is refused, so a bad
+setting stops the publisher at once with one line, and never as a busy loop or a traceback later.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import voluptuous as vol
+
+from .catalog import BREAKDOWN_OPTIONS
+from .discovery import node_id_from
+from .models import Breakdown
+from .publisher import PASSWORD_ENV, PublishSettings, SettingsError
+from .reader import DEFAULT_ACTIVE_MINUTES, ReadOptions, merge_links
+
+DRY_RUN_BROKER = "mqtt://localhost"  # a dry run connects to nothing
+MIN_INTERVAL, MAX_INTERVAL = 1.0, 3600.0  # seconds
+MAX_ACTIVE_MINUTES = 1440.0
+
+
+def safe_url(url: str) -> str:
+    """A broker URL without the password someone may have written into it."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a malformed URL)"
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def _number(low: float, high: float) -> Any:
+    def check(value: Any) -> float:
+        if isinstance(value, bool):
+            raise vol.Invalid("a number is needed")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise vol.Invalid(f"not a number: {value!r}") from None
+        if not math.isfinite(number) or not low <= number <= high:
+            raise vol.Invalid(f"must be a number from {low:g} to {high:g}, not {value!r}")
+        return number
+
+    return check
+
+
+def _broker(value: Any) -> str:
+    if not isinstance(value, str):
+        raise vol.Invalid("must be text")
+    shown = safe_url(value)
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise vol.Invalid(f"not a broker URL: {shown}") from None
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise vol.Invalid(f"must look like mqtt://HOST[:PORT] or mqtts://HOST[:PORT], not {shown}")
+    if parts.password is not None:
+        raise vol.Invalid("the password goes in --password-file or OPENUSAGE_HA_MQTT_PASSWORD, not in the URL")
+    if port == 0:
+        raise vol.Invalid(f"bad port in {shown}")
+    return value
+
+
+def _topic_part(value: Any) -> str:
+    """A discovery prefix: MQTT topic levels without wildcards."""
+    if not isinstance(value, str) or not value.strip("/"):
+        raise vol.Invalid("must be a topic such as homeassistant")
+    if any(c in value for c in "#+\0"):
+        raise vol.Invalid(f"must not hold the MQTT wildcards # or +: {value!r}")
+    return value.strip("/")
+
+
+def _zone(value: Any) -> ZoneInfo:
+    if isinstance(value, ZoneInfo):
+        return value
+    try:
+        return ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise vol.Invalid(f"unknown time zone: {value!r}") from None
+
+
+def _link(value: Any) -> tuple[str, str]:
+    if isinstance(value, tuple) and len(value) == 2:
+        return value
+    source, sep, target = str(value).partition("=")
+    if not sep or not source.strip() or not target.strip():
+        raise vol.Invalid(f"expected SRC=DST, got {value!r}")
+    return source, target
+
+
+def _kinds(value: Any) -> list[str]:
+    items = [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise vol.Invalid("a list of model, agent, project or tool")
+    known = {b.value for b in BREAKDOWN_OPTIONS}
+    for item in items:
+        if item not in known:
+            raise vol.Invalid(f"{item!r} is none of {', '.join(sorted(known))}")
+    return items
+
+
+_TEXT = vol.All(str, vol.Length(min=1))
+SCHEMA = vol.Schema(
+    {
+        vol.Required("db"): vol.All(vol.Any(str, Path), vol.Coerce(Path)),
+        vol.Optional("broker"): _broker,
+        vol.Optional("username"): _TEXT,
+        vol.Optional("password_file"): vol.All(vol.Any(str, Path), vol.Coerce(Path)),
+        vol.Optional("tls_ca"): vol.All(vol.Any(str, Path), vol.Coerce(Path)),
+        vol.Optional("tls_cert"): vol.All(vol.Any(str, Path), vol.Coerce(Path)),
+        vol.Optional("tls_key"): vol.All(vol.Any(str, Path), vol.Coerce(Path)),
+        vol.Optional("discovery_prefix", default="homeassistant"): _topic_part,
+        vol.Optional("node_id"): _TEXT,
+        vol.Optional("interval", default=60.0): _number(MIN_INTERVAL, MAX_INTERVAL),
+        vol.Optional("tz"): _zone,
+        vol.Optional("active_minutes", default=DEFAULT_ACTIVE_MINUTES): _number(1.0, MAX_ACTIVE_MINUTES),
+        vol.Optional("link", default=list): [_link],
+        vol.Optional("breakdown_sensors", default=list): _kinds,
+    },
+    extra=vol.PREVENT_EXTRA,
+)
+
+
+def _explain(err: vol.Invalid) -> str:
+    where = ".".join(str(p) for p in err.path)
+    return f"{where}: {err.msg}" if where else err.msg
+
+
+def read_password(password_file: Path | None, environ: Mapping[str, str]) -> str | None:
+    if password_file is not None:
+        try:
+            return password_file.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise SettingsError(f"{password_file}: not UTF-8 text") from None
+        except OSError as err:
+            raise SettingsError(f"{password_file}: {err.strerror or err}") from None
+    return environ.get(PASSWORD_ENV) or None
+
+
+def publish_settings(given: Mapping[str, Any], environ: Mapping[str, str], *, dry_run: bool) -> PublishSettings:
+    """Settings from the merged command line and file values (None for an option not given)."""
+    try:
+        values = SCHEMA({k: v for k, v in given.items() if v is not None})
+    except vol.MultipleInvalid as err:
+        raise SettingsError("; ".join(_explain(e) for e in err.errors)) from None
+    broker = values.get("broker")
+    if broker is None and not dry_run:
+        raise SettingsError("--broker is required (on the command line or in --config)")
+    return PublishSettings(
+        db=values["db"],
+        broker=broker or DRY_RUN_BROKER,
+        username=values.get("username"),
+        password=read_password(values.get("password_file"), environ),
+        tls_ca=values.get("tls_ca"),
+        tls_cert=values.get("tls_cert"),
+        tls_key=values.get("tls_key"),
+        discovery_prefix=values["discovery_prefix"],
+        node_id=node_id_from(values.get("node_id") or socket.gethostname()),
+        interval=values["interval"],
+        zone=values.get("tz") or local_zone(),
+        read_options=ReadOptions(
+            active_minutes=values["active_minutes"], provider_links=merge_links(dict(values["link"]))
+        ),
+        breakdown_sensors=frozenset(Breakdown(b) for b in values["breakdown_sensors"]),
+    )
+
+
+def local_zone() -> ZoneInfo:
+    """The machine's time zone as an IANA zone (UTC when it cannot be named)."""
+    try:
+        localtime = Path("/etc/localtime").resolve()
+        if "zoneinfo" in localtime.parts:
+            return ZoneInfo("/".join(localtime.parts[localtime.parts.index("zoneinfo") + 1 :]))
+    except (OSError, ZoneInfoNotFoundError, ValueError):
+        pass
+    tz_env = time.tzname[0] if time.tzname else ""
+    try:
+        return ZoneInfo(tz_env) if tz_env else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")

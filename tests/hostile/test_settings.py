@@ -1,0 +1,98 @@
+"""Bad settings, on the command line and in the TOML file: exit 2 with one line, never a traceback, a
+busy loop or a hang; and a password is never echoed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.storebuilder import message, store
+
+REPO = Path(__file__).parents[2]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "custom_components.openusage.core.cli", *args],
+                          capture_output=True, text=True, cwd=REPO, check=False, timeout=60)  # fmt: skip
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "telemetry.db"
+    with store(path) as w:
+        message(w, "2026-08-17T10:00:00Z", message_id="m")
+    return path
+
+
+def _refused(result: subprocess.CompletedProcess[str], says: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert says in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--interval", "nan"], "--interval"),
+        (["--interval", "inf"], "--interval"),
+        (["--interval", "0.01"], "interval: must be a number from 1 to 3600"),
+        (["--active-minutes", "nan"], "--active-minutes"),
+        (["--broker", "mqtt://[::1"], "not a broker URL"),
+        (["--broker", "http://host"], "must look like mqtt://"),
+        (["--discovery-prefix", "home/#"], "wildcards"),
+        (["--discovery-prefix", "home/+/x"], "wildcards"),
+        (["--breakdown-sensors", "model,colour"], "'colour' is none of"),
+        (["--tz", "Mars/Olympus"], "unknown time zone"),
+    ],
+)
+def test_bad_options(db: Path, extra: list[str], says: str) -> None:
+    _refused(run("publish", "--db", str(db), "--broker", "mqtt://127.0.0.1:1", "--once", *extra), says)
+
+
+@pytest.mark.parametrize(
+    ("toml", "says"),
+    [
+        ("interval = -1", "interval: must be a number from 1 to 3600"),
+        ("active_minutes = -5", "active_minutes: must be a number"),
+        ('interval = "fast"', "interval: not a number"),
+        ('password = "hunter2"', "password"),  # unknown: a password goes in a file, never in the settings
+        ("link = 5", "link"),
+        ('discovery_prefix = "#"', "wildcards"),
+        ("node_id = 7", "node_id"),
+    ],
+)
+def test_bad_settings_files(db: Path, tmp_path: Path, toml: str, says: str) -> None:
+    config = tmp_path / "publish.toml"
+    config.write_text(f'db = "{db}"\nbroker = "mqtt://127.0.0.1:1"\n{toml}\n')
+    result = run("publish", "--config", str(config), "--once")
+    _refused(result, says)
+    assert "hunter2" not in result.stderr
+
+
+def test_a_password_in_the_broker_url_is_refused_and_never_echoed(db: Path) -> None:
+    result = run("publish", "--db", str(db), "--broker", "mqtt://user:s3cret@127.0.0.1:1", "--once")
+    _refused(result, "password")
+    assert "s3cret" not in result.stderr
+
+
+def test_a_password_file_that_is_not_text(db: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_bytes(b"\xff\xfe\x00binary")
+    _refused(run("publish", "--db", str(db), "--broker", "mqtt://127.0.0.1:1", "--password-file", str(secret),
+                 "--once"), "not UTF-8")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--now", "0001-01-01T00:00:00Z"], "--now"),
+        (["--active-minutes", "nan"], "--active-minutes"),
+        (["--busy-timeout", "inf"], "--busy-timeout"),
+    ],
+)
+def test_bad_snapshot_arguments(db: Path, extra: list[str], says: str) -> None:
+    _refused(run("snapshot", "--db", str(db), *extra), says)
