@@ -88,6 +88,13 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: not valid TOML ({err})") from None
 
 
+_PAHO_LOGGER = logging.getLogger("openusage_ha.mqtt")
+
+
+def _paho_log(_client: mqtt.Client, _userdata: object, _level: int, text: str) -> None:
+    _PAHO_LOGGER.debug("%s", text)
+
+
 class Publisher:
     """One workstation's publisher: a paho client thread plus a refresh loop in the caller's thread."""
 
@@ -119,7 +126,9 @@ class Publisher:
             client_id=f"openusage-ha-{self.topics.node_id}-{random.getrandbits(32):08x}",
             protocol=mqtt.MQTTv311,
         )
-        client.enable_logger(logging.getLogger("openusage_ha.mqtt"))
+        # paho's own words go to the debug log: a lost connection is told once by on_disconnect below, not
+        # again by paho at ERROR (as "failed to receive on socket" during a stop or a broker restart).
+        client.on_log = _paho_log
         if self.settings.username:
             client.username_pw_set(self.settings.username, self.settings.password)
         if tls or self.settings.tls_ca:
