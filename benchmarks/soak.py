@@ -1,0 +1,238 @@
+"""Soak: the publisher against a store that a writer changes every second, with hostile faults injected in
+turn, for a bounded time, on loopback only. It must never exit, hang or remove another node's devices.
+
+    python benchmarks/soak.py --minutes 60
+
+A second publisher (node `soak_box`, a node id that starts like `soak`) publishes once at the start; its
+retained discovery documents must all be there at the end. The publisher under test (node `soak`) must
+keep publishing state (a fresh state message at least every three intervals once a fault is cleared),
+answer SIGTERM at the end with a clean exit, and never be restarted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from custom_components.openusage.core.demo import EventWriter, generate_demo_store  # noqa: E402
+from tests.mqtt.broker import Recorder, mosquitto, retained  # noqa: E402
+
+INTERVAL = 5  # seconds between the publisher's refreshes
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Writer(threading.Thread):
+    """A daemon-like writer: a message every second, an enrichment now and then, checkpoints."""
+
+    def __init__(self, db: Path, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.db, self.stop, self.rows, self.errors = db, stop, 0, 0
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            try:
+                conn = sqlite3.connect(self.db, isolation_level=None, timeout=5)
+                conn.execute("BEGIN IMMEDIATE")
+                writer = EventWriter(conn)
+                writer.add(source_system="claude_code", source_channel="jsonl", occurred_at=_now(),
+                           provider_id="anthropic", account_id="claude-code", session_id="soak",
+                           message_id=uuid.uuid4().hex, input_tokens=10, output_tokens=5, cost_usd=0.01,
+                           model_raw="claude-sonnet-4-5", dedup_key=uuid.uuid4().hex)  # fmt: skip
+                writer.flush()
+                conn.execute("COMMIT")
+                self.rows += 1
+                if self.rows % 30 == 0:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.close()
+            except sqlite3.Error:
+                self.errors += 1  # the store is away during a fault
+
+
+def _sql(db: Path, *statements: str) -> None:
+    conn = sqlite3.connect(db, isolation_level=None, timeout=10)
+    for statement in statements:
+        conn.execute(statement)
+    conn.close()
+
+
+def faults(
+    state: Path, db: Path, broker_restart: Callable[[], None]
+) -> list[tuple[str, Callable[[], None], Callable[[], None]]]:
+    """(name, inject, clear) in the order they are injected."""
+    spool, hook = state / "telemetry-spool", state / "hook-spool"
+    ns = time.time_ns()
+
+    def pipes() -> None:
+        os.mkfifo(spool / f"{ns:019d}_fifo.jsonl")
+        os.mkfifo(state / "pipe-target")
+        (spool / f"{ns + 1:019d}_link.jsonl").symlink_to(state / "pipe-target")
+        os.mkfifo(hook / "pipe.json")
+
+    def no_pipes() -> None:
+        for path in (spool / f"{ns:019d}_fifo.jsonl", spool / f"{ns + 1:019d}_link.jsonl", state / "pipe-target",
+                     hook / "pipe.json"):  # fmt: skip
+            path.unlink(missing_ok=True)
+
+    def odd_names() -> None:
+        (spool / ("\u00b9" * 19 + "_x.jsonl")).write_text(json.dumps({"spool_id": "x"}) + "\n")
+        (hook / "folder.json").mkdir(exist_ok=True)
+        (hook / "dangling.json").symlink_to(state / "nowhere")
+
+    def no_odd_names() -> None:
+        (spool / ("\u00b9" * 19 + "_x.jsonl")).unlink(missing_ok=True)
+        shutil.rmtree(hook / "folder.json", ignore_errors=True)
+        (hook / "dangling.json").unlink(missing_ok=True)
+
+    def hostile_rows() -> None:
+        conn = sqlite3.connect(db, isolation_level=None, timeout=10)
+        conn.execute("BEGIN IMMEDIATE")
+        writer = EventWriter(conn)
+        for tokens, at in ((10, ""), (10, _now()), (10, _now())):
+            writer.add(source_system="codex", occurred_at=at or _now(), message_id=uuid.uuid4().hex,
+                       input_tokens=tokens, dedup_key=uuid.uuid4().hex, session_id="hostile")  # fmt: skip
+        writer.flush()
+        conn.execute("UPDATE usage_events SET occurred_at = '' WHERE session_id = 'hostile' AND rowid = "
+                     "(SELECT min(rowid) FROM usage_events WHERE session_id = 'hostile')")  # fmt: skip
+        conn.execute("UPDATE usage_events SET input_tokens = 1e308 WHERE session_id = 'hostile' AND occurred_at <> ''")
+        conn.execute("COMMIT")
+        conn.close()
+
+    def no_hostile_rows() -> None:
+        _sql(db, "DELETE FROM usage_events WHERE session_id = 'hostile'")
+
+    def many_metrics() -> None:
+        metrics = {f"m{i}": {"used": i, "unit": "requests"} for i in range(20_000)}
+        conn = sqlite3.connect(db, isolation_level=None, timeout=10)
+        conn.execute("BEGIN IMMEDIATE")
+        writer = EventWriter(conn)
+        writer.add(source_system="provider_poller", source_channel="api", event_type="limit_snapshot",
+                   occurred_at=_now(), provider_id="zai", account_id="zai", turn_id=uuid.uuid4().hex,
+                   payload=json.dumps({"snapshot": {"status": "OK", "metrics": metrics}}),
+                   dedup_key=uuid.uuid4().hex)  # fmt: skip
+        writer.flush()
+        conn.execute("COMMIT")
+        conn.close()
+
+    def store_away() -> None:
+        db.rename(db.with_name("away.db"))
+
+    def store_back() -> None:
+        db.with_name("away.db").rename(db)
+
+    return [
+        ("pipes and a link to a pipe in the spools", pipes, no_pipes),
+        ("odd spool names, a folder and a dangling link", odd_names, no_odd_names),
+        ("rows with an empty time and 1e308 tokens", hostile_rows, no_hostile_rows),
+        ("a quota with 20,000 metrics", many_metrics, lambda: None),
+        ("the store moved away", store_away, store_back),
+        ("the broker restarted", broker_restart, lambda: None),
+    ]
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    args = parser.parse_args()
+    deadline = time.monotonic() + args.minutes * 60
+    work = Path(tempfile.mkdtemp(prefix="soak-"))
+    state = work / "state"
+    db = generate_demo_store(state, days=30, events=5000, seed=9)
+    (state / "hook-spool").mkdir(exist_ok=True)
+    (state / "telemetry-spool").mkdir(exist_ok=True)
+    cli = [sys.executable, "-m", "custom_components.openusage.core.cli", "publish", "--tz", "UTC"]
+    report: dict[str, object] = {"minutes": args.minutes, "faults": []}
+    with mosquitto(work) as broker:
+        box = generate_demo_store(work / "box", days=10, events=500, seed=4)
+        subprocess.run([*cli, "--db", str(box), "--broker", broker.url, "--node-id", "soak_box", "--once"],
+                       check=True, cwd=ROOT, capture_output=True)  # fmt: skip
+        other = set(retained(broker.port, "homeassistant/device/+/config"))
+        log = (work / "publisher.log").open("w")
+        publisher = subprocess.Popen([*cli, "--db", str(db), "--broker", broker.url, "--node-id", "soak",
+                                      "--interval", str(INTERVAL)], cwd=ROOT, stdout=log, stderr=log)  # fmt: skip
+        stop = threading.Event()
+        writer = Writer(db, stop)
+        writer.start()
+
+        def restart_broker() -> None:
+            broker.stop()
+            time.sleep(3)
+            broker.start()
+
+        longest_silence = 0.0
+        with Recorder(broker.port, ("openusage/soak/#",)) as rec:
+            plan = faults(state, db, restart_broker)
+            index = 0
+            while time.monotonic() < deadline:
+                name, inject, clear = plan[index % len(plan)]
+                index += 1
+                inject()
+                time.sleep(min(30, max(0, deadline - time.monotonic())))
+                clear()
+                cleared = time.monotonic()
+                # Once the fault is gone, a new state must arrive within three intervals.
+                seen = len(rec.messages)
+                while time.monotonic() - cleared < 3 * INTERVAL + 10 and len(rec.messages) == seen:
+                    time.sleep(0.5)
+                silence = time.monotonic() - cleared
+                longest_silence = max(longest_silence, silence)
+                alive = publisher.poll() is None
+                report["faults"].append({"fault": name, "publisher_alive": alive,  # type: ignore[union-attr]
+                                         "seconds_to_next_state": round(silence, 1)})  # fmt: skip
+                print(f"{name}: alive={alive}, next state after {silence:.1f} s", flush=True)
+                if not alive:
+                    break
+                time.sleep(min(30, max(0, deadline - time.monotonic())))
+            stop.set()
+            writer.join(10)
+            exited_by_itself = publisher.poll() is not None
+            peak = _rss_mb(publisher.pid)
+            started = time.monotonic()
+            publisher.send_signal(signal.SIGTERM)
+            code = publisher.wait(30)
+            stop_seconds = time.monotonic() - started
+        left = set(retained(broker.port, "homeassistant/device/+/config"))
+        log.close()
+    report.update({
+        "writer_rows": writer.rows, "publisher_exited_by_itself": exited_by_itself, "exit_code_after_sigterm": code,
+        "seconds_to_stop": round(stop_seconds, 1), "longest_silence_after_a_fault_s": round(longest_silence, 1),
+        "other_node_devices_kept": other <= left, "other_node_devices": len(other), "peak_rss_mb": round(peak, 1),
+        "tracebacks_in_log": (work / "publisher.log").read_text().count("Traceback"),
+    })  # fmt: skip
+    print(json.dumps(report, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    ok = (not exited_by_itself and code == 0 and other <= left and report["tracebacks_in_log"] == 0
+          and longest_silence < 3 * INTERVAL + 10)  # fmt: skip
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
