@@ -55,20 +55,29 @@ async def _rows(hass: HomeAssistant, sid: str) -> list[tuple[datetime, float, fl
     ]
 
 
-@pytest.fixture
-async def entry(
-    recorder_mock: Recorder, hass: HomeAssistant, tmp_path: Path, freezer: FrozenDateTimeFactory
-) -> MockConfigEntry:
+def _prepared_store(hass: HomeAssistant, tmp_path: Path, freezer: FrozenDateTimeFactory) -> Path:
     freezer.move_to("2026-08-03T13:30:00+00:00")
     hass.config.allowlist_external_dirs = {str(tmp_path)}
     path = tmp_path / "telemetry.db"
     _store(path)
+    return path
+
+
+async def _set_up(hass: HomeAssistant, path: Path) -> MockConfigEntry:
+    """An entry as release 1.1 made it (it is migrated on setup), set up with its statistics imported."""
     config_entry = MockConfigEntry(domain=DOMAIN, data={CONF_PATH: str(path)}, entry_id=ENTRY_ID)
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     await async_wait_recording_done(hass)
     return config_entry
+
+
+@pytest.fixture
+async def entry(
+    recorder_mock: Recorder, hass: HomeAssistant, tmp_path: Path, freezer: FrozenDateTimeFactory
+) -> MockConfigEntry:
+    return await _set_up(hass, _prepared_store(hass, tmp_path, freezer))
 
 
 def _h(text: str) -> datetime:
@@ -139,10 +148,7 @@ async def test_statistics_imported_under_the_entry_id_keep_their_history(
 ) -> None:
     """Release 1.1 imported `openusage:<entry id>_total_cost`; its hours move to the stable id and the
     import goes on from the last of them."""
-    freezer.move_to("2026-08-03T13:30:00+00:00")
-    hass.config.allowlist_external_dirs = {str(tmp_path)}
-    path = tmp_path / "telemetry.db"
-    _store(path)
+    path = _prepared_store(hass, tmp_path, freezer)
     old = "openusage:01jstatsentry000000000000_total_cost"
     metadata = {"has_sum": True, "mean_type": StatisticMeanType.NONE, "name": "OpenUsage cost (all providers)",
                 "source": DOMAIN, "statistic_id": old, "unit_of_measurement": "USD"}  # fmt: skip
@@ -150,11 +156,7 @@ async def test_statistics_imported_under_the_entry_id_keep_their_history(
         metadata["unit_class"] = None
     async_add_external_statistics(hass, metadata, [StatisticData(start=_h("2026-07-30T00:00:00"), state=7.5, sum=7.5)])
     await async_wait_recording_done(hass)
-    entry = MockConfigEntry(domain=DOMAIN, data={CONF_PATH: str(path)}, entry_id=ENTRY_ID)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done(wait_background_tasks=True)
-    await async_wait_recording_done(hass)
+    await _set_up(hass, path)
     assert await _rows(hass, old) == []
     assert await _rows(hass, "openusage:total_cost") == [
         (_h("2026-07-30T00:00:00"), 7.5, 7.5),
