@@ -222,6 +222,24 @@ def test_a_dry_run_needs_no_broker(demo: Path) -> None:
     assert "breakdown_sensors" in bad.stderr
 
 
+def test_dashboard_in_process(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same command through main() (measured by coverage), in a worker thread: its asyncio.run must not
+    unset the test runner's event loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from custom_components.openusage.core.cli import main
+
+    def run(argv: list[str]) -> int:
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(main, argv).result()
+
+    assert run(["dashboard", "--db", str(demo), "--node-id", "laptop", "--link", "openrouter=opencode"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("# OpenUsage dashboard for the MQTT publisher of node laptop")
+    assert "sensor.claude_code_laptop_5_hour_usage" in json.dumps(yaml.safe_load(printed))
+    assert run(["dashboard", "--db", str(demo.with_name("missing.db"))]) == 3
+
+
 def test_dashboard_for_the_native_integration_and_for_an_mqtt_node(demo: Path) -> None:
     native = run("dashboard", "--db", str(demo))
     assert native.returncode == 0, native.stderr

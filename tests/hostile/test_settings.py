@@ -3,20 +3,26 @@ busy loop or a hang; and a password is never echoed."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from custom_components.openusage.core.cli import main
 from tests.storebuilder import message, store
-
-REPO = Path(__file__).parents[2]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "custom_components.openusage.core.cli", *args],
-                          capture_output=True, text=True, cwd=REPO, check=False, timeout=60)  # fmt: skip
+    """`openusage-ha ARGS` in this process (so that coverage sees the settings code), as a finished process."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exited:  # argparse's own refusals
+            code = int(exited.code or 0)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture
