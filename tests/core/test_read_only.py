@@ -94,6 +94,7 @@ async def test_checkpoints_complete_while_refreshing(tmp_path: Path) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(daemon.wait()), 0.05)
     out, _ = await daemon.communicate()
+    await reader.close()
     checkpoints, busy, largest_wal = (int(x) for x in out.split())
     assert daemon.returncode == 0
     assert refreshes >= 5
