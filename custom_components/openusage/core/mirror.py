@@ -68,7 +68,8 @@ CREATE TABLE IF NOT EXISTS {{table}} (
 # `pmax`: the newest row of the partition. Winners with a newer partner are few (a message delivered
 # twice carries one time), and only they can leave a partner behind when the floor passes them.
 # `mid`: the message identity of a message row ('' for other rows); `shared`: a winner whose identity
-# another winner has too, so that it counts once however many sessions kept it (metrics.md §2.3).
+# another winner has too, so that it counts once however many sessions kept it (metrics.md §2.3). The index
+# is partial: a query uses it only when it says `mid <> ''` itself.
 _INDEX_SQL = (
     "CREATE INDEX IF NOT EXISTS mirror_partition ON mirror_rows (pkey)",
     "CREATE INDEX IF NOT EXISTS mirror_identity ON mirror_rows (mid) WHERE mid <> ''",
@@ -126,7 +127,8 @@ WHERE pkey IN (SELECT pkey FROM temp.touched)
 """
 _MARK_SHARED_SQL = """
 UPDATE mirror_rows SET shared = win AND mid <> '' AND EXISTS (
-  SELECT 1 FROM mirror_rows o WHERE o.mid = mirror_rows.mid AND o.win AND o.rid <> mirror_rows.rid AND o.okey >= :floor)
+  SELECT 1 FROM mirror_rows o
+  WHERE o.mid = mirror_rows.mid AND o.mid <> '' AND o.win AND o.rid <> mirror_rows.rid AND o.okey >= :floor)
 WHERE pkey IN (SELECT pkey FROM temp.touched)
 """
 # The partitions whose winner has a message identity that a touched partition has or gets: whether their
