@@ -174,7 +174,7 @@ def main() -> int:
         box = generate_demo_store(work / "box", days=10, events=500, seed=4)
         subprocess.run([*cli, "--db", str(box), "--broker", broker.url, "--node-id", "soak_box", "--once"],
                        check=True, cwd=ROOT, capture_output=True)  # fmt: skip
-        other = set(retained(broker.port, "homeassistant/device/+/config"))
+        other = {t for t in retained(broker.port, "homeassistant/device/+/config") if "openusage_soak_box" in t}
         log = (work / "publisher.log").open("w")
         publisher = subprocess.Popen([*cli, "--db", str(db), "--broker", broker.url, "--node-id", "soak",
                                       "--interval", str(INTERVAL)], cwd=ROOT, stdout=log, stderr=log)  # fmt: skip
@@ -182,13 +182,21 @@ def main() -> int:
         writer = Writer(db, stop)
         writer.start()
 
+        def publish_box() -> None:
+            subprocess.run([*cli, "--db", str(box), "--broker", broker.url, "--node-id", "soak_box", "--once"],
+                           check=True, cwd=ROOT, capture_output=True)  # fmt: skip
+
         def restart_broker() -> None:
+            # The test broker keeps nothing across a restart: node soak_box's publisher, run once at the start,
+            # publishes again as it would on reconnecting. Node soak must not remove what it publishes.
             broker.stop()
             time.sleep(3)
             broker.start()
+            publish_box()
 
         longest_silence = 0.0
-        with Recorder(broker.port, ("openusage/soak/#",)) as rec:
+        watch = Recorder(broker.port, ("homeassistant/device/+/config",))
+        with Recorder(broker.port, ("openusage/soak/#",)) as rec, watch:
             plan = faults(state, db, restart_broker)
             index = 0
             while time.monotonic() < deadline:
@@ -220,16 +228,19 @@ def main() -> int:
             code = publisher.wait(30)
             stop_seconds = time.monotonic() - started
         left = set(retained(broker.port, "homeassistant/device/+/config"))
+        # Every empty (deleting) message on node soak_box's topics: none may come, from anyone.
+        removals = [m.topic for m in watch.messages if "openusage_soak_box" in m.topic and not m.payload]
         log.close()
     report.update({
         "writer_rows": writer.rows, "publisher_exited_by_itself": exited_by_itself, "exit_code_after_sigterm": code,
         "seconds_to_stop": round(stop_seconds, 1), "longest_silence_after_a_fault_s": round(longest_silence, 1),
         "other_node_devices_kept": other <= left, "other_node_devices": len(other), "peak_rss_mb": round(peak, 1),
+        "removals_of_other_node_devices": len(removals),
         "tracebacks_in_log": (work / "publisher.log").read_text().count("Traceback"),
     })  # fmt: skip
     print(json.dumps(report, indent=2))
     shutil.rmtree(work, ignore_errors=True)
-    ok = (not exited_by_itself and code == 0 and other <= left and report["tracebacks_in_log"] == 0
+    ok = (not exited_by_itself and code == 0 and other <= left and not removals and report["tracebacks_in_log"] == 0
           and longest_silence < 3 * INTERVAL + 10)  # fmt: skip
     return 0 if ok else 1
 
