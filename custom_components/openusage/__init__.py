@@ -33,9 +33,10 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> bool:
-    """1.1 → 1.2: a title instead of the store's path, no unique id (it was the path, which a reconfigure
-    changes; one store per entry is checked by path), stable statistic ids, and the entity ids Home
-    Assistant gave under the old device names ("claude_code claude-code") moved to the new ones."""
+    """Config entry version 1.1 → 1.2: a title instead of the store's path, no unique id (it was the path,
+    which a reconfigure changes; one store per entry is checked by path), stable statistic ids, and the
+    entity ids Home Assistant gave under the old device names ("claude_code claude-code") moved to the
+    new ones."""
     if entry.version > 1:
         return False
     if entry.minor_version < 2:
@@ -49,14 +50,14 @@ async def async_migrate_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) 
     return True
 
 
-# The names the per-key sensors had before 1.2, by the breakdown in their key (Home Assistant made
+# The names the per-key sensors had in entries of version 1.1, by the breakdown in their key (Home Assistant made
 # `sensor.openusage_gpt_5_cost_today` of "gpt-5 cost today").
 _EARLIER_BREAKDOWN_ENDINGS = {"model": "cost_today", "agent": "cost_today", "project": "cost_today",
                               "tool": "calls_today"}  # fmt: skip
 
 
 def _move_entity_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
-    """Entity ids that are still what Home Assistant made of the 1.1 names get what it makes of today's;
+    """Entity ids that are still what Home Assistant made of the version 1.1 names get what it makes of today's;
     ids a user chose are left alone."""
     devices = dr.async_get(hass)
     entities = er.async_get(hass)

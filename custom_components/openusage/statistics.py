@@ -107,8 +107,9 @@ async def _known_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> list[s
 
 
 async def _adopt_earlier_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry, metadata: dict[str, Any]) -> None:
-    """Statistics imported under the entry id (before version 1.2) move to the entry's stable ids with
-    their history: the recorder renames only its own statistics, so their hours are copied, then cleared."""
+    """Statistics imported under the entry id (by entries of config entry version 1.1) move to the entry's
+    stable ids with their history: the recorder renames only its own statistics, so their hours are
+    copied, then cleared."""
     earlier = f"{DOMAIN}:{slug(entry.entry_id)}_"
     old_ids = sorted(sid for sid in metadata if sid.startswith(earlier))
     if not old_ids:

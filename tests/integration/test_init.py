@@ -115,7 +115,7 @@ async def test_removing_the_entry_clears_its_repair(
     assert ir.async_get(hass).async_get_issue(DOMAIN, repair_issue_id(loaded_entry)) is None
 
 
-async def test_an_entry_of_release_1_1_gets_its_title_statistics_and_entity_ids_moved(
+async def test_an_entry_of_version_1_1_gets_its_title_statistics_and_entity_ids_moved(
     hass: HomeAssistant, store_path: Path, allow_store: None, frozen: None
 ) -> None:
     """An entry made before names were people's names: its title was the store's path, and Home Assistant
