@@ -13,11 +13,12 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, TypeVar
+
+import voluptuous as vol
 
 from .clock import parse_time
 from .dashboard import dashboard, to_yaml
@@ -33,10 +34,11 @@ from .publisher import (
     load_toml,
 )
 from .reader import DEFAULT_ACTIVE_MINUTES, ReadOptions, StoreError, default_store_path, merge_links, read_store
-from .settings import SCHEMA, local_zone
+from .settings import SCHEMA, local_zone, parse_link, parse_zone
 from .settings import publish_settings as settings_from
 from .snapshot_json import snapshot_to_json
 
+_T = TypeVar("_T")
 EXIT_USAGE = 2
 EXIT_STORE = 3
 
@@ -55,18 +57,20 @@ def _instant(text: str) -> datetime:
     return parsed
 
 
-def _zone(text: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise argparse.ArgumentTypeError(f"unknown time zone: {text!r}") from None
+def _argument(check: Callable[[Any], _T]) -> Callable[[str], _T]:  # noqa: UP047  (the core runs on 3.11)
+    """One of the settings' checks as an argparse type: its refusal becomes argparse's (exit 2, one line)."""
+
+    def parse(text: str) -> _T:
+        try:
+            return check(text)
+        except vol.Invalid as err:
+            raise argparse.ArgumentTypeError(err.msg) from None
+
+    return parse
 
 
-def _link(text: str) -> tuple[str, str]:
-    source, sep, target = text.partition("=")
-    if not sep or not source.strip() or not target.strip():
-        raise argparse.ArgumentTypeError(f"expected SRC=DST, got {text!r}")
-    return source, target
+_zone = _argument(parse_zone)
+_link = _argument(parse_link)
 
 
 def _positive(text: str) -> float:

@@ -82,7 +82,7 @@ def _topic_part(value: Any) -> str:
     return value.strip("/")
 
 
-def _zone(value: Any) -> ZoneInfo:
+def parse_zone(value: Any) -> ZoneInfo:
     if isinstance(value, ZoneInfo):
         return value
     try:
@@ -91,7 +91,7 @@ def _zone(value: Any) -> ZoneInfo:
         raise vol.Invalid(f"unknown time zone: {value!r}") from None
 
 
-def _link(value: Any) -> tuple[str, str]:
+def parse_link(value: Any) -> tuple[str, str]:
     if isinstance(value, tuple) and len(value) == 2:
         return value
     source, sep, target = str(value).partition("=")
@@ -124,9 +124,9 @@ SCHEMA = vol.Schema(
         vol.Optional("discovery_prefix", default="homeassistant"): _topic_part,
         vol.Optional("node_id"): _TEXT,
         vol.Optional("interval", default=60.0): _number(MIN_INTERVAL, MAX_INTERVAL),
-        vol.Optional("tz"): _zone,
+        vol.Optional("tz"): parse_zone,
         vol.Optional("active_minutes", default=DEFAULT_ACTIVE_MINUTES): _number(1.0, MAX_ACTIVE_MINUTES),
-        vol.Optional("link", default=list): [_link],
+        vol.Optional("link", default=list): [parse_link],
         vol.Optional("breakdown_sensors", default=list): _kinds,
     },
     extra=vol.PREVENT_EXTRA,
