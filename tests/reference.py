@@ -10,7 +10,7 @@ import re
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -192,12 +192,19 @@ def compute(path: Path, now: datetime, zone: ZoneInfo, active_minutes: float = 1
     )
     conn.close()
 
-    midnight = datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone).astimezone(UTC)
+    local_today = now.astimezone(zone).date()
+    first_day = {"week": local_today - timedelta(days=local_today.weekday()), "month": local_today.replace(day=1)}
+
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
     lower = {
-        "today": bound(midnight),
+        "today": bound(midnight(local_today)),
         "24h": bound(now - timedelta(hours=24)),
         "7d": bound(now - timedelta(days=7)),
         "30d": bound(now - timedelta(days=30)),
+        "week": bound(midnight(first_day["week"])),
+        "month": bound(midnight(first_day["month"])),
     }
     active_bound = bound(now - timedelta(minutes=active_minutes))
 
@@ -206,6 +213,8 @@ def compute(path: Path, now: datetime, zone: ZoneInfo, active_minutes: float = 1
     raw_on_b = sum(1 for r in won if r["occurred_at"][:10] == day_b)
     rollup_on_b = sum(r["event_count"] for r in rollup_rows if r["day"] == day_b)
     b_from_rollup = bool(day_b and watermark and day_b <= watermark and rollup_on_b > raw_on_b)
+    # A week or month that starts before day B takes rollup days from its first date, as `all` does.
+    reaching_back = [p for p, first in first_day.items() if rollup_rows and (day_b is None or str(first) < day_b)]
 
     totals: dict[str, Acc] = defaultdict(Acc.new)
     split: dict[str, dict[str, dict[str, Acc]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(Acc.new)))
@@ -215,7 +224,9 @@ def compute(path: Path, now: datetime, zone: ZoneInfo, active_minutes: float = 1
         if at >= active_bound and not blank(row["session_id"]):
             active.add(row["session_id"].strip())
         windows = [w for w, b in lower.items() if at >= b]
-        if not (b_from_rollup and row["occurred_at"][:10] == day_b):
+        if b_from_rollup and row["occurred_at"][:10] == day_b:
+            windows = [w for w in windows if w not in reaching_back]
+        else:
             windows.append("all")
         provider = (row["provider_id"] or "").strip().lower()
         provider = LINKS.get(provider, provider) or "unknown"
@@ -241,16 +252,18 @@ def compute(path: Path, now: datetime, zone: ZoneInfo, active_minutes: float = 1
         provider = row["provider_id"].strip().lower()
         provider = LINKS.get(provider, provider) or "unknown"
         model = row["model_canonical"].strip() or "unknown"
-        add_rollup(totals["all"], row)
-        add_rollup(split["by_provider"][provider]["all"], row)
-        add_rollup(split["by_account"][f"{provider}/{row['account_id'].strip() or 'default'}"]["all"], row)
-        add_rollup(split["by_model"][model]["all"], row)
+        account = f"{provider}/{row['account_id'].strip() or 'default'}"
+        for window in ["all", *(p for p in reaching_back if row["day"] >= str(first_day[p]))]:
+            add_rollup(totals[window], row)
+            add_rollup(split["by_provider"][provider][window], row)
+            add_rollup(split["by_account"][account][window], row)
+            add_rollup(split["by_model"][model][window], row)
 
-    five = ("today", "24h", "7d", "30d", "all")
+    seven = ("today", "24h", "7d", "30d", "all", "week", "month")
     fields = {"by_tool": ("tool_calls", "tool_errors"), "by_project": ("requests", "cost_usd", "total_tokens")}
-    result: dict[str, Any] = {"totals": {w: freeze(totals[w]) for w in five}, "active_sessions": len(active)}
+    result: dict[str, Any] = {"totals": {w: freeze(totals[w]) for w in seven}, "active_sessions": len(active)}
     for name in ("by_provider", "by_account", "by_model", "by_agent", "by_tool", "by_project"):
-        windows = five if name in ("by_provider", "by_account", "by_model") else five[:4]
+        windows = seven if name in ("by_provider", "by_account", "by_model") else tuple(w for w in seven if w != "all")
         keep = fields.get(name, MEASURES)
         result[name] = {
             key: {w: {m: v for m, v in freeze(per[w]).items() if m in keep} for w in windows}

@@ -26,6 +26,9 @@ _store = st.fixed_dictionaries(
         "prune_days": st.integers(1, 50),
         "zone": st.sampled_from(ZONES),
         "active_minutes": st.sampled_from([5.0, 15.0, 90.0]),
+        # Read at NOW, or days before or after it, so that this week and this month start before day B
+        # (taking rollup days), on it, or after it, and a month boundary passes.
+        "read_shift": st.sampled_from([timedelta(0), timedelta(days=-5), timedelta(days=15, hours=-11)]),
     }
 )
 
@@ -67,12 +70,13 @@ def test_sql_matches_the_reference(spec: dict) -> None:
         _write(path, spec)
         zone = ZoneInfo(spec["zone"])
         options = ReadOptions(active_minutes=spec["active_minutes"])
+        now = NOW + spec["read_shift"]
         loop = asyncio.new_event_loop()  # not asyncio.run: that would unset the main thread's loop
         try:
-            snapshot = loop.run_until_complete(read_store(path, NOW, zone, options))
+            snapshot = loop.run_until_complete(read_store(path, now, zone, options))
         finally:
             loop.close()
         ours = snapshot_to_json(snapshot)
-        theirs = reference.compute(path, NOW, zone, spec["active_minutes"])
+        theirs = reference.compute(path, now, zone, spec["active_minutes"])
     for name, expected in theirs.items():
         _approx_equal(ours[name], expected, name)

@@ -108,3 +108,52 @@ async def test_a_percent_quota_with_only_remaining_is_100_minus_remaining(tmp_pa
     assert quota.metrics["rate_limit_primary"].used_percent == 40.0
     assert quota.metrics["rate_limit_secondary"].used_percent == 7.5
     assert quota.metrics["both"].used_percent == 10.0  # `used` wins when the provider gives it
+
+
+def _five_hour(percent: float, resets_at: str) -> dict:
+    metric = {"used": percent, "limit": 100, "remaining": None, "unit": "%", "window": "5h"}
+    return payload("OK", {"usage_five_hour": metric, "credits": {"used": 1, "limit": 10, "unit": "USD"}},
+                   {"usage_five_hour": resets_at})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("series", "resets_at", "rate", "exhausted_at"),
+    [
+        # 15 % an hour; 67.5 % to go from 11:50 takes 4 h 30 min.
+        (
+            [("11:00", 20), ("11:10", 22.5), ("11:20", 25), ("11:30", 27.5), ("11:40", 30), ("11:50", 32.5)],
+            "17:00",
+            15.0,
+            "2026-08-17T16:20:00Z",
+        ),
+        # The same, but the window resets at 15:00, before it would run out.
+        ([("11:00", 20), ("11:50", 32.5)], "15:00", 15.0, None),
+        # A reset within the hour: only the samples after it (12 % an hour, 94 % to go from 11:40).
+        (
+            [("11:00", 90), ("11:10", 95), ("11:20", 2), ("11:30", 4), ("11:40", 6)],
+            "20:00",
+            12.0,
+            "2026-08-17T19:30:00Z",
+        ),
+        # An older sample than an hour before the newest is left out: 20 % an hour from 11:10 to 11:40.
+        ([("10:00", 10), ("11:10", 50), ("11:40", 60)], "20:00", 20.0, "2026-08-17T13:40:00Z"),
+        ([("11:00", 50), ("11:30", 50), ("11:50", 50)], "20:00", 0.0, None),  # not rising
+        ([("11:00", 100), ("11:30", 100.5)], "20:00", 1.0, None),  # full already: Limited says so
+        ([("11:50", 40)], "20:00", None, None),  # one sample
+        ([("11:48", 40), ("11:50", 41)], "20:00", None, None),  # two, less than five minutes apart
+    ],
+)
+async def test_time_to_quota_exhaustion_from_the_recent_snapshots(
+    tmp_path: Path, series: list[tuple[str, float]], resets_at: str, rate: float | None, exhausted_at: str | None
+) -> None:
+    db = tmp_path / "telemetry.db"
+    resets = f"2026-08-17T{resets_at}:00Z"
+    with store(db) as w:
+        for at, percent in series:
+            limit_snapshot(w, f"2026-08-17T{at}:00Z", "claude_code", "claude-code", _five_hour(percent, resets))
+        limit_snapshot(w, "2026-08-17T11:05:00Z", "claude_code", "claude-code", "{}")  # blanked: no sample
+    (quota,) = await quotas(db)
+    metric = quota.metrics["usage_five_hour"]
+    assert metric.rate_percent_per_hour == (None if rate is None else pytest.approx(rate))
+    assert metric.exhausted_at == exhausted_at
+    assert quota.metrics["credits"].exhausted_at is None  # money, not a percent with a reset

@@ -125,7 +125,17 @@ async def test_rolling_windows_and_sessions(tmp_path: Path) -> None:
         message(w, "2026-08-17T11:58:00Z", message_id="7", session_id="err-only", status="error")
     usage = await figures(db)
     tokens = {w: usage.totals[w].input_tokens for w in Window}
-    assert tokens == {Window.TODAY: 3, Window.H24: 3, Window.D7: 5, Window.D30: 6, Window.ALL: 7}
+    # Monday 17 August: the week began at its midnight, the month on the 1st.
+    expected = {
+        Window.TODAY: 3,
+        Window.H24: 3,
+        Window.D7: 5,
+        Window.D30: 6,
+        Window.ALL: 7,
+        Window.WEEK: 3,
+        Window.MONTH: 5,
+    }
+    assert tokens == expected
     assert usage.totals[Window.TODAY].sessions == 2  # live, s-old (tool-only and error-only sessions do not count)
     assert usage.totals[Window.ALL].sessions == 6
     # Active in the last 15 minutes, any usage row: live, live-tool-only, err-only.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from .models import Window
@@ -94,29 +94,50 @@ def normalize_stored(stored: str) -> str:
     return format_utc(parsed) if parsed else stored
 
 
-def local_midnight(now: datetime, zone: ZoneInfo) -> datetime:
-    """The first instant of `now`'s local date in `zone` (also on days whose midnight is skipped)."""
-    local_date = now.astimezone(zone).date()
-    candidate = datetime.combine(local_date, time(0), tzinfo=zone)
+def start_of_day(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant of a local date in `zone` (also on days whose midnight is skipped)."""
     # A midnight inside a DST gap does not exist; fold=0 maps it to the transition instant itself.
-    return candidate.astimezone(UTC)
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def local_midnight(now: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant of `now`'s local date in `zone`."""
+    return start_of_day(now.astimezone(zone).date(), zone)
+
+
+def period_first_days(now: datetime, zone: ZoneInfo) -> dict[Window, date]:
+    """The local date each calendar window starts on: this ISO week's Monday, this month's first day."""
+    today = now.astimezone(zone).date()
+    return {Window.WEEK: today - timedelta(days=today.weekday()), Window.MONTH: today.replace(day=1)}
+
+
+def period_start(window: Window, now: datetime, zone: ZoneInfo) -> datetime:
+    """When the period `window` stands for began: local midnight of its first day (`today` too)."""
+    if window is Window.TODAY:
+        return local_midnight(now, zone)
+    return start_of_day(period_first_days(now, zone)[window], zone)
 
 
 @dataclass(frozen=True, slots=True)
 class WindowBounds:
-    """Lower bounds of the bounded windows, as sort keys, plus the active-session bound."""
+    """Lower bounds of the bounded windows, as sort keys, plus the active-session bound, and the first
+    local date of each calendar window (to choose its rollup days, metrics.md §1)."""
 
     keys: dict[Window, str]
     active_key: str
+    first_days: dict[Window, str]
 
     @classmethod
     def at(cls, now: datetime, zone: ZoneInfo, active_minutes: float) -> WindowBounds:
+        first_days = period_first_days(now, zone)
         return cls(
             keys={
                 Window.TODAY: instant_key(local_midnight(now, zone)),
                 Window.H24: instant_key(now - timedelta(hours=24)),
                 Window.D7: instant_key(now - timedelta(days=7)),
                 Window.D30: instant_key(now - timedelta(days=30)),
+                **{w: instant_key(start_of_day(day, zone)) for w, day in first_days.items()},
             },
             active_key=instant_key(now - timedelta(minutes=active_minutes)),
+            first_days={w: day.isoformat() for w, day in first_days.items()},
         )

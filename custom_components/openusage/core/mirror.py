@@ -24,12 +24,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .clock import SORT_KEY_SQL, WindowBounds
-from .models import UsageFigures, Window
+from .clock import SORT_KEY_SQL, WindowBounds, instant_key
+from .forecast import profile_since
+from .models import PERIOD_WINDOWS, UsageFigures, Window
 from .usage import (
     ACTIVE_BIT,
     ALL_BIT,
@@ -40,10 +41,13 @@ from .usage import (
     PLACEABLE_SQL,
     PRIORITY_SQL,
     QUALITY_SQL,
+    ROLLUP_EVENTS,
+    ROLLUP_ON_B,
     SCOPED_USAGE_SQL,
     WINDOW_BITS,
     KeptUsage,
     UsageRead,
+    map_provider,
     merge_rollup,
     read_rollup,
 )
@@ -102,7 +106,7 @@ FROM scoped
 
 _MASK_SQL = (
     "((okey >= :today) | ((okey >= :h24) << 1) | ((okey >= :d7) << 2) | ((okey >= :d30) << 3)"
-    f" | ((okey >= :active) << 4) | {ALL_BIT})"
+    f" | ((okey >= :active) << 4) | {ALL_BIT} | ((okey >= :week) << 6) | ((okey >= :month) << 7))"
 )
 # Winners grouped into fold rows (usage.KeptUsage), with `mask` saying which windows they count in. Tool
 # and error rows count toward a session only while active, so elsewhere they are grouped without one:
@@ -157,6 +161,13 @@ _STRADDLING_SQL = (
 )
 
 # The oldest placeable usage row: rows without a proper time sort first, so they are walked past.
+# Message rows' spend per provider and UTC hour, for the month projection (forecast.py).
+_HOURLY_COST_SQL = """
+SELECT provider, substr(okey, 1, 13), total(m_cost) FROM mirror_rows
+WHERE win AND NOT is_tool AND NOT is_error AND okey >= :since AND okey < :until AND okey >= :floor
+GROUP BY 1, 2
+"""
+
 _OLDEST_SQL = f"""
 SELECT e.occurred_at FROM usage_events e
 WHERE +e.event_type IN ('message_usage', 'tool_usage') AND {PLACEABLE_SQL}
@@ -171,6 +182,8 @@ def _window_params(bounds: WindowBounds) -> dict[str, str]:
         "h24": bounds.keys[Window.H24],
         "d7": bounds.keys[Window.D7],
         "d30": bounds.keys[Window.D30],
+        "week": bounds.keys[Window.WEEK],
+        "month": bounds.keys[Window.MONTH],
         "active": bounds.active_key,
     }
 
@@ -205,7 +218,8 @@ def _paced(cursor: sqlite3.Cursor) -> Iterator[Any]:
             paused = time.perf_counter()
 
 
-_RollupKey = tuple[str, str | None]  # the watermark and day B the rollup rows were read for
+# What the rollup rows were read for: the watermark, day B, and the first days of this week and month.
+_RollupKey = tuple[str, str | None, str, str]
 
 
 def _rollup_rows(
@@ -215,11 +229,18 @@ def _rollup_rows(
     days before the old day B are as they were: only the days from it on are read."""
     if key is None:
         return []
-    watermark, day_b = key
+    watermark, day_b, week, month = key
+    first_days = {Window.WEEK: week, Window.MONTH: month}
     old_key, rows = cached or (None, [])
-    if old_key is not None and old_key[0] == watermark and old_key[1] is not None and (day_b or "") > old_key[1]:
-        return merge_rollup([r for r in rows if not r[0]], read_rollup(conn, day_b, since=old_key[1]))
-    return read_rollup(conn, day_b)
+    if (
+        old_key is not None
+        and old_key[1] is not None
+        and (old_key[0], *old_key[2:]) == (watermark, week, month)
+        and (day_b or "") > old_key[1]
+    ):
+        since = old_key[1]
+        return merge_rollup([r for r in rows if not r[ROLLUP_ON_B]], read_rollup(conn, day_b, first_days, since))
+    return read_rollup(conn, day_b, first_days)
 
 
 @dataclass(slots=True)
@@ -234,6 +255,7 @@ class _Kept:
     rebuilt_at: datetime
     left_out: int  # usage rows the contract cannot place: counted in full at a rebuild, new ones since
     rollup: tuple[_RollupKey | None, list[Any]] | None = None  # rollup rows, and what they were read for
+    hourly: tuple[str, tuple[tuple[str, str, int], ...]] | None = None  # hourly spend, and the hour it was read in
     figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
 
 
@@ -289,7 +311,23 @@ class UsageMirror:
             # Rows that leave the tail were compared now; later changes to them wait for a reconciliation.
             kept.tail_after = max(kept.tail_after, max_rowid - self._recent_rows)
         self._kept = kept
-        return self._figures(conn, kept, oldest_at[:10] if oldest_at else None, watermark, has_rollup)
+        read = self._figures(conn, kept, bounds, oldest_at[:10] if oldest_at else None, (watermark, has_rollup))
+        return replace(read, first_event_at=oldest_at, hourly_cost=self._hourly_cost(conn, kept, now))
+
+    def _hourly_cost(self, conn: sqlite3.Connection, kept: _Kept, now: datetime) -> tuple[tuple[str, str, int], ...]:
+        """Each provider's spend per whole UTC hour of the last four weeks: read once an hour, as the
+        projection does not need the hour under way."""
+        current = instant_key(now)[:13]
+        if kept.hourly is None or kept.hourly[0] != current:
+            since = instant_key(profile_since(now))
+            sums: dict[tuple[str, str], int] = {}
+            for provider, hour, cost in conn.execute(
+                _HOURLY_COST_SQL, {"since": since, "until": current, "floor": kept.floor}
+            ):
+                key = (map_provider(provider, self._links), hour)
+                sums[key] = sums.get(key, 0) + int(cost)
+            kept.hourly = (current, tuple((p, h, c) for (p, h), c in sorted(sums.items())))
+        return kept.hourly[1]
 
     def _rebuild(
         self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, max_rowid: int, floor: str
@@ -388,23 +426,32 @@ class UsageMirror:
         kept.usage.apply(conn.execute(fold, {**_window_params(bounds), "start": start, "floor": floor}), -1)
 
     def _figures(
-        self, conn: sqlite3.Connection, kept: _Kept, day_b: str | None, watermark: str | None, has_rollup: bool
+        self,
+        conn: sqlite3.Connection,
+        kept: _Kept,
+        bounds: WindowBounds,
+        day_b: str | None,
+        rollup_state: tuple[str | None, bool],
     ) -> UsageRead:
+        watermark, has_rollup = rollup_state
+        week, month = bounds.first_days[Window.WEEK], bounds.first_days[Window.MONTH]
         # The daemon rolls up only days after its watermark; days up to day B change with one of them.
-        rollup_key = (watermark, day_b) if has_rollup and watermark else None
+        rollup_key = (watermark, day_b, week, month) if has_rollup and watermark else None
         if kept.rollup is None or kept.rollup[0] != rollup_key:
             kept.rollup = (rollup_key, _rollup_rows(conn, kept.rollup, rollup_key))
         rollup = kept.rollup[1]
         # metrics.md §1: day B comes from the rollup when it was partly pruned, else from raw rows.
         raw_on_b = kept.usage.rows_on(day_b) if day_b else 0
-        rollup_on_b = sum(r[6] or 0 for r in rollup if r[0])
+        rollup_on_b = sum(r[ROLLUP_EVENTS] or 0 for r in rollup if r[ROLLUP_ON_B])
         b_from_rollup = day_b is not None and watermark is not None and day_b <= watermark and rollup_on_b > raw_on_b
-        source = (kept.usage.version, rollup, b_from_rollup, day_b)
+        # A calendar window takes rollup days only when it starts before day B (so it holds every raw row).
+        periods = tuple(w for w in PERIOD_WINDOWS if day_b is None or bounds.first_days[w] < day_b)
+        source = (kept.usage.version, rollup, b_from_rollup, day_b, periods)
         if kept.figures is None or kept.figures[0] != source:
             extra = kept.usage.sibling()
-            extra.add_rollup(r for r in rollup if b_from_rollup or not r[0])
+            extra.add_rollup((r for r in rollup if b_from_rollup or not r[ROLLUP_ON_B]), periods)
             if b_from_rollup and day_b is not None:
-                extra.take_day_of(kept.usage, day_b)
+                extra.take_day_of(kept.usage, day_b, (Window.ALL, *periods))
             kept.figures = (source, kept.usage.figures(extra))
         last = conn.execute(
             "SELECT occurred_at FROM mirror_rows WHERE win AND okey >= ? ORDER BY okey DESC LIMIT 1", (kept.floor,)

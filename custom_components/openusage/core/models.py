@@ -8,18 +8,22 @@ from typing import TypeAlias
 
 
 class Window(StrEnum):
-    """The five usage windows of metrics.md §1."""
+    """The usage windows of metrics.md §1: rolling ones, all time, and the calendar week and month."""
 
     TODAY = "today"
     H24 = "24h"
     D7 = "7d"
     D30 = "30d"
     ALL = "all"
+    WEEK = "week"
+    MONTH = "month"
 
 
 ALL_WINDOWS: tuple[Window, ...] = tuple(Window)
+# The windows that start at a calendar date and may reach back into openusage's rollup days.
+PERIOD_WINDOWS: tuple[Window, ...] = (Window.WEEK, Window.MONTH)
 # Agent, tool and project breakdowns have no `all` window: rollup rows carry none of those dimensions.
-RECENT_WINDOWS: tuple[Window, ...] = (Window.TODAY, Window.H24, Window.D7, Window.D30)
+RECENT_WINDOWS: tuple[Window, ...] = (Window.TODAY, Window.H24, Window.D7, Window.D30, *PERIOD_WINDOWS)
 
 
 class Breakdown(StrEnum):
@@ -110,6 +114,10 @@ class QuotaMetric:
     window: str | None
     used_percent: float | None
     resets_at: str | None
+    # Percent quotas with a reset: the recent rate (percent an hour) and when it reaches 100 % at that rate,
+    # unknown when it does not rise or the window resets first (metrics.md §4).
+    rate_percent_per_hour: float | None = None
+    exhausted_at: str | None = None
 
 
 class QuotaStatus(StrEnum):
@@ -172,6 +180,42 @@ class SpoolHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class MonthProjection:
+    """This month's spend so far and where it is heading by the month's end (metrics.md §8)."""
+
+    spent_usd: float
+    projected_usd: float
+    low_usd: float  # the lowest and highest projection of the single weeks the method reads
+    high_usd: float
+    method: str  # weekday_hour_profile, hourly_average (under a week of history) or no_history
+    weeks: int  # weeks of history the weekday-hour profile read
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """The month projection of the whole store, and of each provider."""
+
+    month: MonthProjection
+    by_provider: dict[str, MonthProjection]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """One monthly budget (the whole store's when `provider` is None) against this month's spend."""
+
+    provider: str | None
+    amount_usd: float
+    spent_usd: float
+    used_percent: float
+    projected_usd: float
+    over: bool
+    projected_over: bool
+
+
+_NO_PROJECTION = MonthProjection(0.0, 0.0, 0.0, 0.0, "no_history", 0)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every figure of one refresh, computed from one consistent state of the store."""
 
@@ -181,3 +225,5 @@ class Snapshot:
     quotas: tuple[QuotaSnapshot, ...]
     store: StoreHealth
     spool: SpoolHealth
+    forecast: Forecast = field(default_factory=lambda: Forecast(_NO_PROJECTION, {}))
+    budgets: tuple[BudgetStatus, ...] = ()

@@ -6,7 +6,9 @@ import json
 import logging
 import math
 import sqlite3
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from .clock import format_utc, normalize_stored, parse_time, sort_key
@@ -37,6 +39,11 @@ _MAX_SKIPPED = 500
 # Each metric is two entities; a provider that sends thousands would bury Home Assistant (and one MQTT
 # discovery document would grow to tens of MB). openusage's providers write at most a few dozen.
 MAX_METRICS_PER_ACCOUNT = 100
+# The recent rate of a percent quota comes from the snapshots of the last hour (at most this many), and
+# needs two of them at least five minutes apart (metrics.md §4).
+RATE_SPAN = timedelta(hours=1)
+RATE_MIN_SPAN = timedelta(minutes=5)
+_MAX_RATE_SAMPLES = 60
 _LOGGER = logging.getLogger(__name__)
 _told_left_out: set[tuple[str, str, int]] = set()  # said once per process, not at every refresh
 
@@ -69,6 +76,63 @@ def _percent(used: float | None, limit: float | None, remaining: float | None, u
         if used is not None:
             return used / limit * 100
     return None
+
+
+def _percents(snapshot: dict[str, Any]) -> dict[str, float]:
+    """Percent used of each metric of a parsed snapshot that has one."""
+    raw_metrics = snapshot.get("metrics")
+    found: dict[str, float] = {}
+    if isinstance(raw_metrics, dict):
+        for key, raw in raw_metrics.items():
+            if isinstance(raw, dict):
+                number = {name: _number(raw.get(name)) for name in ("used", "limit", "remaining")}
+                percent = used_percent(number["used"], number["limit"], number["remaining"], _text(raw.get("unit")))
+                if percent is not None:
+                    found[str(key)] = percent
+    return found
+
+
+def exhaustion(
+    samples: Sequence[tuple[datetime, float]], resets_at: datetime | None
+) -> tuple[float | None, datetime | None]:
+    """The rate (percent an hour) of a quota's samples (oldest first, the newest last) since its last
+    reset, and when it reaches 100 % at that rate: None where it does not rise, is full, or resets first."""
+    since_reset = list(samples)
+    for index in range(len(samples) - 1, 0, -1):
+        if samples[index][1] < samples[index - 1][1]:  # a drop: the window reset between the two
+            since_reset = list(samples[index:])
+            break
+    if len(since_reset) < 2 or since_reset[-1][0] - since_reset[0][0] < RATE_MIN_SPAN:
+        return None, None
+    origin = since_reset[0][0]
+    hours = [(at - origin).total_seconds() / 3600 for at, _ in since_reset]
+    percents = [percent for _, percent in since_reset]
+    mean_h, mean_p = sum(hours) / len(hours), sum(percents) / len(percents)
+    spread = sum((h - mean_h) ** 2 for h in hours)
+    rate = sum((h - mean_h) * (p - mean_p) for h, p in zip(hours, percents, strict=True)) / spread
+    last_at, last = since_reset[-1]
+    if rate <= 0 or last >= 100:
+        return (rate if rate > 0 else 0.0), None
+    at = last_at + timedelta(hours=(100 - last) / rate)
+    return rate, (None if resets_at is not None and at >= resets_at else at)
+
+
+def _with_exhaustion(quota: QuotaSnapshot, history: Sequence[tuple[str, dict[str, Any]]]) -> QuotaSnapshot:
+    """The quota with each percent metric's rate and exhaustion time, from `history` (newest first, the
+    quota's own snapshot among them)."""
+    series = [(parse_time(at), _percents(snapshot)) for at, snapshot in reversed(history)]
+    metrics = dict(quota.metrics)
+    for key, metric in quota.metrics.items():
+        if metric.unit != "%" or metric.resets_at is None:
+            continue
+        samples = [(at, found[key]) for at, found in series if at is not None and key in found]
+        rate, at = exhaustion(samples, parse_time(metric.resets_at))
+        metrics[key] = replace(
+            metric,
+            rate_percent_per_hour=None if rate is None else round(rate, 3),
+            exhausted_at=format_utc(at) if at else None,
+        )
+    return replace(quota, metrics=metrics)
 
 
 def parse_snapshot_payload(payload: str) -> dict[str, Any] | None:
@@ -141,6 +205,11 @@ def build_quota(
     )
 
 
+def _older_than_the_span(occurred_at: str, newest: str) -> bool:
+    at, last = parse_time(occurred_at), parse_time(newest)
+    return at is None or last is None or last - at > RATE_SPAN
+
+
 def read_quotas(conn: sqlite3.Connection, now: datetime) -> tuple[tuple[QuotaSnapshot, ...], str | None]:
     """Every account's quota, ordered by provider then account, and the newest snapshot time."""
     pairs = conn.execute(_PAIRS_SQL).fetchall()
@@ -152,12 +221,20 @@ def read_quotas(conn: sqlite3.Connection, now: datetime) -> tuple[tuple[QuotaSna
         if newest is not None and (newest_overall is None or sort_key(newest) > sort_key(newest_overall)):
             newest_overall = newest
         found: tuple[str, dict[str, Any]] | None = None
+        history: list[tuple[str, dict[str, Any]]] = []  # readable snapshots of the last hour, newest first
         skipped = 0
         for occurred_at, payload in conn.execute(_ROWS_SQL, params):
             snapshot = parse_snapshot_payload(payload) if isinstance(payload, str) else None
+            if found is not None:
+                if _older_than_the_span(occurred_at, found[0]) or len(history) >= _MAX_RATE_SAMPLES:
+                    break
+                if snapshot is not None:
+                    history.append((occurred_at, snapshot))
+                continue
             if snapshot is not None:
                 found = (occurred_at, snapshot)
-                break
+                history.append(found)
+                continue
             skipped += 1
             if skipped >= _MAX_SKIPPED:
                 break
@@ -170,6 +247,7 @@ def read_quotas(conn: sqlite3.Connection, now: datetime) -> tuple[tuple[QuotaSna
             quota = build_quota(
                 provider_id, account_id, observed_at=observed_at, snapshot=snapshot, stale=skipped > 0, now=now
             )
+            quota = _with_exhaustion(quota, history)
         quotas.append(quota)
     quotas.sort(key=lambda q: (q.provider_id, q.account_id))
     return tuple(quotas), (normalize_stored(newest_overall) if newest_overall else None)

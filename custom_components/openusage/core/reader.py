@@ -23,12 +23,13 @@ from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from .clock import WindowBounds, format_utc
+from .clock import WindowBounds, format_utc, parse_time
+from .forecast import HourlyCost, budget_statuses, month_forecast
 from .mirror import DEFAULT_RECONCILE_AFTER, RECENT_ROWS, UsageMirror
 from .models import QuotaSnapshot, Snapshot, StoreHealth
 from .quotas import read_quotas
 from .spool import HOOK_SPOOL_DIR, TELEMETRY_SPOOL_DIR, read_spools
-from .usage import DEFAULT_PROVIDER_LINKS, UsageRead
+from .usage import DEFAULT_PROVIDER_LINKS, NANO_USD, UsageRead
 
 _LOGGER = logging.getLogger(__name__)
 REQUIRED_TABLES = ("usage_events", "usage_raw_events")
@@ -96,6 +97,8 @@ class ReadOptions:
     telemetry_spool: Path | None = None
     reconcile_after: timedelta = DEFAULT_RECONCILE_AFTER  # a full recomputation at least this often
     recent_rows: int = RECENT_ROWS  # newest rows re-read on every refresh, for in-place enrichment
+    # Monthly budgets in USD: the whole store's under None, a provider's under its key (metrics.md §8).
+    budgets: Mapping[str | None, float] = field(default_factory=dict)
 
 
 def default_store_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -379,6 +382,9 @@ class StoreReader:
         would take turns with the event loop for the cores and for the GIL."""
         read = self._read(now, bounds)
         db_size, wal_size, backup = _store_files(self.path)
+        projection = month_forecast(
+            read.usage.figures, _hourly_costs(read.usage), now, zone, parse_time(read.usage.first_event_at)
+        )
         return Snapshot(
             now=format_utc(now),
             time_zone=zone.key,
@@ -396,6 +402,8 @@ class StoreReader:
                 rows_left_out=read.usage.rows_left_out,
             ),
             spool=read_spools(self.hook_spool, self.telemetry_spool, now),
+            forecast=projection,
+            budgets=budget_statuses(self.options.budgets, read.usage.figures, projection),
         )
 
     async def refresh(self, now: datetime, zone: ZoneInfo) -> Snapshot:
@@ -412,6 +420,18 @@ class StoreReader:
             except Exception as err:
                 _LOGGER.debug("reading %s failed", self.path, exc_info=True)
                 raise StoreError(StoreErrorKind.UNREADABLE, self.path, f"{type(err).__name__}: {err}") from err
+
+
+def _hourly_costs(usage: UsageRead) -> list[HourlyCost]:
+    """The hourly spend of each provider and of the whole store, as the projection reads it."""
+    found: list[HourlyCost] = []
+    totals: dict[str, int] = {}
+    for provider, hour, nano in usage.hourly_cost:
+        at = datetime.fromisoformat(f"{hour}:00:00+00:00")
+        found.append(HourlyCost(provider, at, nano / NANO_USD))
+        totals[hour] = totals.get(hour, 0) + nano
+    found += [HourlyCost(None, datetime.fromisoformat(f"{h}:00:00+00:00"), n / NANO_USD) for h, n in totals.items()]
+    return found
 
 
 async def read_store(path: Path, now: datetime, zone: ZoneInfo, options: ReadOptions | None = None) -> Snapshot:

@@ -56,4 +56,9 @@ def snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
     store["tables"] = list(snapshot.store.tables)
     document["store"] = store
     document["spool"] = asdict(snapshot.spool)
+    document["forecast"] = {
+        "month": asdict(snapshot.forecast.month),
+        "by_provider": {key: asdict(p) for key, p in snapshot.forecast.by_provider.items()},
+    }
+    document["budgets"] = [asdict(budget) for budget in snapshot.budgets]
     return document

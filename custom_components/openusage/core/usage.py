@@ -12,13 +12,14 @@ as reference counts like sessions.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from .models import (
     ALL_WINDOWS,
     BREAKDOWN_WINDOWS,
+    PERIOD_WINDOWS,
     RECENT_WINDOWS,
     Breakdown,
     Measures,
@@ -107,20 +108,28 @@ MEASURE_SQL: tuple[str, ...] = (
 )
 
 # Window membership of a fold row, as bits.
-WINDOW_BITS: dict[Window, int] = {Window.TODAY: 1, Window.H24: 2, Window.D7: 4, Window.D30: 8}
+WINDOW_BITS: dict[Window, int] = {
+    Window.TODAY: 1, Window.H24: 2, Window.D7: 4, Window.D30: 8, Window.WEEK: 64, Window.MONTH: 128,
+}  # fmt: skip
 ACTIVE_BIT = 16
 ALL_BIT = 32
+_COUNTED_BITS = ALL_BIT | sum(WINDOW_BITS.values())
 
+# A rollup row: whether it is day B's, whether its day is in this week and this month (metrics.md §1),
+# then its group and sums.
 _ROLLUP_SQL = f"""
-SELECT day = :day_b AS on_b,
+SELECT day = :day_b AS on_b, day >= :week AS in_week, day >= :month AS in_month,
        lower(trim(provider_id)), trim(account_id), coalesce(nullif(trim(model_canonical), ''), 'unknown'),
        tool_name <> '' AS is_tool, status = 'error' AS is_error,
        total(event_count),
        {", ".join(f"total({p})" for p in _PARTS)}, total(total_tokens),
        total({COST_NANO_SQL.format(col="cost_usd")})
 FROM usage_rollup_daily WHERE day >= :since AND day <= :day_b
-GROUP BY 1, 2, 3, 4, 5, 6
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 """
+ROLLUP_ON_B, ROLLUP_EVENTS = 0, 8  # positions in a rollup row
+_ROLLUP_FLAGS = {Window.WEEK: 1, Window.MONTH: 2}
+_ROLLUP_GROUP = 8  # the leading columns that name a rollup row's group
 
 # Accumulator slots: the integer measures in Measures field order (cost in nano-dollars), then how many
 # records (rows, or rollup groups) add up to them: a key exists in a window while that is above zero.
@@ -267,7 +276,7 @@ class KeptUsage:
         # The Measures handed out last time, the targets changed since, and the `extra` they included.
         self._frozen: dict[Window, dict[Target, Measures]] = {w: {} for w in ALL_WINDOWS}
         self._dirty: dict[Window, set[Target]] = {w: set() for w in ALL_WINDOWS}
-        self._frozen_extra: dict[Target, _Acc] = {}
+        self._frozen_extra: dict[Window, dict[Target, _Acc]] = {}
 
     def sibling(self) -> KeptUsage:
         """An empty KeptUsage with the same provider links, sharing the work of mapping keys to targets."""
@@ -285,8 +294,9 @@ class KeptUsage:
                 (Breakdown.PROVIDER, mapped),
                 (Breakdown.ACCOUNT, f"{mapped}/{account.strip() or 'default'}"),
                 (Breakdown.MODEL, model),
-                (Breakdown.AGENT, agent),
             ]
+            if agent:  # rollup rows carry none
+                keys.append((Breakdown.AGENT, agent))
             if tool:
                 keys.append((Breakdown.TOOL, tool))
             if project:
@@ -311,7 +321,7 @@ class KeptUsage:
             count *= sign
             if mask & ACTIVE_BIT and session:
                 _bump(self.active, session, count)
-            if not mask & (ALL_BIT | 15):
+            if not mask & _COUNTED_BITS:
                 continue
             sums = [sign * int(v) for v in row[13:21]]  # totals: SQLite adds them as floats, never overflowing
             is_message = not is_tool and not is_error
@@ -348,35 +358,40 @@ class KeptUsage:
         _merge(self._windows[Window.ALL], sums, -1)
         self._dirty[Window.ALL].update(sums)
 
-    def take_day_of(self, other: KeptUsage, day: str) -> None:
-        """Take `other`'s raw rows of one UTC day away from this one's `all` (day B from the rollup instead)."""
+    def take_day_of(self, other: KeptUsage, day: str, windows: Iterable[Window]) -> None:
+        """Take `other`'s raw rows of one UTC day away from these windows (day B from the rollup instead).
+        Only `all` is kept split by day: a calendar window takes it only while it holds every raw row."""
         sums = other._days.get(day, {})
-        _merge(self._windows[Window.ALL], sums, -1)
-        self._dirty[Window.ALL].update(sums)
+        for window in windows:
+            _merge(self._windows[window], sums, -1)
+            self._dirty[window].update(sums)
 
-    def add_rollup(self, rows: Iterable[Sequence[Any]]) -> None:
-        """Add rollup rows (on_b, provider, account, model, is_tool, is_error, events, parts…, total, cost)
-        to `all`: each is one record, with no session."""
+    def add_rollup(self, rows: Iterable[Sequence[Any]], periods: Collection[Window] = ()) -> None:
+        """Add rollup rows (on_b, in_week, in_month, provider, account, model, is_tool, is_error, events,
+        parts…, total, cost) to `all`, and to those of the calendar windows `periods` their day is in:
+        each is one record, with no session."""
         for row in rows:
-            _, provider, account, model, is_tool, is_error, count = row[:7]
+            provider, account, model, is_tool, is_error, count = row[3:9]
             count = int(count or 0)
             # The rollup counts NULL requests as 0; messages stand in for requests (metrics.md §2.8).
-            sums = [*(int(v or 0) for v in row[7:14]), count]
-            targets = self._targets_of((provider or "", account or "", model, "", "", ""))[Window.ALL]
+            sums = [*(int(v or 0) for v in row[9:16]), count]
+            targets = self._targets_of((provider or "", account or "", model, "", "", ""))
             contribution = _contribution(bool(is_tool), bool(is_error), count, sums, records=1, messages=count)
-            self._add(Window.ALL, targets, contribution, ("", "", 0))
+            for window in (Window.ALL, *(w for w in periods if row[_ROLLUP_FLAGS[w]])):
+                self._add(window, targets[window], contribution, ("", "", 0))
 
     def figures(self, extra: KeptUsage | None = None) -> UsageFigures:
-        """The figures, with `extra` (rollup rows, day B taken away) added to the `all` window. Only the
-        targets that changed since the last call, here or in `extra`, are worked out again (so `extra`
-        must not change afterwards: build a new one)."""
-        more_all = extra._windows[Window.ALL] if extra else {}
-        old_all = self._frozen_extra
-        self._dirty[Window.ALL].update(t for t in more_all.keys() | old_all.keys() if more_all.get(t) != old_all.get(t))
-        self._frozen_extra = more_all
+        """The figures, with `extra` (rollup rows, day B taken away) added to `all` and the calendar
+        windows. Only the targets that changed since the last call, here or in `extra`, are worked out
+        again (so `extra` must not change afterwards: build a new one)."""
+        for window in (Window.ALL, *PERIOD_WINDOWS):
+            more_now = extra._windows[window] if extra else {}
+            before = self._frozen_extra.get(window, {})
+            self._dirty[window].update(t for t in more_now.keys() | before.keys() if more_now.get(t) != before.get(t))
+            self._frozen_extra[window] = more_now
         for window in ALL_WINDOWS:
             own, frozen = self._windows[window], self._frozen[window]
-            more = more_all if window is Window.ALL else {}
+            more = self._frozen_extra.get(window, {})
             for target in self._dirty[window]:
                 a, b = own.get(target, _EMPTY), more.get(target, _EMPTY)
                 slots = [x + y for x, y in zip(a.slots, b.slots, strict=True)]
@@ -412,11 +427,24 @@ class UsageRead:
     last_event_at: str | None
     oldest_raw_day: str | None
     rows_left_out: int
+    first_event_at: str | None = None  # the oldest usage row's time, where the history starts
+    # What each provider (mapped) spent in each UTC hour ('YYYY-MM-DDTHH') of the projection's history, in
+    # nano-dollars (forecast.py).
+    hourly_cost: tuple[tuple[str, str, int], ...] = ()
 
 
-def read_rollup(conn: sqlite3.Connection, oldest_day: str | None, since: str = "") -> list[Any]:
-    """Rollup rows grouped by what the figures split them by, for days from `since` up to day B (metrics.md §1)."""
-    rows: list[Any] = conn.execute(_ROLLUP_SQL, {"day_b": oldest_day or "9999-12-31", "since": since}).fetchall()
+def read_rollup(
+    conn: sqlite3.Connection, oldest_day: str | None, first_days: Mapping[Window, str], since: str = ""
+) -> list[Any]:
+    """Rollup rows grouped by what the figures split them by, for days from `since` up to day B, each
+    flagged with the calendar windows (by their `first_days`) its day is in (metrics.md §1)."""
+    params = {
+        "day_b": oldest_day or "9999-12-31",
+        "since": since,
+        "week": first_days[Window.WEEK],
+        "month": first_days[Window.MONTH],
+    }
+    rows: list[Any] = conn.execute(_ROLLUP_SQL, params).fetchall()
     return rows
 
 
@@ -425,7 +453,7 @@ def merge_rollup(*parts: Iterable[Sequence[Any]]) -> list[Any]:
     sums: dict[tuple[Any, ...], list[Any]] = {}
     for rows in parts:
         for row in rows:
-            key, values = tuple(row[:6]), row[6:]
+            key, values = tuple(row[:_ROLLUP_GROUP]), row[_ROLLUP_GROUP:]
             known = sums.get(key)
             sums[key] = list(values) if known is None else [a + b for a, b in zip(known, values, strict=True)]
     return [(*key, *values) for key, values in sums.items()]

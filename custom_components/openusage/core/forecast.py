@@ -1,0 +1,155 @@
+"""Where this month's spend is heading, and budgets against it (metrics.md §8).
+
+The rest of the month is expected to go as the same hours of the same weekdays went in the last four
+weeks: each remaining hour (local weekday and hour of day) costs what that hour cost on average in those
+weeks. Each of the weeks alone gives one projection too; the lowest and highest of them are the range.
+A store with less than a week of history has no weekly pattern yet: its average hourly spend stands in
+for every remaining hour.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from .clock import period_first_days, start_of_day
+from .models import Breakdown, BudgetStatus, Forecast, MonthProjection, UsageFigures, Window
+
+HOUR = timedelta(hours=1)
+WEEK = timedelta(days=7)
+PROFILE_WEEKS = 4
+METHOD_PROFILE = "weekday_hour_profile"
+METHOD_AVERAGE = "hourly_average"
+METHOD_NONE = "no_history"
+
+Slot = tuple[int, int]  # local weekday (Monday 0) and hour of day
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyCost:
+    """What one key (None: every provider) spent in one UTC hour."""
+
+    provider: str | None
+    hour: datetime
+    cost_usd: float
+
+
+def profile_since(now: datetime) -> datetime:
+    """The start of the history the projection reads: four weeks before the current UTC hour."""
+    return _hour_of(now) - PROFILE_WEEKS * WEEK
+
+
+def _hour_of(instant: datetime) -> datetime:
+    return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def month_end(now: datetime, zone: ZoneInfo) -> datetime:
+    """The first instant of next month in `zone`."""
+    first = period_first_days(now, zone)[Window.MONTH]
+    following = (first + timedelta(days=32)).replace(day=1)
+    return start_of_day(following, zone)
+
+
+def _slot(hour: datetime, zone: ZoneInfo) -> Slot:
+    local = hour.astimezone(zone)
+    return local.weekday(), local.hour
+
+
+def _remaining_hours(now: datetime, end: datetime, zone: ZoneInfo) -> dict[Slot, float]:
+    """How much of each weekday-hour slot is left between now and `end` (the current hour in part)."""
+    left: dict[Slot, float] = defaultdict(float)
+    hour = _hour_of(now)
+    while hour < end:
+        share = (min(hour + HOUR, end) - max(hour, now)) / HOUR
+        if share > 0:
+            left[_slot(hour, zone)] += share
+        hour += HOUR
+    return left
+
+
+def project_month(
+    spent: float,
+    costs: Iterable[tuple[datetime, float]],
+    now: datetime,
+    zone: ZoneInfo,
+    history_from: datetime | None,
+) -> MonthProjection:
+    """This month's spend so far plus the expected rest, from the hourly `costs` of the last four weeks
+    (hours before `history_from`, the store's oldest usage, are no history)."""
+    if history_from is None:
+        return MonthProjection(spent, spent, spent, spent, METHOD_NONE, 0)
+    current = _hour_of(now)
+    start = max(profile_since(now), _hour_of(history_from))
+    weeks = min(PROFILE_WEEKS, max(0, (current - start) // WEEK))
+    left = _remaining_hours(now, month_end(now, zone), zone)
+    if weeks:
+        per_week: list[dict[Slot, float]] = [defaultdict(float) for _ in range(weeks)]
+        for hour, cost in costs:
+            back = (current - HOUR - hour) // WEEK  # 0: the week just gone
+            if 0 <= back < weeks and hour < current:
+                per_week[back][_slot(hour, zone)] += cost
+        rests = [sum(share * profile.get(slot, 0.0) for slot, share in left.items()) for profile in per_week]
+        mean = sum(rests) / weeks
+        return MonthProjection(spent, spent + mean, spent + min(rests), spent + max(rests), METHOD_PROFILE, weeks)
+    hours = (current - start) // HOUR
+    if hours <= 0:
+        return MonthProjection(spent, spent, spent, spent, METHOD_NONE, 0)
+    rate = sum(cost for hour, cost in costs if start <= hour < current) / hours
+    rest = rate * sum(left.values())
+    return MonthProjection(spent, spent + rest, spent + rest, spent + rest, METHOD_AVERAGE, 0)
+
+
+def month_forecast(
+    usage: UsageFigures,
+    hourly: Iterable[HourlyCost],
+    now: datetime,
+    zone: ZoneInfo,
+    history_from: datetime | None,
+) -> Forecast:
+    """The month projection of the whole store and of each provider with spend this month or lately."""
+    per_key: dict[str | None, list[tuple[datetime, float]]] = defaultdict(list)
+    for item in hourly:
+        per_key[item.provider].append((item.hour, item.cost_usd))
+    providers = usage.breakdowns[Breakdown.PROVIDER]
+    keys = {key for key in per_key if key is not None} | {k for k, w in providers.items() if w[Window.MONTH].cost_usd}
+
+    def spent(key: str) -> float:
+        windows = providers.get(key)
+        return windows[Window.MONTH].cost_usd if windows else 0.0
+
+    return Forecast(
+        month=project_month(usage.totals[Window.MONTH].cost_usd, per_key[None], now, zone, history_from),
+        by_provider={key: project_month(spent(key), per_key[key], now, zone, history_from) for key in sorted(keys)},
+    )
+
+
+def budget_statuses(
+    budgets: Mapping[str | None, float], usage: UsageFigures, projection: Forecast
+) -> tuple[BudgetStatus, ...]:
+    """Each monthly budget (None: the whole store's; else a provider's) against the spend and the projection."""
+    statuses = []
+    for provider, amount in sorted(budgets.items(), key=lambda item: (item[0] is not None, item[0] or "")):
+        if amount <= 0:
+            continue
+        if provider is None:
+            spent, projected = usage.totals[Window.MONTH].cost_usd, projection.month.projected_usd
+        else:
+            windows = usage.breakdowns[Breakdown.PROVIDER].get(provider)
+            spent = windows[Window.MONTH].cost_usd if windows else 0.0
+            found = projection.by_provider.get(provider)
+            projected = found.projected_usd if found else spent
+        statuses.append(
+            BudgetStatus(
+                provider=provider,
+                amount_usd=amount,
+                spent_usd=spent,
+                used_percent=spent / amount * 100,
+                projected_usd=projected,
+                over=spent > amount,
+                projected_over=projected > amount,
+            )
+        )
+    return tuple(statuses)
