@@ -68,6 +68,13 @@ class Hass:
         )
         return dict(tokens)
 
+    def set_options(self, entry_id: str, options: dict[str, Any]) -> None:
+        """The entry's options flow, as a user fills it in (the form's other fields keep their defaults)."""
+        flow = self.request("POST", "/api/config/config_entries/options/flow", {"handler": entry_id})
+        result = self.request("POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", options)
+        if result.get("type") != "create_entry":
+            raise SystemExit(f"the options flow did not finish: {result}")
+
     def add_integration(self, store: Path) -> dict[str, Any]:
         """The OpenUsage config flow, as a user goes through it; returns the created entry."""
         flow = self.request("POST", "/api/config/config_entries/flow", {"handler": "openusage"})

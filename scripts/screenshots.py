@@ -103,6 +103,10 @@ async def photograph(tokens: dict[str, Any], devices: dict[str, str]) -> None:
         await shot(f"/config/devices/device/{devices['OpenUsage']}", "device-hub.png")
         await shot(f"/config/devices/device/{devices['Claude Code']}", "device-claude.png")
         await shot("/ai-usage/usage", "dashboard.png", wait=6, full=True)
+        # The "This month" section of the same dashboard: spend, projection, budgets.
+        section = page.locator("hui-grid-section").nth(1)
+        await section.screenshot(path=str(OUT / "budget.png"))
+        print(f"  {OUT / 'budget.png'}")
         await shot(f"/config/devices/device/{devices['Claude Code (laptop)']}", "mqtt-device-claude.png")
         await shot("/ai-usage-mqtt/usage", "mqtt-dashboard.png", wait=6, full=True)
         await browser.close()
@@ -134,15 +138,20 @@ def main() -> int:
             HASS.wait_until_up(process)
             tokens = HASS.onboard()
             token = tokens["access_token"]
-            HASS.add_integration(state / "telemetry.db")
+            entry = HASS.add_integration(state / "telemetry.db")
             time.sleep(8)  # first refresh and the statistics backfill
+            HASS.set_options(entry["entry_id"], {"update_interval": 60, "active_minutes": 15,
+                                                 "monthly_budget": 400, "provider_budgets": "claude_code=250"})  # fmt: skip
+            time.sleep(8)  # the reload with the budgets
             asyncio.run(add_dashboard(token, "ai-usage", (ROOT / "dashboards" / "openusage.yaml").read_text()))
             # The same store over MQTT, as from a laptop: the publisher, then the dashboard it prints.
             add_mqtt(port)
             db = str(state / "telemetry.db")
-            openusage_ha("publish", "--db", db, "--broker", f"mqtt://127.0.0.1:{port}", "--node-id", "laptop", "--once")
+            budgets = ("--budget", "400", "--provider-budget", "claude_code=250")
+            openusage_ha("publish", "--db", db, "--broker", f"mqtt://127.0.0.1:{port}", "--node-id", "laptop",
+                         "--once", *budgets)  # fmt: skip
             time.sleep(5)
-            board = openusage_ha("dashboard", "--db", db, "--node-id", "laptop")
+            board = openusage_ha("dashboard", "--db", db, "--node-id", "laptop", *budgets)
             asyncio.run(add_dashboard(token, "ai-usage-mqtt", board))
             devices = device_ids(token)
             print("photographing")

@@ -21,7 +21,9 @@ from homeassistant.helpers.selector import (
 from .const import (
     CONF_ACTIVE_MINUTES,
     CONF_BREAKDOWN_SENSORS,
+    CONF_MONTHLY_BUDGET,
     CONF_PATH,
+    CONF_PROVIDER_BUDGETS,
     CONF_PROVIDER_LINKS,
     CONF_STATISTIC_PREFIX,
     CONF_UPDATE_INTERVAL,
@@ -33,6 +35,7 @@ from .const import (
 )
 from .coordinator import OpenUsageConfigEntry, parse_links
 from .core.catalog import BREAKDOWN_OPTIONS
+from .core.forecast import parse_budgets
 from .core.reader import StoreError, default_store_path, probe_store
 from .statistics import statistic_prefix_for
 from .validation import vol
@@ -150,12 +153,18 @@ class OpenUsageOptionsFlow(OptionsFlow):
                 parse_links(user_input.get(CONF_PROVIDER_LINKS, ""))
             except ValueError:
                 errors[CONF_PROVIDER_LINKS] = "invalid_links"
-            else:
+            try:
+                parse_budgets(user_input.get(CONF_PROVIDER_BUDGETS, ""))
+            except ValueError:
+                errors[CONF_PROVIDER_BUDGETS] = "invalid_budgets"
+            if not errors:
                 options = {
                     CONF_UPDATE_INTERVAL: int(user_input[CONF_UPDATE_INTERVAL]),
                     CONF_ACTIVE_MINUTES: int(user_input[CONF_ACTIVE_MINUTES]),
                     CONF_PROVIDER_LINKS: user_input.get(CONF_PROVIDER_LINKS, "").strip(),
                     CONF_BREAKDOWN_SENSORS: list(user_input.get(CONF_BREAKDOWN_SENSORS, [])),
+                    CONF_MONTHLY_BUDGET: float(user_input.get(CONF_MONTHLY_BUDGET) or 0),
+                    CONF_PROVIDER_BUDGETS: user_input.get(CONF_PROVIDER_BUDGETS, "").strip(),
                 }
                 # New options take effect through a reload (entities are rebuilt from them); store
                 # them first so that the reload sees them.
@@ -181,6 +190,11 @@ class OpenUsageOptionsFlow(OptionsFlow):
                         translation_key=CONF_BREAKDOWN_SENSORS,
                     )
                 ),
+                vol.Optional(CONF_MONTHLY_BUDGET, default=0): NumberSelector(
+                    NumberSelectorConfig(min=0, max=1_000_000, step=1, unit_of_measurement="USD",
+                                         mode=NumberSelectorMode.BOX)
+                ),
+                vol.Optional(CONF_PROVIDER_BUDGETS, default=""): TextSelector(TextSelectorConfig(multiline=True)),
             }
         )  # fmt: skip
         suggested = user_input if user_input is not None else dict(self.config_entry.options)

@@ -12,6 +12,8 @@ CONF_UPDATE_INTERVAL: Final = "update_interval"
 CONF_ACTIVE_MINUTES: Final = "active_minutes"
 CONF_PROVIDER_LINKS: Final = "provider_links"
 CONF_BREAKDOWN_SENSORS: Final = "breakdown_sensors"
+CONF_MONTHLY_BUDGET: Final = "monthly_budget"  # USD; 0 for none
+CONF_PROVIDER_BUDGETS: Final = "provider_budgets"  # provider=amount lines
 # What the entry's imported statistic ids start with after `openusage:` ('' for the first store).
 CONF_STATISTIC_PREFIX: Final = "statistic_prefix"
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from homeassistant.config_entries import ConfigEntry
@@ -17,7 +19,9 @@ from homeassistant.util import dt as dt_util
 from .const import (
     CONF_ACTIVE_MINUTES,
     CONF_BREAKDOWN_SENSORS,
+    CONF_MONTHLY_BUDGET,
     CONF_PATH,
+    CONF_PROVIDER_BUDGETS,
     CONF_PROVIDER_LINKS,
     CONF_UPDATE_INTERVAL,
     DEFAULT_ACTIVE_MINUTES,
@@ -26,6 +30,7 @@ from .const import (
     REPAIR_AFTER,
 )
 from .core.catalog import DeviceSpec, EntitySpec, account_devices, catalog
+from .core.forecast import budget_map, parse_budgets
 from .core.models import Breakdown, Snapshot
 from .core.reader import ReadOptions, StoreError, StoreErrorKind, StoreReader, merge_links
 
@@ -45,6 +50,13 @@ def parse_links(text: str) -> dict[str, str]:
             raise ValueError(item)
         links[source.strip().lower()] = target.strip().lower()
     return links
+
+
+def budgets_from(options: Mapping[str, Any]) -> dict[str | None, float]:
+    """The entry's monthly budgets: the whole store's under None, each provider's under its id."""
+    return budget_map(
+        float(options.get(CONF_MONTHLY_BUDGET) or 0), parse_budgets(options.get(CONF_PROVIDER_BUDGETS, ""))
+    )
 
 
 def repair_issue_id(entry: ConfigEntry) -> str:
@@ -72,6 +84,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
             ReadOptions(
                 active_minutes=float(options.get(CONF_ACTIVE_MINUTES, DEFAULT_ACTIVE_MINUTES)),
                 provider_links=merge_links(parse_links(options.get(CONF_PROVIDER_LINKS, ""))),
+                budgets=budgets_from(options),
             ),
         )
         self.breakdown_sensors = frozenset(Breakdown(b) for b in options.get(CONF_BREAKDOWN_SENSORS, []))

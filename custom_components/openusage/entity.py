@@ -89,7 +89,7 @@ class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
             available=self.available,
             value=spec.value(data),
             attributes=spec.attributes(data) if spec.attributes else None,
-            last_reset=last_reset(data) if spec.last_reset_at_midnight else None,
+            last_reset=last_reset(data, spec.resets_with) if spec.resets_with else None,
         )
 
     async def async_added_to_hass(self) -> None:

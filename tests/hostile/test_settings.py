@@ -53,6 +53,11 @@ def _refused(result: subprocess.CompletedProcess[str], says: str) -> None:
         (["--discovery-prefix", "home/+/x"], "wildcards"),
         (["--breakdown-sensors", "model,colour"], "'colour' is none of"),
         (["--tz", "Mars/Olympus"], "unknown time zone"),
+        (["--budget", "-1"], "--budget: must be a number from 0 to 1e+06"),
+        (["--budget", "nan"], "--budget"),
+        (["--provider-budget", "claude_code"], "expected PROVIDER=AMOUNT"),
+        (["--provider-budget", "claude_code=inf"], "expected PROVIDER=AMOUNT"),
+        (["--provider-budget", "=5"], "expected PROVIDER=AMOUNT"),
     ],
 )
 def test_bad_options(db: Path, extra: list[str], says: str) -> None:
@@ -69,6 +74,9 @@ def test_bad_options(db: Path, extra: list[str], says: str) -> None:
         ("link = 5", "link"),
         ('discovery_prefix = "#"', "wildcards"),
         ("node_id = 7", "node_id"),
+        ("budget = -3", "budget: must be a number from 0"),
+        ('provider_budget = ["codex=lots"]', "expected PROVIDER=AMOUNT"),
+        ('provider_budget = "codex=5"', "provider_budget"),
     ],
 )
 def test_bad_settings_files(db: Path, tmp_path: Path, toml: str, says: str) -> None:
@@ -90,6 +98,21 @@ def test_a_password_file_that_is_not_text(db: Path, tmp_path: Path) -> None:
     secret.write_bytes(b"\xff\xfe\x00binary")
     _refused(run("publish", "--db", str(db), "--broker", "mqtt://127.0.0.1:1", "--password-file", str(secret),
                  "--once"), "not UTF-8")  # fmt: skip
+
+
+def test_budgets_from_the_command_line_and_the_file_reach_the_figures(db: Path, tmp_path: Path) -> None:
+    config = tmp_path / "publish.toml"
+    config.write_text(f'db = "{db}"\nbudget = 50\nprovider_budget = ["Claude_Code=20", "codex=0"]\n')
+    result = run("publish", "--config", str(config), "--dry-run", "--provider-budget", "codex=5")
+    assert result.returncode == 0, result.stderr
+    assert '"budget_used"' in result.stdout  # the file's budget for all providers
+    assert "codex_budget_used" in result.stdout  # the command line's list replaces the file's
+    assert "claude_code_budget_used" not in result.stdout
+    snapshot = run("snapshot", "--db", str(db), "--now", "2026-08-17T12:00:00Z", "--budget", "10",
+                   "--provider-budget", "claude_code=0")  # fmt: skip
+    assert snapshot.returncode == 0, snapshot.stderr
+    assert '"amount_usd": 10.0' in snapshot.stdout
+    assert '"provider": "claude_code"' not in snapshot.stdout  # a budget of 0 is none
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,13 @@ from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.openusage.const import CONF_PATH, CONF_STATISTIC_PREFIX, DOMAIN
+from custom_components.openusage.const import (
+    CONF_MONTHLY_BUDGET,
+    CONF_PATH,
+    CONF_PROVIDER_BUDGETS,
+    CONF_STATISTIC_PREFIX,
+    DOMAIN,
+)
 from custom_components.openusage.core.demo import generate_demo_store
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -58,6 +64,8 @@ def config_entry(store_path: Path) -> MockConfigEntry:
         domain=DOMAIN,
         title="OpenUsage",
         data={CONF_PATH: str(store_path), CONF_STATISTIC_PREFIX: ""},
+        # Budgets, so that their entities are there: the whole store's and Claude Code's.
+        options={CONF_MONTHLY_BUDGET: 300.0, CONF_PROVIDER_BUDGETS: "claude_code=200"},
         minor_version=2,
         entry_id="01JOPENUSAGETESTENTRY0000",
     )

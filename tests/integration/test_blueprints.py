@@ -182,3 +182,27 @@ async def test_quota_alerts_fire_once_per_crossing_of_the_real_sensor(
     await refresh()
     assert float(hass.states.get(quota).state) == 85.0
     assert len(calls) == len(readme_calls) == 1
+
+
+async def test_budget_alert(hass: HomeAssistant, blueprint_dir: None) -> None:
+    problem = "binary_sensor.openusage_projected_over_budget"
+    figures = {"friendly_name": "OpenUsage Projected over budget", "budget": 300.0, "spent": 120.5, "projected": 310.25}
+    hass.states.async_set(problem, "off", figures)
+    calls = await _automation(hass, "budget_alert.yaml", {"problem": problem})
+    hass.states.async_set(problem, "on", figures)
+    await hass.async_block_till_done()
+    assert len(calls) == 1
+    assert calls[0].data["message"] == (
+        "OpenUsage Projected over budget: 120.50 USD spent this month, heading for 310.25 USD, "
+        "against a budget of 300.00 USD."
+    )
+    # Back from unavailable (a reload, a publisher restart) while still over: no new crossing.
+    hass.states.async_set(problem, "unavailable", {})
+    hass.states.async_set(problem, "on", figures)
+    await hass.async_block_till_done()
+    assert len(calls) == 1
+    # A new month turns it off; going over again is a new crossing.
+    hass.states.async_set(problem, "off", figures)
+    hass.states.async_set(problem, "on", figures)
+    await hass.async_block_till_done()
+    assert len(calls) == 2

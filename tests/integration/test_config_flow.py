@@ -14,7 +14,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.openusage.const import (
     CONF_ACTIVE_MINUTES,
     CONF_BREAKDOWN_SENSORS,
+    CONF_MONTHLY_BUDGET,
     CONF_PATH,
+    CONF_PROVIDER_BUDGETS,
     CONF_PROVIDER_LINKS,
     CONF_STATISTIC_PREFIX,
     CONF_UPDATE_INTERVAL,
@@ -166,10 +168,13 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
         CONF_ACTIVE_MINUTES: 30,
         CONF_PROVIDER_LINKS: "openrouter opencode",
         CONF_BREAKDOWN_SENSORS: ["model"],
+        CONF_MONTHLY_BUDGET: 250,
+        CONF_PROVIDER_BUDGETS: "claude_code=100\ncodex=-5",
     }
     result = await hass.config_entries.options.async_configure(result["flow_id"], user_input)
-    assert result["errors"] == {CONF_PROVIDER_LINKS: "invalid_links"}
+    assert result["errors"] == {CONF_PROVIDER_LINKS: "invalid_links", CONF_PROVIDER_BUDGETS: "invalid_budgets"}
     user_input[CONF_PROVIDER_LINKS] = "openrouter=opencode\n"
+    user_input[CONF_PROVIDER_BUDGETS] = "claude_code=100, Codex=40.5"
     result = await hass.config_entries.options.async_configure(result["flow_id"], user_input)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
@@ -178,6 +183,8 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
         CONF_ACTIVE_MINUTES: 30,
         CONF_PROVIDER_LINKS: "openrouter=opencode",
         CONF_BREAKDOWN_SENSORS: ["model"],
+        CONF_MONTHLY_BUDGET: 250.0,
+        CONF_PROVIDER_BUDGETS: "claude_code=100, Codex=40.5",
     }
     # The entry was reloaded with the new options.
     coordinator = loaded_entry.runtime_data
@@ -185,3 +192,7 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
     assert coordinator.reader.options.active_minutes == 30
     assert coordinator.reader.options.provider_links["openrouter"] == "opencode"
     assert hass.states.get("sensor.openusage_model_cost_today_claude_sonnet_4_5") is not None
+    assert coordinator.reader.options.budgets == {None: 250.0, "claude_code": 100.0, "codex": 40.5}
+    assert hass.states.get("sensor.openusage_budget_used").attributes["budget"] == 250.0
+    assert hass.states.get("sensor.openusage_codex_budget_used").attributes["budget"] == 40.5
+    assert hass.states.get("sensor.openusage_claude_code_budget_used") is not None

@@ -15,7 +15,7 @@ from custom_components.openusage.core.dashboard import NATIVE_COST_STATISTIC, da
 from .test_sensor import _all_enabled
 
 DASHBOARD = Path(__file__).parents[2] / "dashboards" / "openusage.yaml"
-BUILT_IN = {"heading", "gauge", "entities", "tile", "statistics-graph", "markdown", "history-graph"}
+BUILT_IN = {"heading", "gauge", "entities", "tile", "statistics-graph", "markdown", "history-graph", "conditional"}
 
 
 def cards_of(node: object) -> list[dict]:
@@ -59,7 +59,18 @@ async def test_the_shipped_dashboard_is_the_command_s_output_and_every_entity_ex
         assert hass.states.get(entity_id) is not None, entity_id
     graph = next(c for c in cards if c["type"] == "statistics-graph")
     assert graph["entities"] == [{"entity": NATIVE_COST_STATISTIC, "name": "Cost"}]  # imported: bars on day one
-    markdown = next(c for c in cards if c["type"] == "markdown")
+    month, markdown = (c for c in cards if c["type"] == "markdown")
+    said = Template(month["content"], hass).async_render(parse_result=False)
+    projected = hass.states.get("sensor.openusage_projected_month_cost")
+    assert said.startswith(f"Heading for **${projected.state}** this month (${projected.attributes['low']} to ")
+    assert said.endswith(", against a budget of $300.0.")
+    gauges = [c["card"]["entity"] for c in cards if c["type"] == "conditional" and c["card"]["type"] == "gauge"]
+    assert gauges == ["sensor.openusage_budget_used", "sensor.openusage_claude_code_budget_used"]
+    hass.states.async_remove("sensor.openusage_budget_used")  # as without a budget: the card says how to set one
+    said = Template(month["content"], hass).async_render(parse_result=False)
+    assert said.endswith(
+        "Set a monthly budget in the integration's options (or `--budget` for the publisher) to follow it here."
+    )
     rendered = Template(markdown["content"], hass).async_render(parse_result=False)
     assert "| Claude Code |" in rendered  # providers by their names
     assert "| claude-sonnet-4-5 |" in rendered

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -19,12 +20,15 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 
+from custom_components.openusage.core.clock import period_start
 from custom_components.openusage.core.demo import generate_demo_store
+from custom_components.openusage.core.models import Window
 from tests.mqtt.broker import Broker, mosquitto, publish
 
 from .test_dashboard import entity_ids_of
 
 REPO = Path(__file__).parents[2]
+BUDGETS = ("--budget", "300", "--provider-budget", "claude_code=200")
 
 
 @pytest.fixture
@@ -71,7 +75,7 @@ async def test_home_assistant_mqtt_creates_the_entities(
     published = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "custom_components.openusage.core.cli", "publish", "--db", str(live_store),
-         "--broker", broker.url, "--node-id", "workstation", "--once", "--tz", "Europe/Warsaw"],
+         "--broker", broker.url, "--node-id", "workstation", "--once", "--tz", "Europe/Warsaw", *BUDGETS],
         capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
     )  # fmt: skip
     assert published.returncode == 0, published.stderr
@@ -109,12 +113,25 @@ async def test_home_assistant_mqtt_creates_the_entities(
     devices = {d.name for d in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)}
     assert {"OpenUsage (workstation)", "Claude Code (workstation)", "Claude Code (opencode, workstation)"} <= devices
     assert hass.states.get("sensor.claude_code_workstation_quota_status").state == "OK"  # a text, as natively
+    # This month, its projection and the budgets, as natively (last_reset at the 1st, local midnight).
+    month = hass.states.get("sensor.openusage_workstation_cost_this_month")
+    first = period_start(Window.MONTH, datetime.now(UTC), ZoneInfo("Europe/Warsaw"))
+    assert month.attributes["last_reset"] == first.isoformat()
+    assert float(month.state) > 0
+    budget = hass.states.get("sensor.openusage_workstation_budget_used")
+    assert float(budget.state) == pytest.approx(float(month.state) / 3, abs=0.01)
+    assert budget.attributes["budget"] == 300.0
+    assert hass.states.get("binary_sensor.openusage_workstation_claude_code_projected_over_budget").state in (
+        "on",
+        "off",
+    )
+    assert hass.states.get("sensor.openusage_workstation_projected_month_cost").attributes["method"]
 
     # The dashboard `openusage-ha dashboard --node-id` prints names only entities that exist.
     board = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "custom_components.openusage.core.cli", "dashboard", "--db", str(live_store),
-         "--node-id", "workstation"],
+         "--node-id", "workstation", *BUDGETS],
         capture_output=True, text=True, cwd=REPO, check=False, timeout=120,
     )  # fmt: skip
     assert board.returncode == 0, board.stderr

@@ -20,8 +20,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.openusage.const import CONF_BREAKDOWN_SENSORS, DOMAIN
+from custom_components.openusage.coordinator import budgets_from
 from custom_components.openusage.core.catalog import catalog
-from custom_components.openusage.core.reader import read_store
+from custom_components.openusage.core.reader import ReadOptions, read_store
 from tests.storebuilder import limit_snapshot, message
 
 from .conftest import NOW
@@ -94,7 +95,8 @@ async def test_every_state_equals_the_core_snapshot(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, store_path: Path
 ) -> None:
     await _all_enabled(hass, loaded_entry)
-    core = await read_store(store_path, NOW, ZoneInfo(hass.config.time_zone))
+    options = ReadOptions(budgets=budgets_from(loaded_entry.options))
+    core = await read_store(store_path, NOW, ZoneInfo(hass.config.time_zone), options)
     registry = er.async_get(hass)
     by_unique_id = {
         e.unique_id: e.entity_id for e in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
@@ -240,12 +242,19 @@ async def test_a_refresh_writes_only_the_states_that_changed(
 async def test_midnight_moves_last_reset_of_figures_that_stay_the_same(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, freezer: FrozenDateTimeFactory
 ) -> None:
-    """A `today` figure that is zero on both days still starts a new period at local midnight."""
+    """A `today` figure that is zero on both days still starts a new period at local midnight; this week's
+    and this month's keep theirs (Monday 23 November, 1 November in Warsaw)."""
     registry = er.async_get(hass)
-    resetting = [
-        e.entity_id
+    periods = {
+        e.entity_id: state.attributes["last_reset"]
         for e in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
         if (state := hass.states.get(e.entity_id)) is not None and "last_reset" in state.attributes
+    }
+    assert periods["sensor.openusage_cost_this_week"] == "2026-11-22T23:00:00+00:00"
+    assert periods["sensor.openusage_cost_this_month"] == "2026-10-31T23:00:00+00:00"
+    assert periods["sensor.claude_code_cost_this_month"] == "2026-10-31T23:00:00+00:00"
+    resetting = [
+        entity_id for entity_id, at in periods.items() if at == "2026-11-22T23:00:00+00:00" and "week" not in entity_id
     ]
     before = {entity_id: hass.states.get(entity_id) for entity_id in resetting}
     freezer.tick(timedelta(hours=11, minutes=1))  # past midnight in Warsaw (UTC+1)
@@ -254,3 +263,6 @@ async def test_midnight_moves_last_reset_of_figures_that_stay_the_same(
     assert any(after[e].state == before[e].state for e in resetting)  # the case this test is about
     for entity_id in resetting:
         assert after[entity_id].attributes["last_reset"] == "2026-11-23T23:00:00+00:00", entity_id
+    for entity_id, at in periods.items():
+        if entity_id not in resetting:
+            assert hass.states.get(entity_id).attributes["last_reset"] == at, entity_id

@@ -34,6 +34,14 @@ async def test_totals_and_breakdowns(hass: HomeAssistant, loaded_entry: MockConf
     assert set(by_model["figures"]) == set(core.usage.breakdowns["model"])
     by_tool = await call(hass, window="7d", group_by="tool")
     assert set(next(iter(by_tool["figures"].values()))) == {"tool_calls", "tool_errors"}
+    month = await call(hass, window="month")
+    assert month["totals"]["cost_usd"] == pytest.approx(core.usage.totals[Window.MONTH].cost_usd)
+    assert month["totals"]["cost_usd"] > today["totals"]["cost_usd"]
+    week_by_agent = await call(hass, window="week", group_by="agent")  # calendar windows split by agent too
+    assert set(week_by_agent["figures"]) == {k for k, w in core.usage.breakdowns["agent"].items() if w}
+    assert sum(f["cost_usd"] for f in week_by_agent["figures"].values()) == pytest.approx(
+        core.usage.totals[Window.WEEK].cost_usd
+    )
 
 
 async def test_errors(hass: HomeAssistant, loaded_entry: MockConfigEntry, tmp_path: Path) -> None:

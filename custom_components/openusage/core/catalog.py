@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
-from .clock import local_midnight, parse_time
-from .models import Breakdown, Measures, QuotaMetric, QuotaSnapshot, QuotaStatus, Snapshot, Window
+from .clock import parse_time, period_start
+from .models import Breakdown, BudgetStatus, Measures, QuotaMetric, QuotaSnapshot, QuotaStatus, Snapshot, Window
 from .providers import KNOWN_QUOTA_METRICS, MoneyKind, money_kind, provider
 
 HUB = "hub"
@@ -49,7 +49,15 @@ Value: TypeAlias = float | int | str | bool | datetime | None
 # Default icons by translation key (icons.json says the same for the native entities, and adds icons
 # by state); entities with a device class that has its own icon have none here.
 ICONS: dict[str, str] = {
-    **dict.fromkeys(("tokens_today", "tokens_24h", "tokens_7d", "tokens_30d"), "mdi:counter"),
+    **dict.fromkeys(
+        ("tokens_today", "tokens_24h", "tokens_7d", "tokens_30d", "tokens_week", "tokens_month"), "mdi:counter"
+    ),
+    "requests_week": "mdi:send",
+    "requests_month": "mdi:send",
+    "projected_month_cost": "mdi:chart-line",
+    "budget_used": "mdi:wallet-outline",
+    "provider_budget_used": "mdi:wallet-outline",
+    "quota_runs_out": "mdi:timer-sand",
     **{f"{part}_tokens_today": "mdi:counter" for part in ("input", "output", "cache_read", "cache_write", "reasoning")},
     "requests_today": "mdi:send",
     "messages_today": "mdi:message-text-outline",
@@ -112,7 +120,7 @@ class EntitySpec:
     options: tuple[str, ...] | None = None
     # How the states read where Home Assistant cannot translate them (MQTT): state → text.
     state_texts: Mapping[str, str] | None = None
-    last_reset_at_midnight: bool = False
+    resets_with: Window | None = None  # today, week or month: the period whose start is its last reset
     # Figures that stop being true while the machine sleeps (quotas, activity); totals keep their value.
     expires: bool = False
 
@@ -168,11 +176,11 @@ def readable(key: str) -> str:
     return words[:1].upper() + words[1:] if words else key
 
 
-def last_reset(snapshot: Snapshot) -> datetime:
-    """Local midnight of the snapshot's day: when the `today` figures started."""
+def last_reset(snapshot: Snapshot, window: Window = Window.TODAY) -> datetime:
+    """When the period `window` stands for (today, this week, this month) began, in the snapshot's zone."""
     now = parse_time(snapshot.now)
     assert now is not None
-    return local_midnight(now, ZoneInfo(snapshot.time_zone))
+    return period_start(window, now, ZoneInfo(snapshot.time_zone))
 
 
 def _figure(measures: Measures | None, measure: str) -> Value:
@@ -233,9 +241,28 @@ def _hub_entities() -> list[EntitySpec]:
             "Cost today",
             _total(t, "cost_usd"),
             state_class="total",
-            last_reset_at_midnight=True,
+            resets_with=t,
             attributes=cost_split(t, "cost_usd", *every_split),
         ),
+        _money(
+            HUB,
+            "cost_week",
+            "Cost this week",
+            _total(Window.WEEK, "cost_usd"),
+            state_class="total",
+            resets_with=Window.WEEK,
+            attributes=cost_split(Window.WEEK, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL),
+        ),
+        _money(
+            HUB,
+            "cost_month",
+            "Cost this month",
+            _total(Window.MONTH, "cost_usd"),
+            state_class="total",
+            resets_with=Window.MONTH,
+            attributes=cost_split(Window.MONTH, "cost_usd", *every_split),
+        ),
+        _money(HUB, "projected_month_cost", "Projected month cost", _projected, attributes=_projection_attributes),
         _money(
             HUB,
             "cost_7d",
@@ -295,6 +322,20 @@ def _hub_entities() -> list[EntitySpec]:
                 unit="tokens",
             )
         )
+    for window, label in ((Window.WEEK, "this week"), (Window.MONTH, "this month")):
+        for measure, kind, unit in (("total_tokens", "tokens", "tokens"), ("requests", "requests", None)):
+            specs.append(
+                EntitySpec(
+                    device=HUB,
+                    key=f"{kind}_{window}",
+                    translation_key=f"{kind}_{window}",
+                    name=f"{kind.capitalize()} {label}",
+                    value=_total(window, measure),
+                    state_class="total",
+                    resets_with=window,
+                    unit=unit,
+                )
+            )
     counters = (
         ("requests_today", "Requests today", t, "requests", "total_increasing", None),
         ("messages_today", "Messages today", t, "messages", "total_increasing", None),
@@ -394,6 +435,73 @@ def _hub_entities() -> list[EntitySpec]:
             attributes=_ingestion_attributes,
         ),
     ]
+    return specs
+
+
+def _projected(s: Snapshot) -> Value:
+    return round(s.forecast.month.projected_usd, 2)
+
+
+def _projection_attributes(s: Snapshot) -> dict[str, Any]:
+    """How the projection was made, its range, and each provider's (metrics.md §8)."""
+    month = s.forecast.month
+    return {
+        "spent": round(month.spent_usd, 2),
+        "low": round(month.low_usd, 2),
+        "high": round(month.high_usd, 2),
+        "method": month.method,
+        "weeks_of_history": month.weeks,
+        "by_provider": {key: round(p.projected_usd, 2) for key, p in s.forecast.by_provider.items()},
+    }
+
+
+def _budget(s: Snapshot, provider: str | None) -> BudgetStatus | None:
+    return next((b for b in s.budgets if b.provider == provider), None)
+
+
+def _budget_entities(snapshot: Snapshot) -> list[EntitySpec]:
+    """A budget's share used and its two problems, for the whole store and for each provider with one."""
+    specs = []
+    slugs = unique_slugs(b.provider for b in snapshot.budgets if b.provider is not None)
+    for status in snapshot.budgets:
+        who = status.provider
+        if who is None:
+            prefix, key, placeholders, words = "", "", {}, ("Budget used", "Over budget", "Projected over budget")
+        else:
+            name = provider(who).name
+            prefix, key, placeholders = "provider_", f"_{slugs[who]}", {"provider": name}
+            words = (f"{name} budget used", f"{name} over budget", f"{name} projected over budget")
+
+        def used(s: Snapshot, who: str | None = who) -> Value:
+            found = _budget(s, who)
+            return None if found is None else round(found.used_percent, 2)
+
+        def attributes(s: Snapshot, who: str | None = who) -> dict[str, Any]:
+            found = _budget(s, who)
+            if found is None:
+                return {}
+            return {"budget": found.amount_usd, "spent": round(found.spent_usd, 2),
+                    "projected": round(found.projected_usd, 2)}  # fmt: skip
+
+        def over(s: Snapshot, who: str | None = who) -> Value:
+            found = _budget(s, who)
+            return None if found is None else found.over
+
+        def projected_over(s: Snapshot, who: str | None = who) -> Value:
+            found = _budget(s, who)
+            return None if found is None else found.projected_over
+
+        specs.append(
+            EntitySpec(device=HUB, key=f"budget_used{key}", translation_key=f"{prefix}budget_used",
+                       placeholders=placeholders, name=words[0], value=used, attributes=attributes, unit="%",
+                       state_class="measurement", precision=1)
+        )  # fmt: skip
+        for problem, name, value in (("over", words[1], over), ("projected_over", words[2], projected_over)):
+            specs.append(
+                EntitySpec(device=HUB, key=f"{problem}_budget{key}", platform="binary_sensor",
+                           translation_key=f"{prefix}{problem}_budget", placeholders=placeholders, name=name,
+                           value=value, device_class="problem", attributes=attributes)
+            )  # fmt: skip
     return specs
 
 
@@ -566,6 +674,31 @@ def _metric_entities(device: DeviceSpec, key: str, metric: QuotaMetric, key_slug
             **presentation,
         )
     ]
+    if metric.resets_at is not None and unit == "%":
+
+        def runs_out(s: Snapshot) -> Value:
+            m = _metric(s, dev, key)
+            return _timestamp(m.exhausted_at) if m else None
+
+        def rate(s: Snapshot) -> dict[str, Any]:
+            m = _metric(s, dev, key)
+            return {"rate_percent_per_hour": m.rate_percent_per_hour if m else None}
+
+        specs.append(
+            EntitySpec(
+                device=dev,
+                key=f"runs_out_{key_slug}",
+                translation_key="quota_runs_out",
+                placeholders={"metric": name},
+                name=f"{name} runs out",
+                value=runs_out,
+                attributes=lambda s: {
+                    "rate_percent_per_hour": getattr(_metric(s, dev, key), "rate_percent_per_hour", None)
+                },
+                device_class="timestamp",
+                expires=True,
+            )
+        )
     if metric.resets_at is not None:
 
         def reset(s: Snapshot) -> Value:
@@ -595,7 +728,15 @@ def account_entities(snapshot: Snapshot, device: DeviceSpec) -> list[EntitySpec]
             "Cost today",
             _account_usage(key, Window.TODAY, "cost_usd"),
             state_class="total",
-            last_reset_at_midnight=True,
+            resets_with=Window.TODAY,
+        ),
+        _money(
+            key,
+            "cost_month",
+            "Cost this month",
+            _account_usage(key, Window.MONTH, "cost_usd"),
+            state_class="total",
+            resets_with=Window.MONTH,
         ),
         _money(key, "cost_30d", "Cost 30 days", _account_usage(key, Window.D30, "cost_usd")),
         EntitySpec(
@@ -717,7 +858,7 @@ def _breakdown_entities(snapshot: Snapshot, breakdown: Breakdown) -> list[Entity
                 unit=unit,
                 precision=2 if unit == "USD" else None,
                 state_class="total" if unit == "USD" else "total_increasing",
-                last_reset_at_midnight=unit == "USD",
+                resets_with=Window.TODAY if unit == "USD" else None,
             )
         )
     return specs
@@ -725,7 +866,7 @@ def _breakdown_entities(snapshot: Snapshot, breakdown: Breakdown) -> list[Entity
 
 def catalog(snapshot: Snapshot, breakdown_sensors: frozenset[Breakdown] = frozenset()) -> list[EntitySpec]:
     """Every entity the snapshot supports, hub first, then each account device."""
-    specs = list(HUB_ENTITIES)
+    specs = [*HUB_ENTITIES, *_budget_entities(snapshot)]
     for breakdown in BREAKDOWN_OPTIONS:
         if breakdown in breakdown_sensors:
             specs += _breakdown_entities(snapshot, breakdown)

@@ -24,6 +24,7 @@ from .clock import parse_time
 from .dashboard import dashboard, to_yaml
 from .demo import generate_demo_store
 from .discovery import node_id_from
+from .forecast import budget_map
 from .publisher import (
     PASSWORD_ENV,
     Publisher,
@@ -34,7 +35,7 @@ from .publisher import (
     load_toml,
 )
 from .reader import DEFAULT_ACTIVE_MINUTES, ReadOptions, StoreError, default_store_path, merge_links, read_store
-from .settings import SCHEMA, local_zone, parse_link, parse_zone
+from .settings import SCHEMA, budget_amount, local_zone, parse_link, parse_provider_budget, parse_zone
 from .settings import publish_settings as settings_from
 from .snapshot_json import snapshot_to_json
 
@@ -71,6 +72,8 @@ def _argument(check: Callable[[Any], _T]) -> Callable[[str], _T]:  # noqa: UP047
 
 _zone = _argument(parse_zone)
 _link = _argument(parse_link)
+_provider_budget = _argument(parse_provider_budget)
+_budget = _argument(budget_amount)
 
 
 def _positive(text: str) -> float:
@@ -93,6 +96,15 @@ def _count(text: str) -> int:
     return value
 
 
+def _budget_arguments(
+    parser: argparse.ArgumentParser, default_total: float | None, default_providers: list[Any] | None
+) -> None:
+    parser.add_argument("--budget", type=_budget, default=default_total, metavar="USD",
+                        help="a monthly budget for all providers together (metrics.md §8)")  # fmt: skip
+    parser.add_argument("--provider-budget", type=_provider_budget, action="append", default=default_providers,
+                        metavar="PROVIDER=USD", help="one provider's monthly budget, e.g. claude_code=100")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="openusage-ha", description="AI coding-agent usage from the openusage store.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -107,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--hook-spool", type=Path, help="hook spool folder (default: beside the store)")
     snap.add_argument("--spool", type=Path, help="telemetry spool folder (default: beside the store)")
     snap.add_argument("--busy-timeout", type=_positive, default=5.0, help="seconds to wait for a lock")
+    _budget_arguments(snap, default_total=0.0, default_providers=[])
 
     pub = commands.add_parser("publish", help="publish the figures to an MQTT broker with HA discovery")
     pub.add_argument("--config", type=Path, help="TOML file with any of these settings")
@@ -123,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--tz", type=_zone)
     pub.add_argument("--active-minutes", type=_positive)
     pub.add_argument("--link", type=_link, action="append", default=None, metavar="SRC=DST")
+    _budget_arguments(pub, default_total=None, default_providers=None)
     pub.add_argument(
         "--breakdown-sensors", metavar="KINDS", help="also a sensor per model, agent, project or tool: KINDS=model,tool"
     )
@@ -135,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--node-id", help="for the entities this machine's publisher makes (default: native ones)")
     board.add_argument("--link", type=_link, action="append", default=[], metavar="SRC=DST",
                        help="an extra provider link, as set in the integration's options")  # fmt: skip
+    _budget_arguments(board, default_total=0.0, default_providers=[])
 
     demo = commands.add_parser("demo-store", help="write a realistic demo store and spools")
     demo.add_argument("dir", type=Path)
@@ -149,6 +164,7 @@ def _snapshot(args: argparse.Namespace) -> int:
     options = ReadOptions(
         active_minutes=args.active_minutes,
         provider_links=merge_links(dict(args.link)),
+        budgets=budget_map(args.budget, dict(args.provider_budget)),
         busy_timeout=args.busy_timeout,
         hook_spool=args.hook_spool,
         telemetry_spool=args.spool,
@@ -167,7 +183,9 @@ def _snapshot(args: argparse.Namespace) -> int:
 
 def _dashboard(args: argparse.Namespace) -> int:
     path = args.db or default_store_path()
-    options = ReadOptions(provider_links=merge_links(dict(args.link)))
+    options = ReadOptions(
+        provider_links=merge_links(dict(args.link)), budgets=budget_map(args.budget, dict(args.provider_budget))
+    )
     try:
         snapshot = asyncio.run(read_store(path, datetime.now(UTC), local_zone(), options))
     except StoreError as err:

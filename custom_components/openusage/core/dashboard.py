@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
-from .catalog import HUB, HUB_NAME, DeviceSpec, EntitySpec, account_devices, catalog, entity_id, metric_slugs
+from .catalog import (
+    HUB,
+    HUB_NAME,
+    DeviceSpec,
+    EntitySpec,
+    account_devices,
+    catalog,
+    entity_id,
+    metric_slugs,
+    unique_slugs,
+)
 from .discovery import mqtt_entity_id
-from .models import Breakdown, Snapshot
+from .models import Breakdown, BudgetStatus, Snapshot
 from .providers import provider
 
 # The imported hourly cost of the first store the native integration reads (statistics.py).
@@ -29,6 +40,11 @@ class _Ids:
     def __init__(self, snapshot: Snapshot, node_id: str | None) -> None:
         devices: dict[str, DeviceSpec | None] = {HUB: None, **account_devices(snapshot)}
         self.devices = devices
+        # The whole store's budget entities are named even without a budget: their cards show once one is set.
+        if not any(b.provider is None for b in snapshot.budgets):
+            unset = BudgetStatus(None, 0.0, 0.0, 0.0, 0.0, over=False, projected_over=False)
+            snapshot = replace(snapshot, budgets=(unset, *snapshot.budgets))
+        self.budgets = snapshot.budgets
         self.specs = {(s.device, s.key): s for s in catalog(snapshot)}
         self._node_id = node_id
 
@@ -40,6 +56,10 @@ class _Ids:
 
     def spec(self, device: str, key: str) -> EntitySpec:
         return self.specs[(device, key)]
+
+    def spec_key_of(self, provider_id: str) -> str:
+        """The part of a provider budget's entity keys that names the provider."""
+        return unique_slugs(b.provider for b in self.budgets if b.provider is not None)[provider_id]
 
 
 def _quota_cards(snapshot: Snapshot, ids: _Ids) -> list[dict[str, Any]]:
@@ -62,6 +82,9 @@ def _quota_cards(snapshot: Snapshot, ids: _Ids) -> list[dict[str, Any]]:
             gauges.append({"type": "gauge", "entity": ids(device, value_key), "name": name,
                            "min": 0, "max": 100, "needle": True, "severity": _GAUGE_SEVERITY})  # fmt: skip
             resets.append({"entity": ids(device, reset_key), "name": name, "format": "relative"})
+            if (device, f"runs_out_{slugs[key]}") in ids.specs:
+                runs_out = ids(device, f"runs_out_{slugs[key]}")
+                resets.append({"entity": runs_out, "name": f"{name} runs out", "format": "relative"})
     cards: list[dict[str, Any]] = [{"type": "heading", "heading": "Quotas"}, *gauges]
     if resets or statuses:
         cards.append({"type": "entities", "title": "Resets and status", "entities": [*resets, *statuses]})
@@ -110,6 +133,42 @@ def _cost_cards(snapshot: Snapshot, ids: _Ids, node_id: str | None) -> list[dict
     ]
 
 
+def _month_cards(ids: _Ids) -> list[dict[str, Any]]:
+    """This month's spend, where it is heading, and each budget's share (shown once a budget is set)."""
+    whole = ids(HUB, "budget_used")
+    gauges = []
+    for status in ids.budgets:
+        key = "budget_used" if status.provider is None else f"budget_used_{ids.spec_key_of(status.provider)}"
+        name = "Budget used" if status.provider is None else f"{provider(status.provider).name} budget"
+        gauge = {"type": "gauge", "entity": ids(HUB, key), "name": name, "min": 0, "max": 100, "needle": True,
+                 "severity": _GAUGE_SEVERITY}  # fmt: skip
+        # A budget not set has no sensor: its gauge stays hidden.
+        condition = {"condition": "numeric_state", "entity": ids(HUB, key), "above": -1}
+        gauges.append({"type": "conditional", "conditions": [condition], "card": gauge})
+    projected = ids(HUB, "projected_month_cost")
+    content = (
+        f"Heading for **${{{{ states('{projected}') }}}}** this month "
+        f"(${{{{ state_attr('{projected}', 'low') }}}} to ${{{{ state_attr('{projected}', 'high') }}}})"
+        f"{{% if states('{whole}') | is_number %}}, against a budget of ${{{{ state_attr('{whole}', 'budget') }}}}."
+        "{% else %}. Set a monthly budget in the integration's options (or `--budget` for the publisher) to "
+        "follow it here.{% endif %}"
+    )
+    problems = {"type": "entities", "state_color": True, "entities": [
+        {"entity": ids(HUB, "over_budget"), "name": "Over budget"},
+        {"entity": ids(HUB, "projected_over_budget"), "name": "Projected over budget"},
+    ]}  # fmt: skip
+    condition = {"condition": "numeric_state", "entity": whole, "above": -1}
+    return [
+        {"type": "heading", "heading": "This month"},
+        {"type": "tile", "entity": ids(HUB, "cost_month"), "name": "Month to date"},
+        {"type": "tile", "entity": projected, "name": "Projected"},
+        {"type": "tile", "entity": ids(HUB, "cost_week"), "name": "This week"},
+        {"type": "markdown", "content": content},
+        *gauges,
+        {"type": "conditional", "conditions": [condition], "card": problems},
+    ]
+
+
 def _activity_cards(ids: _Ids) -> list[dict[str, Any]]:
     return [
         {"type": "heading", "heading": "Activity"},
@@ -144,8 +203,8 @@ def _health_cards(ids: _Ids) -> list[dict[str, Any]]:
 def dashboard(snapshot: Snapshot, node_id: str | None = None) -> dict[str, Any]:
     """The dashboard for the native integration (`node_id` None) or for one MQTT node."""
     ids = _Ids(snapshot, node_id)
-    sections = [_quota_cards(snapshot, ids), _cost_cards(snapshot, ids, node_id), _activity_cards(ids),
-                _health_cards(ids)]  # fmt: skip
+    sections = [_quota_cards(snapshot, ids), _month_cards(ids), _cost_cards(snapshot, ids, node_id),
+                _activity_cards(ids), _health_cards(ids)]  # fmt: skip
     return {
         "title": "AI usage",
         "views": [

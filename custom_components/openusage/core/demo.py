@@ -334,6 +334,12 @@ def _write_limit_snapshots(writer: EventWriter, now: datetime, rng: random.Rando
                         "metrics": metrics, "provider_id": provider, "resets": resets, "status": status}  # fmt: skip
             if poll == 1 and provider == "gemini_cli":
                 blank = False  # the newest readable one is an hour old
+            if poll == 1 and provider == "claude_code":
+                # Half an hour earlier the 5-hour window was 20 points lower: it runs out before it resets.
+                blank = False
+                earlier = dict(metrics, usage_five_hour={**metrics["usage_five_hour"],
+                                                         "used": metrics["usage_five_hour"]["used"] - 20})  # fmt: skip
+                snapshot = {**snapshot, "metrics": earlier}
             payload = "{}" if blank else json.dumps({"snapshot": snapshot}, sort_keys=True, separators=(",", ":"))
             writer.add(
                 source_system="provider_poller",

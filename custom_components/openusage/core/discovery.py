@@ -205,8 +205,8 @@ def _component(
     if spec.attributes is not None:
         config["json_attributes_topic"] = topics.attributes(device_slug)
         config["json_attributes_template"] = f"{{{{ value_json['{component_id}'] | tojson }}}}"
-    if spec.last_reset_at_midnight:
-        config["last_reset_value_template"] = "{{ value_json.last_reset }}"
+    if spec.resets_with:
+        config["last_reset_value_template"] = f"{{{{ value_json.last_reset_{spec.resets_with} }}}}"
     return config
 
 
@@ -250,8 +250,8 @@ def plan(
             "qos": 1,
         }
         state: dict[str, Any] = {_component_id(s): _state_value(s, snapshot) for s in mine}
-        if any(s.last_reset_at_midnight for s in mine):
-            state["last_reset"] = last_reset(snapshot).isoformat()
+        for window in sorted({s.resets_with for s in mine if s.resets_with}):
+            state[f"last_reset_{window}"] = last_reset(snapshot, window).isoformat()
         states[topics.state(device_slug)] = json.dumps(state, sort_keys=True)
         attributes = {_component_id(s): s.attributes(snapshot) for s in mine if s.attributes is not None}
         if attributes:

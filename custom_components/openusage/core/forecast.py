@@ -9,6 +9,7 @@ for every remaining hour.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -124,6 +125,31 @@ def month_forecast(
         month=project_month(usage.totals[Window.MONTH].cost_usd, per_key[None], now, zone, history_from),
         by_provider={key: project_month(spent(key), per_key[key], now, zone, history_from) for key in sorted(keys)},
     )
+
+
+def parse_budget(text: str) -> tuple[str, float]:
+    """`provider=amount` (a monthly budget in USD for one provider). Raises ValueError saying what is wrong."""
+    name, sep, amount = text.partition("=")
+    try:
+        value = float(amount)
+    except ValueError:
+        value = math.nan
+    if not sep or not name.strip() or not math.isfinite(value) or value < 0:
+        raise ValueError(f"expected PROVIDER=AMOUNT with an amount of 0 or more, got {text!r}")
+    return name.strip().lower(), value
+
+
+def budget_map(total: float, providers: Mapping[str, float]) -> dict[str | None, float]:
+    """The budgets a refresh reads: the whole store's (when above 0) under None, the providers' by id."""
+    budgets: dict[str | None, float] = dict(providers.items())
+    if total > 0:
+        budgets[None] = total
+    return budgets
+
+
+def parse_budgets(text: str) -> dict[str, float]:
+    """Provider budgets, one `provider=amount` per line (or comma-separated). Raises ValueError."""
+    return dict(parse_budget(item) for item in text.replace(",", "\n").splitlines() if item.strip())
 
 
 def budget_statuses(

@@ -20,6 +20,7 @@ import voluptuous as vol
 
 from .catalog import BREAKDOWN_OPTIONS
 from .discovery import node_id_from
+from .forecast import budget_map, parse_budget
 from .models import Breakdown
 from .publisher import PASSWORD_ENV, PublishSettings, SettingsError
 from .reader import DEFAULT_ACTIVE_MINUTES, ReadOptions, merge_links
@@ -27,6 +28,7 @@ from .reader import DEFAULT_ACTIVE_MINUTES, ReadOptions, merge_links
 DRY_RUN_BROKER = "mqtt://localhost"  # a dry run connects to nothing
 MIN_INTERVAL, MAX_INTERVAL = 1.0, 3600.0  # seconds
 MAX_ACTIVE_MINUTES = 1440.0
+MAX_BUDGET = 1_000_000.0  # USD a month
 
 
 def safe_url(url: str) -> str:
@@ -100,6 +102,15 @@ def parse_link(value: Any) -> tuple[str, str]:
     return source, target
 
 
+def parse_provider_budget(value: Any) -> tuple[str, float]:
+    if isinstance(value, tuple) and len(value) == 2:
+        return value
+    try:
+        return parse_budget(str(value))
+    except ValueError as err:
+        raise vol.Invalid(str(err)) from None
+
+
 def _kinds(value: Any) -> list[str]:
     items = [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
     if not isinstance(items, list):
@@ -111,6 +122,7 @@ def _kinds(value: Any) -> list[str]:
     return items
 
 
+budget_amount = _number(0.0, MAX_BUDGET)
 _TEXT = vol.All(str, vol.Length(min=1))
 SCHEMA = vol.Schema(
     {
@@ -128,6 +140,8 @@ SCHEMA = vol.Schema(
         vol.Optional("active_minutes", default=DEFAULT_ACTIVE_MINUTES): _number(1.0, MAX_ACTIVE_MINUTES),
         vol.Optional("link", default=list): [parse_link],
         vol.Optional("breakdown_sensors", default=list): _kinds,
+        vol.Optional("budget", default=0.0): budget_amount,
+        vol.Optional("provider_budget", default=list): [parse_provider_budget],
     },
     extra=vol.PREVENT_EXTRA,
 )
@@ -171,7 +185,9 @@ def publish_settings(given: Mapping[str, Any], environ: Mapping[str, str], *, dr
         interval=values["interval"],
         zone=values.get("tz") or local_zone(),
         read_options=ReadOptions(
-            active_minutes=values["active_minutes"], provider_links=merge_links(dict(values["link"]))
+            active_minutes=values["active_minutes"],
+            provider_links=merge_links(dict(values["link"])),
+            budgets=budget_map(values["budget"], dict(values["provider_budget"])),
         ),
         breakdown_sensors=frozenset(Breakdown(b) for b in values["breakdown_sensors"]),
     )
