@@ -140,8 +140,8 @@ def main() -> int:
             token = tokens["access_token"]
             entry = HASS.add_integration(state / "telemetry.db")
             time.sleep(8)  # first refresh and the statistics backfill
-            HASS.set_options(entry["entry_id"], {"update_interval": 60, "active_minutes": 15,
-                                                 "monthly_budget": 400, "provider_budgets": "claude_code=250"})  # fmt: skip
+            budget_options = {"monthly_budget": 400, "provider_budgets": "claude_code=250"}
+            HASS.set_options(entry["entry_id"], {"update_interval": 60, "active_minutes": 15, **budget_options})
             time.sleep(8)  # the reload with the budgets
             asyncio.run(add_dashboard(token, "ai-usage", (ROOT / "dashboards" / "openusage.yaml").read_text()))
             # The same store over MQTT, as from a laptop: the publisher, then the dashboard it prints.

@@ -63,7 +63,7 @@ async def test_the_shipped_dashboard_is_the_command_s_output_and_every_entity_ex
     said = Template(month["content"], hass).async_render(parse_result=False)
     projected = hass.states.get("sensor.openusage_projected_month_cost")
     assert said.startswith(f"Heading for **${projected.state}** this month (${projected.attributes['low']} to ")
-    assert said.endswith(", against a budget of $300.0.")
+    assert said.endswith(", against a budget of $300.00.")
     gauges = [c["card"]["entity"] for c in cards if c["type"] == "conditional" and c["card"]["type"] == "gauge"]
     assert gauges == ["sensor.openusage_budget_used", "sensor.openusage_claude_code_budget_used"]
     hass.states.async_remove("sensor.openusage_budget_used")  # as without a budget: the card says how to set one

@@ -149,7 +149,8 @@ def _month_cards(ids: _Ids) -> list[dict[str, Any]]:
     content = (
         f"Heading for **${{{{ states('{projected}') }}}}** this month "
         f"(${{{{ state_attr('{projected}', 'low') }}}} to ${{{{ state_attr('{projected}', 'high') }}}})"
-        f"{{% if states('{whole}') | is_number %}}, against a budget of ${{{{ state_attr('{whole}', 'budget') }}}}."
+        f"{{% if states('{whole}') | is_number %}}, against a budget of "
+        f"${{{{ '%.2f' | format(state_attr('{whole}', 'budget') | float(0)) }}}}."
         "{% else %}. Set a monthly budget in the integration's options (or `--budget` for the publisher) to "
         "follow it here.{% endif %}"
     )
@@ -160,7 +161,7 @@ def _month_cards(ids: _Ids) -> list[dict[str, Any]]:
     condition = {"condition": "numeric_state", "entity": whole, "above": -1}
     return [
         {"type": "heading", "heading": "This month"},
-        {"type": "tile", "entity": ids(HUB, "cost_month"), "name": "Month to date"},
+        {"type": "tile", "entity": ids(HUB, "cost_month"), "name": "This month"},
         {"type": "tile", "entity": projected, "name": "Projected"},
         {"type": "tile", "entity": ids(HUB, "cost_week"), "name": "This week"},
         {"type": "markdown", "content": content},
