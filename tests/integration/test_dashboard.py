@@ -38,7 +38,7 @@ def entity_ids_of(document: dict) -> list[str]:
     for card in cards_of(document["views"]):
         ids += [card["entity"]] if "entity" in card else []
         for item in card.get("entities", []):
-            ids.append(item if isinstance(item, str) else item["entity"])
+            ids.append(item if isinstance(item, str) else item.get("row", item)["entity"])
     return [i for i in ids if ":" not in i]  # not the imported statistic the native daily-spend card shows
 
 
@@ -62,9 +62,10 @@ async def test_the_shipped_dashboard_is_the_command_s_output_and_every_entity_ex
     month, markdown = (c for c in cards if c["type"] == "markdown")
     said = Template(month["content"], hass).async_render(parse_result=False)
     projected = hass.states.get("sensor.openusage_projected_month_cost")
-    assert said.startswith(f"Heading for **${projected.state}** this month (${projected.attributes['low']} to ")
+    low = projected.attributes["low"]
+    assert said.startswith(f"Heading for **${float(projected.state):.2f}** this month (${low:.2f} to ")
     assert said.endswith(", against a budget of $300.00.")
-    gauges = [c["card"]["entity"] for c in cards if c["type"] == "conditional" and c["card"]["type"] == "gauge"]
+    gauges = [c["card"]["entity"] for c in cards if c.get("card", {}).get("type") == "gauge"]
     assert gauges == ["sensor.openusage_budget_used", "sensor.openusage_claude_code_budget_used"]
     hass.states.async_remove("sensor.openusage_budget_used")  # as without a budget: the card says how to set one
     said = Template(month["content"], hass).async_render(parse_result=False)

@@ -84,7 +84,10 @@ def _quota_cards(snapshot: Snapshot, ids: _Ids) -> list[dict[str, Any]]:
             resets.append({"entity": ids(device, reset_key), "name": name, "format": "relative"})
             if (device, f"runs_out_{slugs[key]}") in ids.specs:
                 runs_out = ids(device, f"runs_out_{slugs[key]}")
-                resets.append({"entity": runs_out, "name": f"{name} runs out", "format": "relative"})
+                # Shown only while the quota is heading for 100 % before it resets.
+                known = [{"entity": runs_out, "state_not": state} for state in ("unknown", "unavailable")]
+                row = {"entity": runs_out, "name": f"{name} runs out", "format": "relative"}
+                resets.append({"type": "conditional", "conditions": known, "row": row})
     cards: list[dict[str, Any]] = [{"type": "heading", "heading": "Quotas"}, *gauges]
     if resets or statuses:
         cards.append({"type": "entities", "title": "Resets and status", "entities": [*resets, *statuses]})
@@ -147,8 +150,9 @@ def _month_cards(ids: _Ids) -> list[dict[str, Any]]:
         gauges.append({"type": "conditional", "conditions": [condition], "card": gauge})
     projected = ids(HUB, "projected_month_cost")
     content = (
-        f"Heading for **${{{{ states('{projected}') }}}}** this month "
-        f"(${{{{ state_attr('{projected}', 'low') }}}} to ${{{{ state_attr('{projected}', 'high') }}}})"
+        f"Heading for **${{{{ '%.2f' | format(states('{projected}') | float(0)) }}}}** this month "
+        f"(${{{{ '%.2f' | format(state_attr('{projected}', 'low') | float(0)) }}}} to "
+        f"${{{{ '%.2f' | format(state_attr('{projected}', 'high') | float(0)) }}}})"
         f"{{% if states('{whole}') | is_number %}}, against a budget of "
         f"${{{{ '%.2f' | format(state_attr('{whole}', 'budget') | float(0)) }}}}."
         "{% else %}. Set a monthly budget in the integration's options (or `--budget` for the publisher) to "
