@@ -50,7 +50,10 @@ _step = st.one_of(
     st.tuples(st.just("update_old"), st.integers(0, 10**6), _changes),
     st.tuples(st.just("prune"), st.just(0)),
     st.tuples(st.just("prune_before"), st.sampled_from([50.5, 40, 31.25, 20, 2])),  # days before the clock
-    st.tuples(st.just("advance"), st.sampled_from([1, 5, 59, 61, 24 * 60, 7 * 24 * 60 + 1, 3 * 24 * 60 + 17])),
+    # up to a new week and, from 17 August, past the 1st of September: the calendar windows move on too
+    st.tuples(
+        st.just("advance"), st.sampled_from([1, 5, 59, 61, 24 * 60, 7 * 24 * 60 + 1, 3 * 24 * 60 + 17, 15 * 24 * 60])
+    ),
 )
 _USAGE = "event_type IN ('message_usage', 'tool_usage')"
 

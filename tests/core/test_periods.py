@@ -3,14 +3,14 @@ the seam with openusage's rollup days. Every expected figure is worked out by ha
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from custom_components.openusage.core.models import Breakdown, Window
-from custom_components.openusage.core.reader import ReadOptions, read_store
+from custom_components.openusage.core.reader import ReadOptions, StoreReader, read_store
 from tests.storebuilder import message, rollup, store, tool
 
 WARSAW = ZoneInfo("Europe/Warsaw")
@@ -108,3 +108,27 @@ async def test_a_month_that_starts_after_the_oldest_raw_day_takes_raw_rows_alone
     rollup(db, watermark="2026-08-16", prune_before="2026-08-02T12:00:00Z")
     # Wednesday 2 September: the month and the week (from Monday 31 August) hold the raw rows since.
     assert await _totals(db, "2026-09-02T12:00:00+00:00", UTC) == {Window.WEEK: 3, Window.MONTH: 3}
+
+
+async def test_kept_figures_move_to_a_new_month_and_week_without_a_rebuild(tmp_path: Path) -> None:
+    db = tmp_path / "telemetry.db"
+    with store(db) as w:
+        for day, tokens in (("07-31", 1), ("08-20", 10), ("08-31", 100), ("09-01", 1000), ("09-02", 10000)):
+            message(w, f"2026-{day}T10:00:00Z", message_id=day, input_tokens=tokens)
+    rollup(db, watermark="2026-08-19", prune_before="2026-08-01T00:00:00Z")  # 31 July in the rollup only
+    options = ReadOptions(reconcile_after=timedelta(days=60))  # the kept sums move; nothing is rebuilt
+    reader = StoreReader(db, options)
+    try:
+        for now, week, month in (
+            # Monday 31 August (rows stamped later count, as in every window)
+            ("2026-08-31T12:00:00+00:00", 100 + 1000 + 10000, 10 + 100 + 1000 + 10000),
+            ("2026-09-02T12:00:00+00:00", 100 + 1000 + 10000, 1000 + 10000),  # Wednesday 2 September
+            ("2026-09-08T12:00:00+00:00", 0, 1000 + 10000),  # the next Tuesday
+        ):
+            at = datetime.fromisoformat(now)
+            kept = (await reader.refresh(at, UTC)).usage
+            fresh = (await read_store(db, at, UTC, options)).usage
+            assert (kept.totals[Window.WEEK].input_tokens, kept.totals[Window.MONTH].input_tokens) == (week, month)
+            assert kept == fresh
+    finally:
+        await reader.close()
