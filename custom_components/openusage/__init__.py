@@ -6,13 +6,14 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from homeassistant.components import persistent_notification
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.event import async_track_time_change
+from homeassistant.helpers.event import async_call_later, async_track_time_change
 from homeassistant.helpers.typing import ConfigType
 
 from .config_flow import entry_title
@@ -24,6 +25,7 @@ from .services import async_setup_services
 from .statistics import async_clear_statistics, async_update_statistics, statistic_prefix_for
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
+FIRST_READ_NOTICE_AFTER = 2.0  # seconds: a first read that takes longer is told in a notification
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -95,17 +97,47 @@ def _move_entity_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
 
 async def async_setup_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> bool:
     coordinator = OpenUsageCoordinator(hass, entry)
+    # A quick look first, so that a store that cannot be read stops the setup with its reason. The first
+    # read of every figure then runs in the background: on a store of a million rows it takes a while,
+    # and neither the setup dialog nor Home Assistant's start waits for it. Entities appear when it is done.
+    await coordinator.async_check_store()
     # The hub first: the account devices name it as the device they are connected through.
     hub = dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, **hub_device_info(entry.entry_id))
     coordinator.hub_device_id = hub.id
-    await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = coordinator
-    _remove_stale_devices(hass, entry)
-    entry.async_on_unload(coordinator.async_add_listener(lambda: _remove_stale_devices(hass, entry)))
+    entry.async_on_unload(coordinator.async_add_listener(lambda: _after_refresh(hass, entry)))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    entry.async_create_background_task(hass, _first_read(hass, entry), "openusage first read")
+    return True
+
+
+async def _first_read(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
+    """The first refresh; a notification tells that it is under way if it takes more than a moment."""
+    notification = f"{DOMAIN}_first_read_{entry.entry_id}"
+
+    @callback
+    def tell(_now: datetime) -> None:
+        persistent_notification.async_create(
+            hass,
+            f"OpenUsage is reading {entry.data[CONF_PATH]} for the first time. Its entities appear when it is done.",
+            title="OpenUsage",
+            notification_id=notification,
+        )
+
+    cancel = async_call_later(hass, FIRST_READ_NOTICE_AFTER, tell)
+    try:
+        await entry.runtime_data.async_refresh()
+    finally:
+        cancel()
+        persistent_notification.async_dismiss(hass, notification)
     if "recorder" in hass.config.components:
         _schedule_statistics(hass, entry)
-    return True
+
+
+@callback
+def _after_refresh(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
+    if entry.runtime_data.has_data:
+        _remove_stale_devices(hass, entry)
 
 
 def _schedule_statistics(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
@@ -148,4 +180,4 @@ async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: OpenUsageConfigEntry, device: dr.DeviceEntry
 ) -> bool:
     """A device may be deleted by hand once the store no longer has its account."""
-    return not device.identifiers & _current_identifiers(entry)
+    return entry.runtime_data.has_data and not device.identifiers & _current_identifiers(entry)

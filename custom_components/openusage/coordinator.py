@@ -6,12 +6,12 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryError
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
@@ -32,7 +32,7 @@ from .const import (
 from .core.catalog import DeviceSpec, EntitySpec, account_devices, catalog
 from .core.forecast import budget_map, parse_budgets
 from .core.models import Breakdown, Snapshot
-from .core.reader import ReadOptions, StoreError, StoreErrorKind, StoreReader, merge_links
+from .core.reader import ReadOptions, StoreError, StoreErrorKind, StoreReader, merge_links, probe_store
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -89,7 +89,6 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
         )
         self.breakdown_sensors = frozenset(Breakdown(b) for b in options.get(CONF_BREAKDOWN_SENSORS, []))
         self._failing_since: datetime | None = None
-        self._loaded = False  # whether any refresh has succeeded yet
         # What the latest snapshot supports, worked out with it once per refresh for every platform.
         self.entity_specs: list[EntitySpec] = []
         self.devices: dict[str, DeviceSpec] = {}  # provider-account devices by key (the hub aside)
@@ -100,23 +99,39 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
         await super().async_shutdown()
         await self.reader.close()
 
-    async def _async_update_data(self) -> Snapshot:
+    @property
+    def has_data(self) -> bool:
+        """Whether a refresh has succeeded yet (the first read runs in the background)."""
+        return cast(Snapshot | None, self.data) is not None
+
+    async def async_check_store(self) -> None:
+        """A quick look at the store (not its figures): raise what stops the setup when it cannot be read."""
         try:
-            snapshot = await self.reader.refresh(dt_util.utcnow(), ZoneInfo(self.hass.config.time_zone))
+            await probe_store(self.path, self.reader.options.busy_timeout)
         except StoreError as err:
             self._raise_repair_if_lasting(err)
-            if not self._loaded and err.kind is StoreErrorKind.NOT_OPENUSAGE:
+            if err.kind is StoreErrorKind.NOT_OPENUSAGE:
                 raise ConfigEntryError(
                     translation_domain=DOMAIN,
                     translation_key="not_openusage",
                     translation_placeholders={"path": str(self.path)},
                 ) from err
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key=f"store_{err.kind.value}",
+                translation_placeholders={"path": str(self.path), "detail": err.detail},
+            ) from err
+
+    async def _async_update_data(self) -> Snapshot:
+        try:
+            snapshot = await self.reader.refresh(dt_util.utcnow(), ZoneInfo(self.hass.config.time_zone))
+        except StoreError as err:
+            self._raise_repair_if_lasting(err)
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key=f"store_{err.kind.value}",
                 translation_placeholders={"path": str(self.path), "detail": err.detail},
             ) from err
-        self._loaded = True
         if self._failing_since is not None:
             self._failing_since = None
             ir.async_delete_issue(self.hass, DOMAIN, repair_issue_id(self.config_entry))

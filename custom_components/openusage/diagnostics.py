@@ -33,17 +33,22 @@ def _redact_accounts(by_account: dict[str, Any]) -> dict[str, Any]:
 
 async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> dict[str, Any]:
     coordinator = entry.runtime_data
+    found: dict[str, Any] = {
+        "entry": {
+            "data": async_redact_data(dict(entry.data), _KEYS),
+            "options": dict(entry.options),
+        },
+        "last_update_success": coordinator.last_update_success,
+    }
+    if not coordinator.has_data:  # the first read is still under way
+        return found
     snapshot = coordinator.data
     document = snapshot_to_json(snapshot)
     document["by_account"] = _redact_accounts(document["by_account"])
     document["by_project"] = _redact_keys(document["by_project"], "project")
     return {
-        "entry": {
-            "data": async_redact_data(dict(entry.data), _KEYS),
-            "options": dict(entry.options),
-        },
+        **found,
         "schema_releases": release_range(tuple(snapshot.store.tables)),
         "ingestion_problems": ingestion_problems(snapshot),
-        "last_update_success": coordinator.last_update_success,
         "snapshot": async_redact_data(document, _KEYS),
     }

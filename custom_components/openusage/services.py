@@ -50,6 +50,12 @@ def _entry(hass: HomeAssistant, entry_id: str | None) -> OpenUsageConfigEntry:
 
 async def _get_usage(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+    if not entry.runtime_data.has_data:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="first_read_running",
+            translation_placeholders={"path": str(entry.runtime_data.path)},
+        )
     snapshot = entry.runtime_data.data
     window = Window(call.data[ATTR_WINDOW])
     response: dict[str, Any] = {"window": window.value, "computed_at": snapshot.now}

@@ -73,6 +73,6 @@ async def test_home_assistant_loads_such_a_store(hass: HomeAssistant, tmp_path: 
                             minor_version=2)  # fmt: skip
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert entry.state is ConfigEntryState.LOADED
     assert hass.states.get("sensor.openusage_tokens_today").state == "5"

@@ -77,5 +77,5 @@ async def loaded_entry(
 ) -> MockConfigEntry:
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)  # the first read runs in the background
     return config_entry

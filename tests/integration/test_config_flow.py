@@ -129,7 +129,7 @@ async def test_reconfigure_moves_the_entry(hass: HomeAssistant, loaded_entry: Mo
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_PATH: str(moved / "telemetry.db")})
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert loaded_entry.data[CONF_PATH] == str(moved / "telemetry.db")
     assert loaded_entry.unique_id is None  # unchanged by a reconfigure
     assert loaded_entry.title == "OpenUsage"
@@ -177,7 +177,7 @@ async def test_options_flow(hass: HomeAssistant, loaded_entry: MockConfigEntry) 
     user_input[CONF_PROVIDER_BUDGETS] = "claude_code=100, Codex=40.5"
     result = await hass.config_entries.options.async_configure(result["flow_id"], user_input)
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert loaded_entry.options == {
         CONF_UPDATE_INTERVAL: 120,
         CONF_ACTIVE_MINUTES: 30,

@@ -9,16 +9,22 @@ from pathlib import Path
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components import persistent_notification
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
+import custom_components.openusage as integration
 from custom_components.openusage.const import CONF_BREAKDOWN_SENSORS, CONF_PATH, CONF_STATISTIC_PREFIX, DOMAIN
 from custom_components.openusage.coordinator import repair_issue_id
+from custom_components.openusage.core.demo import generate_demo_store
+
+from .conftest import NOW
 
 COST = "sensor.openusage_cost_today"
 
@@ -26,7 +32,7 @@ COST = "sensor.openusage_cost_today"
 async def poll(hass: HomeAssistant, entry: MockConfigEntry, freezer: FrozenDateTimeFactory, minutes: float = 1) -> None:
     freezer.tick(timedelta(minutes=minutes))
     await entry.runtime_data.async_refresh()
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def test_setup_and_unload(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
@@ -36,7 +42,7 @@ async def test_setup_and_unload(hass: HomeAssistant, loaded_entry: MockConfigEnt
     assert loaded_entry.state is ConfigEntryState.NOT_LOADED
     assert hass.states.get(COST).state == STATE_UNAVAILABLE
     assert await hass.config_entries.async_setup(loaded_entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert loaded_entry.state is ConfigEntryState.LOADED
 
 
@@ -47,7 +53,7 @@ async def test_missing_store_at_start_retries(
     store_path.rename(hidden)
     config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert config_entry.state is ConfigEntryState.SETUP_RETRY
     assert "no such file" in (config_entry.reason or "")
 
@@ -63,7 +69,7 @@ async def test_not_an_openusage_store_is_an_error_with_a_repair(
     conn.close()
     config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert config_entry.state is ConfigEntryState.SETUP_ERROR
     issue = ir.async_get(hass).async_get_issue(DOMAIN, repair_issue_id(config_entry))
     assert issue is not None
@@ -143,7 +149,7 @@ async def test_an_entry_of_version_1_1_gets_its_title_statistics_and_entity_ids_
         entities.async_get_or_create("sensor", DOMAIN, f"{entry_id}_{unique}", config_entry=entry,
                                      device_id=device.id, suggested_object_id=entity_id.partition(".")[2])  # fmt: skip
     assert await hass.config_entries.async_setup(entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
 
     assert entry.title == "OpenUsage"
     assert entry.unique_id is None  # it was the path, which a reconfigure changes
@@ -161,3 +167,53 @@ async def test_an_entry_of_version_1_1_gets_its_title_statistics_and_entity_ids_
     assert devices.async_get(claude.id).name == "Claude Code"
     assert devices.async_get(opencode.id).name == "Claude Code (opencode)"
     assert devices.async_get(claude.id).manufacturer == "Anthropic"
+
+
+@pytest.fixture
+def big_store(tmp_path: Path) -> Path:
+    """A store whose first read takes a while (a second or more here)."""
+    return generate_demo_store(tmp_path / "openusage", days=60, events=60_000, seed=5, now=NOW)
+
+
+async def test_setup_returns_before_the_first_read_and_tells_that_it_runs(
+    hass: HomeAssistant, big_store: Path, allow_store: None, frozen: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(integration, "FIRST_READ_NOTICE_AFTER", 0.0)  # tell at once, not after 2 s
+    entry = MockConfigEntry(domain=DOMAIN, title="OpenUsage", data={CONF_PATH: str(big_store), CONF_STATISTIC_PREFIX: ""},
+                            minor_version=2)  # fmt: skip
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.LOADED
+    assert not entry.runtime_data.has_data  # the setup did not wait for the figures
+    assert hass.states.get(COST) is None  # entities come with them
+    notice = f"{DOMAIN}_first_read_{entry.entry_id}"
+    async_fire_time_changed(hass)  # the notice's moment has come, the read still runs
+    assert notice in persistent_notification._async_get_or_create_notifications(hass)
+    with pytest.raises(ServiceValidationError) as err:  # the action says why it has nothing yet
+        await hass.services.async_call(DOMAIN, "get_usage", {"window": "today"}, blocking=True, return_response=True)
+    assert err.value.translation_key == "first_read_running"
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert entry.runtime_data.has_data
+    assert float(hass.states.get(COST).state) > 0
+    assert notice not in persistent_notification._async_get_or_create_notifications(hass)
+    assert "Claude Code" in {d.name for d in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)}
+
+
+async def test_an_unload_during_the_first_read_stops_it_cleanly(
+    hass: HomeAssistant, big_store: Path, allow_store: None, frozen: None
+) -> None:
+    entry = MockConfigEntry(domain=DOMAIN, title="OpenUsage", data={CONF_PATH: str(big_store), CONF_STATISTIC_PREFIX: ""},
+                            minor_version=2)  # fmt: skip
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    coordinator = entry.runtime_data
+    assert not coordinator.has_data
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert coordinator.reader._conn is None  # the reader let go of its mirror
+    assert not coordinator.has_data
+    # ...and it starts again from scratch.
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert float(hass.states.get(COST).state) > 0

@@ -32,7 +32,7 @@ async def refresh(hass: HomeAssistant, entry: MockConfigEntry, freezer: FrozenDa
     """One poll, a minute later."""
     freezer.tick(timedelta(seconds=60))
     await entry.runtime_data.async_refresh()
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 def _enable_all(hass: HomeAssistant, entry: MockConfigEntry) -> None:
@@ -45,7 +45,7 @@ def _enable_all(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 async def _all_enabled(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     _enable_all(hass, entry)
     await hass.config_entries.async_reload(entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def test_entities_snapshot(
@@ -183,7 +183,7 @@ async def test_breakdown_sensors_from_options(
         config_entry, options={CONF_BREAKDOWN_SENSORS: ["model", "tool", "agent", "project"]}
     )
     assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert hass.states.get("sensor.openusage_model_cost_today_claude_sonnet_4_5") is not None
     assert hass.states.get("sensor.openusage_tool_calls_today_bash") is not None
     assert hass.states.get("sensor.openusage_agent_cost_today_codex") is not None

@@ -58,7 +58,7 @@ async def test_errors(hass: HomeAssistant, loaded_entry: MockConfigEntry, tmp_pa
         await call(hass, window="today", config_entry_id=other.entry_id)
     assert err.value.translation_key == "entry_not_loaded"
     assert await hass.config_entries.async_setup(other.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     with pytest.raises(ServiceValidationError) as err:
         await call(hass, window="today")
     assert err.value.translation_key == "entry_required"

@@ -125,7 +125,7 @@ async def test_hourly_update_restart_and_pruning(
     # Nothing new: nothing written, however often it runs, and a reload adds nothing either.
     assert await async_update_statistics(hass, entry) == 0
     assert await hass.config_entries.async_reload(entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert await _rows(hass, cost) == rows
     # openusage prunes the raw rows of 08-03: the imported hours stay as they were.
     conn.execute("DELETE FROM usage_events WHERE occurred_at < '2026-08-03T13'")
@@ -139,7 +139,7 @@ async def test_removing_the_entry_removes_its_statistics(hass: HomeAssistant, en
     cost = statistic_id(entry, "total", "cost")
     assert await _rows(hass, cost)
     assert await hass.config_entries.async_remove(entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert await _rows(hass, cost) == []
 
 

@@ -413,9 +413,20 @@ class StoreReader:
         now = now.astimezone(UTC)
         bounds = WindowBounds.at(now, zone, self.options.active_minutes)
         async with self._lock:
+            work = asyncio.ensure_future(asyncio.to_thread(self._snapshot, now, zone, bounds))
             try:
-                return await asyncio.to_thread(self._snapshot, now, zone, bounds)
-            except (StoreError, asyncio.CancelledError):
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # A thread cannot be stopped from outside: SQLite is asked to stop its statement, and the
+                # lock is held until the thread has let go of the connection, so close() never pulls it
+                # from under a running read (an unload during a long first read).
+                if self._conn is not None:
+                    self._conn.interrupt()
+                await asyncio.wait([work])
+                if not work.cancelled():
+                    work.exception()  # taken, so that the stopped read's failure is not reported as lost
+                raise
+            except StoreError:
                 raise
             except Exception as err:
                 _LOGGER.debug("reading %s failed", self.path, exc_info=True)
