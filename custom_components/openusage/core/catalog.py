@@ -234,33 +234,21 @@ def _hub_entities() -> list[EntitySpec]:
     t, h24, d7, d30, all_ = Window.TODAY, Window.H24, Window.D7, Window.D30, Window.ALL
     cost_split = _breakdown_attributes
     every_split = (Breakdown.PROVIDER, Breakdown.MODEL, Breakdown.AGENT, Breakdown.PROJECT)
+    periods = ((t, "cost_today", "Cost today", every_split),
+               (Window.WEEK, "cost_week", "Cost this week", (Breakdown.PROVIDER, Breakdown.MODEL)),
+               (Window.MONTH, "cost_month", "Cost this month", every_split))  # fmt: skip
     specs = [
-        _money(
-            HUB,
-            "cost_today",
-            "Cost today",
-            _total(t, "cost_usd"),
-            state_class="total",
-            resets_with=t,
-            attributes=cost_split(t, "cost_usd", *every_split),
-        ),
-        _money(
-            HUB,
-            "cost_week",
-            "Cost this week",
-            _total(Window.WEEK, "cost_usd"),
-            state_class="total",
-            resets_with=Window.WEEK,
-            attributes=cost_split(Window.WEEK, "cost_usd", Breakdown.PROVIDER, Breakdown.MODEL),
-        ),
-        _money(
-            HUB,
-            "cost_month",
-            "Cost this month",
-            _total(Window.MONTH, "cost_usd"),
-            state_class="total",
-            resets_with=Window.MONTH,
-            attributes=cost_split(Window.MONTH, "cost_usd", *every_split),
+        *(
+            _money(
+                HUB,
+                key,
+                name,
+                _total(window, "cost_usd"),
+                state_class="total",
+                resets_with=window,
+                attributes=cost_split(window, "cost_usd", *splits),
+            )
+            for window, key, name, splits in periods
         ),
         _money(HUB, "projected_month_cost", "Projected month cost", _projected, attributes=_projection_attributes),
         _money(
@@ -298,44 +286,15 @@ def _hub_entities() -> list[EntitySpec]:
     ]
     for part, label in (("input", "Input"), ("output", "Output"), ("cache_read", "Cache read"),
                         ("cache_write", "Cache write"), ("reasoning", "Reasoning")):  # fmt: skip
-        specs.append(
-            EntitySpec(
-                device=HUB,
-                key=f"{part}_tokens_today",
-                translation_key=f"{part}_tokens_today",
-                name=f"{label} tokens today",
-                value=_total(t, f"{part}_tokens"),
-                state_class="total_increasing",
-                enabled_default=False,
-                unit="tokens",
-            )
-        )
+        specs.append(_hub(f"{part}_tokens_today", f"{label} tokens today", _total(t, f"{part}_tokens"),
+                          state_class="total_increasing", enabled_default=False, unit="tokens"))  # fmt: skip
     for window, label in ((h24, "24 hours"), (d7, "7 days"), (d30, "30 days")):
-        specs.append(
-            EntitySpec(
-                device=HUB,
-                key=f"tokens_{window}",
-                translation_key=f"tokens_{window}",
-                name=f"Tokens {label}",
-                value=_total(window, "total_tokens"),
-                state_class="measurement",
-                unit="tokens",
-            )
-        )
+        specs.append(_hub(f"tokens_{window}", f"Tokens {label}", _total(window, "total_tokens"),
+                          state_class="measurement", unit="tokens"))  # fmt: skip
     for window, label in ((Window.WEEK, "this week"), (Window.MONTH, "this month")):
         for measure, kind, unit in (("total_tokens", "tokens", "tokens"), ("requests", "requests", None)):
-            specs.append(
-                EntitySpec(
-                    device=HUB,
-                    key=f"{kind}_{window}",
-                    translation_key=f"{kind}_{window}",
-                    name=f"{kind.capitalize()} {label}",
-                    value=_total(window, measure),
-                    state_class="total",
-                    resets_with=window,
-                    unit=unit,
-                )
-            )
+            specs.append(_hub(f"{kind}_{window}", f"{kind.capitalize()} {label}", _total(window, measure),
+                              state_class="total", resets_with=window, unit=unit))  # fmt: skip
     counters = (
         ("requests_today", "Requests today", t, "requests", "total_increasing", None),
         ("messages_today", "Messages today", t, "messages", "total_increasing", None),
@@ -518,6 +477,11 @@ def _money(device: str, key: str, name: str, value: Callable[[Snapshot], Value],
         precision=2,
         **presentation,
     )
+
+
+def _hub(key: str, name: str, value: Callable[[Snapshot], Value], **presentation: Any) -> EntitySpec:
+    """A figure of the hub, its key its translation key."""
+    return EntitySpec(device=HUB, key=key, translation_key=key, name=name, value=value, **presentation)
 
 
 def _diagnostic(key: str, name: str, value: Callable[[Snapshot], Value], **presentation: Any) -> EntitySpec:
@@ -722,21 +686,16 @@ def _metric_entities(device: DeviceSpec, key: str, metric: QuotaMetric, key_slug
 def account_entities(snapshot: Snapshot, device: DeviceSpec) -> list[EntitySpec]:
     key = device.key
     specs = [
-        _money(
-            key,
-            "cost_today",
-            "Cost today",
-            _account_usage(key, Window.TODAY, "cost_usd"),
-            state_class="total",
-            resets_with=Window.TODAY,
-        ),
-        _money(
-            key,
-            "cost_month",
-            "Cost this month",
-            _account_usage(key, Window.MONTH, "cost_usd"),
-            state_class="total",
-            resets_with=Window.MONTH,
+        *(
+            _money(
+                key,
+                f"cost_{window}",
+                name,
+                _account_usage(key, window, "cost_usd"),
+                state_class="total",
+                resets_with=window,
+            )
+            for window, name in ((Window.TODAY, "Cost today"), (Window.MONTH, "Cost this month"))
         ),
         _money(key, "cost_30d", "Cost 30 days", _account_usage(key, Window.D30, "cost_usd")),
         EntitySpec(
