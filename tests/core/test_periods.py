@@ -88,6 +88,8 @@ async def test_a_month_that_reaches_back_past_the_oldest_raw_day_takes_rollup_da
     assert week.input_tokens == 7000
     # The rollup has no agents: the month's agents are the raw rows' (cursor's rows were pruned).
     assert set(usage.breakdowns[Breakdown.AGENT]) == {"claude_code"}
+    # ...and day B's raw row (b1, 20 tokens) left the month with day B, under its agent too.
+    assert usage.breakdowns[Breakdown.AGENT]["claude_code"][Window.MONTH].input_tokens == 1 + 7000
     assert usage.breakdowns[Breakdown.PROVIDER]["claude_code"][Window.MONTH].input_tokens == 7231
 
 

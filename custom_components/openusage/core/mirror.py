@@ -451,7 +451,14 @@ class UsageMirror:
             extra = kept.usage.sibling()
             extra.add_rollup((r for r in rollup if b_from_rollup or not r[ROLLUP_ON_B]), periods)
             if b_from_rollup and day_b is not None:
-                extra.take_day_of(kept.usage, day_b, (Window.ALL, *periods))
+                extra.take_day_of(kept.usage, day_b)
+                if periods:
+                    # The calendar windows hold every raw row of day B then; they are split by agent, tool
+                    # and project too, which `all` (kept by day) is not: its rows are read again.
+                    mask = sum(WINDOW_BITS[w] for w in periods)
+                    where = "okey >= :start AND okey < :end AND okey >= :floor"
+                    bounds_b = {"start": day_b, "end": f"{day_b}T99", "floor": kept.floor}
+                    extra.apply(conn.execute(_FOLD_SQL.format(mask=mask, where=where), bounds_b), -1)
             kept.figures = (source, kept.usage.figures(extra))
         last = conn.execute(
             "SELECT occurred_at FROM mirror_rows WHERE win AND okey >= ? ORDER BY okey DESC LIMIT 1", (kept.floor,)

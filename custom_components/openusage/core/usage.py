@@ -358,13 +358,11 @@ class KeptUsage:
         _merge(self._windows[Window.ALL], sums, -1)
         self._dirty[Window.ALL].update(sums)
 
-    def take_day_of(self, other: KeptUsage, day: str, windows: Iterable[Window]) -> None:
-        """Take `other`'s raw rows of one UTC day away from these windows (day B from the rollup instead).
-        Only `all` is kept split by day: a calendar window takes it only while it holds every raw row."""
+    def take_day_of(self, other: KeptUsage, day: str) -> None:
+        """Take `other`'s raw rows of one UTC day away from this one's `all` (day B from the rollup instead)."""
         sums = other._days.get(day, {})
-        for window in windows:
-            _merge(self._windows[window], sums, -1)
-            self._dirty[window].update(sums)
+        _merge(self._windows[Window.ALL], sums, -1)
+        self._dirty[Window.ALL].update(sums)
 
     def add_rollup(self, rows: Iterable[Sequence[Any]], periods: Collection[Window] = ()) -> None:
         """Add rollup rows (on_b, in_week, in_month, provider, account, model, is_tool, is_error, events,
