@@ -106,9 +106,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) ->
     coordinator.hub_device_id = hub.id
     entry.runtime_data = coordinator
     entry.async_on_unload(coordinator.async_add_listener(lambda: _after_refresh(hass, entry)))
+    entry.async_on_unload(entry.add_update_listener(_options_changed))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_create_background_task(hass, _first_read(hass, entry), "openusage first read")
     return True
+
+
+async def _options_changed(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
+    """New options take effect through a reload: entities, budgets and the interval are made from them."""
+    hass.config_entries.async_schedule_reload(entry.entry_id)
 
 
 async def _first_read(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:

@@ -33,9 +33,10 @@ from .const import (
     MAX_UPDATE_INTERVAL,
     MIN_UPDATE_INTERVAL,
 )
-from .coordinator import OpenUsageConfigEntry, parse_links
+from .coordinator import OpenUsageConfigEntry
 from .core.catalog import BREAKDOWN_OPTIONS
 from .core.forecast import parse_budgets
+from .core.pairs import parse_links
 from .core.reader import StoreError, default_store_path, probe_store
 from .statistics import statistic_prefix_for
 from .validation import vol
@@ -166,10 +167,7 @@ class OpenUsageOptionsFlow(OptionsFlow):
                     CONF_MONTHLY_BUDGET: float(user_input.get(CONF_MONTHLY_BUDGET) or 0),
                     CONF_PROVIDER_BUDGETS: user_input.get(CONF_PROVIDER_BUDGETS, "").strip(),
                 }
-                # New options take effect through a reload (entities are rebuilt from them); store
-                # them first so that the reload sees them.
-                self.hass.config_entries.async_update_entry(self.config_entry, options=options)
-                self.hass.config_entries.async_schedule_reload(self.config_entry.entry_id)
+                # The entry's update listener reloads it with them (entities are rebuilt from them).
                 return self.async_create_entry(data=options)
         schema = vol.Schema(
             {

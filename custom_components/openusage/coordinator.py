@@ -32,24 +32,12 @@ from .const import (
 from .core.catalog import DeviceSpec, EntitySpec, account_devices, catalog
 from .core.forecast import budget_map, parse_budgets
 from .core.models import Breakdown, Snapshot
+from .core.pairs import parse_links
 from .core.reader import ReadOptions, StoreError, StoreErrorKind, StoreReader, merge_links, probe_store
 
 _LOGGER = logging.getLogger(__name__)
 
 type OpenUsageConfigEntry = ConfigEntry[OpenUsageCoordinator]
-
-
-def parse_links(text: str) -> dict[str, str]:
-    """`src=dst` pairs, one per line or comma-separated. Raises ValueError on a malformed pair."""
-    links: dict[str, str] = {}
-    for item in text.replace(",", "\n").splitlines():
-        if not item.strip():
-            continue
-        source, sep, target = item.partition("=")
-        if not sep or not source.strip() or not target.strip():
-            raise ValueError(item)
-        links[source.strip().lower()] = target.strip().lower()
-    return links
 
 
 def budgets_from(options: Mapping[str, Any]) -> dict[str | None, float]:

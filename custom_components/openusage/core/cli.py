@@ -24,6 +24,7 @@ from .clock import parse_time
 from .dashboard import dashboard, to_yaml
 from .demo import generate_demo_store
 from .discovery import node_id_from
+from .exit_codes import ExitCode
 from .forecast import budget_map
 from .publisher import (
     PASSWORD_ENV,
@@ -40,13 +41,11 @@ from .settings import publish_settings as settings_from
 from .snapshot_json import snapshot_to_json
 
 _T = TypeVar("_T")
-EXIT_USAGE = 2
-EXIT_STORE = 3
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _instant(text: str) -> datetime:
@@ -175,10 +174,10 @@ def _snapshot(args: argparse.Namespace) -> int:
         snapshot = asyncio.run(read_store(args.db, now, zone, options))
     except StoreError as err:
         print(f"openusage-ha: {err}", file=sys.stderr)
-        return EXIT_STORE
+        return ExitCode.STORE
     json.dump(snapshot_to_json(snapshot), sys.stdout, indent=2)
     sys.stdout.write("\n")
-    return 0
+    return ExitCode.OK
 
 
 def _dashboard(args: argparse.Namespace) -> int:
@@ -190,7 +189,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         snapshot = asyncio.run(read_store(path, datetime.now(UTC), local_zone(), options))
     except StoreError as err:
         print(f"openusage-ha: {err}", file=sys.stderr)
-        return EXIT_STORE
+        return ExitCode.STORE
     node_id = node_id_from(args.node_id) if args.node_id is not None else None
     mode = f"the MQTT publisher of node {node_id}" if node_id else "the native integration"
     print(
@@ -199,20 +198,20 @@ def _dashboard(args: argparse.Namespace) -> int:
         "# ⋮ → Edit dashboard → ⋮ → Raw configuration editor, and paste this."
     )
     print(to_yaml(dashboard(snapshot, node_id)))
-    return 0
+    return ExitCode.OK
 
 
 def _demo_store(args: argparse.Namespace) -> int:
     if args.dir.exists() and not args.dir.is_dir():
         print(f"openusage-ha: {args.dir}: not a folder", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         path = generate_demo_store(args.dir, days=args.days, events=args.events, seed=args.seed, now=args.now)
     except OSError as err:
         print(f"openusage-ha: {args.dir}: {err.strerror or err}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     print(path)
-    return 0
+    return ExitCode.OK
 
 
 def publish_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> PublishSettings:
@@ -234,7 +233,7 @@ def _publish(args: argparse.Namespace) -> int:
         settings = publish_settings(args, os.environ)
     except SettingsError as err:
         print(f"openusage-ha: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if args.dry_run:
         return dry_run(settings, sys.stdout)
     publisher = Publisher(settings)
@@ -256,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader stopped early (`snapshot | head`): it has what it wanted. Nothing more goes to the pipe.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return ExitCode.OK
     return status
 
 

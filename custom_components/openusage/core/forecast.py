@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from .clock import period_first_days, start_of_day
 from .models import Breakdown, BudgetStatus, Forecast, MonthProjection, UsageFigures, Window
+from .pairs import items
 
 HOUR = timedelta(hours=1)
 WEEK = timedelta(days=7)
@@ -149,7 +150,7 @@ def budget_map(total: float, providers: Mapping[str, float]) -> dict[str | None,
 
 def parse_budgets(text: str) -> dict[str, float]:
     """Provider budgets, one `provider=amount` per line (or comma-separated). Raises ValueError."""
-    return dict(parse_budget(item) for item in text.replace(",", "\n").splitlines() if item.strip())
+    return dict(parse_budget(item) for item in items(text))
 
 
 def budget_statuses(

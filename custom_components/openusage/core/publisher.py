@@ -32,6 +32,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from .discovery import OFFLINE, ONLINE, Message, Plan, Topics, components_of, node_id_from, plan
+from .exit_codes import ExitCode
 from .models import Breakdown, Snapshot
 from .reader import ReadOptions, StoreError, StoreReader
 
@@ -323,7 +324,7 @@ class Publisher:
             if not self._wait_connected(once):
                 if once:
                     _LOGGER.error("could not connect to %s", self._safe_broker())
-                    return 4
+                    return ExitCode.BROKER
                 continue
             if first:
                 self._read_back()
@@ -333,7 +334,7 @@ class Publisher:
                 if once and snapshot is None:
                     # One run against a store it cannot read publishes nothing: marking the node's store
                     # offline would blank the entities of the publisher that runs there all the time.
-                    return 3
+                    return ExitCode.STORE
                 self._publish_when_connected(snapshot)
                 self._failing = False
             except Exception:
@@ -344,10 +345,10 @@ class Publisher:
                 self._failing = True
                 snapshot = None
             if once:
-                return 0 if snapshot is not None else 3
+                return ExitCode.OK if snapshot is not None else ExitCode.STORE
             self._wake.wait(self.settings.interval)
             self._wake.clear()
-        return 0
+        return ExitCode.OK
 
     def _publish_when_connected(self, snapshot: Snapshot | None) -> None:
         with self._lock:
@@ -379,7 +380,7 @@ def dry_run(settings: PublishSettings, out: TextIO) -> int:
         snapshot = loop.run_until_complete(publisher.reader.refresh(datetime.now(UTC), settings.zone))
     except StoreError as err:
         print(f"openusage-ha: {err}", file=sys.stderr)
-        return 3
+        return ExitCode.STORE
     finally:
         loop.run_until_complete(publisher.reader.close())
         loop.close()
@@ -389,7 +390,7 @@ def dry_run(settings: PublishSettings, out: TextIO) -> int:
     lines += list(result.states.items())
     for topic, payload in lines:
         out.write(f"{topic} {payload}\n")
-    return 0
+    return ExitCode.OK
 
 
 def install_signal_handlers(publisher: Publisher) -> Callable[[], None]:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import voluptuous as vol
 
+from . import pairs
 from .catalog import BREAKDOWN_OPTIONS
 from .discovery import node_id_from
 from .forecast import budget_map, parse_budget
@@ -96,10 +97,10 @@ def parse_zone(value: Any) -> ZoneInfo:
 def parse_link(value: Any) -> tuple[str, str]:
     if isinstance(value, tuple) and len(value) == 2:
         return value
-    source, sep, target = str(value).partition("=")
-    if not sep or not source.strip() or not target.strip():
-        raise vol.Invalid(f"expected SRC=DST, got {value!r}")
-    return source, target
+    try:
+        return pairs.parse_link(str(value))
+    except ValueError as err:
+        raise vol.Invalid(str(err)) from None
 
 
 def parse_provider_budget(value: Any) -> tuple[str, float]:
