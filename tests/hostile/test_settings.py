@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,8 +109,12 @@ def test_budgets_from_the_command_line_and_the_file_reach_the_figures(db: Path, 
     assert '"budget_used"' in result.stdout  # the file's budget for all providers
     assert "codex_budget_used" in result.stdout  # the command line's list replaces the file's
     assert "claude_code_budget_used" not in result.stdout
-    snapshot = run("snapshot", "--db", str(db), "--now", "2026-08-17T12:00:00Z", "--budget", "10",
-                   "--provider-budget", "claude_code=0")  # fmt: skip
+    # In its own process: the snapshot command's asyncio.run would leave this one without an event loop.
+    snapshot = subprocess.run(
+        [sys.executable, "-m", "custom_components.openusage.core.cli", "snapshot", "--db", str(db),
+         "--now", "2026-08-17T12:00:00Z", "--budget", "10", "--provider-budget", "claude_code=0"],
+        capture_output=True, text=True, check=False, timeout=120, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
     assert snapshot.returncode == 0, snapshot.stderr
     assert '"amount_usd": 10.0' in snapshot.stdout
     assert '"provider": "claude_code"' not in snapshot.stdout  # a budget of 0 is none
