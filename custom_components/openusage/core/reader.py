@@ -415,7 +415,7 @@ class StoreReader:
         async with self._lock:
             work = asyncio.ensure_future(asyncio.to_thread(self._snapshot, now, zone, bounds))
             try:
-                return await asyncio.shield(work)
+                await asyncio.wait([work])  # a cancelled wait leaves `work` running (no shield to report it)
             except asyncio.CancelledError:
                 # A thread cannot be stopped from outside: SQLite is asked to stop its statement, and the
                 # lock is held until the thread has let go of the connection, so close() never pulls it
@@ -426,6 +426,8 @@ class StoreReader:
                 if not work.cancelled():
                     work.exception()  # taken, so that the stopped read's failure is not reported as lost
                 raise
+            try:
+                return work.result()
             except StoreError:
                 raise
             except Exception as err:
