@@ -113,8 +113,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) ->
 
 
 async def _options_changed(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
-    """New options take effect through a reload: entities, budgets and the interval are made from them."""
-    hass.config_entries.async_schedule_reload(entry.entry_id)
+    """New options take effect through a reload: entities, budgets and the interval are made from them.
+    Other updates (a reconfigure's new path, which reloads by itself; a title) need none from here."""
+    if dict(entry.options) != entry.runtime_data.options:
+        hass.config_entries.async_schedule_reload(entry.entry_id)
 
 
 async def _first_read(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:

@@ -75,6 +75,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
                 budgets=budgets_from(options),
             ),
         )
+        self.options = dict(options)  # what this coordinator was made from: a change means a reload
         self.breakdown_sensors = frozenset(Breakdown(b) for b in options.get(CONF_BREAKDOWN_SENSORS, []))
         self._failing_since: datetime | None = None
         # What the latest snapshot supports, worked out with it once per refresh for every platform.

@@ -26,14 +26,17 @@ async def test_a_steady_spend_projects_every_remaining_hour_at_the_same_cost(tmp
     db = tmp_path / "telemetry.db"
     with store(db) as w:
         _hourly(w, NOW - timedelta(days=28), 28 * 24, 1.0)
-    snapshot = await read_store(db, NOW, UTC, ReadOptions(budgets={None: 500.0, "claude_code": 1000.0}))
+    budgets = {None: 500.0, "claude_code": 1000.0, "codex": 50.0}
+    snapshot = await read_store(db, NOW, UTC, ReadOptions(budgets=budgets))
     month = snapshot.forecast.month
     # 16 days and 12 hours of August at $1 an hour so far; 14 days and 12 hours to come.
     assert month.spent_usd == pytest.approx(396)
     assert (month.projected_usd, month.low_usd, month.high_usd) == pytest.approx((744, 744, 744))
     assert (month.method, month.weeks) == ("weekday_hour_profile", 4)
     assert snapshot.forecast.by_provider["claude_code"].projected_usd == pytest.approx(744)
-    whole, claude = snapshot.budgets
+    whole, claude, codex = snapshot.budgets
+    # metrics.md §8: a provider budget with no spend reads 0, its projection too.
+    assert (codex.spent_usd, codex.used_percent, codex.projected_usd, codex.projected_over) == (0, 0, 0, False)
     assert (whole.provider, whole.used_percent, whole.over, whole.projected_over) == (
         None,
         pytest.approx(79.2),

@@ -418,10 +418,15 @@ def _budget(s: Snapshot, provider: str | None) -> BudgetStatus | None:
     return next((b for b in s.budgets if b.provider == provider), None)
 
 
+def budget_slugs(budgets: Iterable[BudgetStatus]) -> dict[str, str]:
+    """The part of each provider budget's entity keys that names its provider."""
+    return unique_slugs(b.provider for b in budgets if b.provider is not None)
+
+
 def _budget_entities(snapshot: Snapshot) -> list[EntitySpec]:
     """A budget's share used and its two problems, for the whole store and for each provider with one."""
     specs = []
-    slugs = unique_slugs(b.provider for b in snapshot.budgets if b.provider is not None)
+    slugs = budget_slugs(snapshot.budgets)
     for status in snapshot.budgets:
         who = status.provider
         if who is None:

@@ -18,10 +18,10 @@ from .catalog import (
     DeviceSpec,
     EntitySpec,
     account_devices,
+    budget_slugs,
     catalog,
     entity_id,
     metric_slugs,
-    unique_slugs,
 )
 from .discovery import mqtt_entity_id
 from .models import Breakdown, BudgetStatus, Snapshot
@@ -56,10 +56,6 @@ class _Ids:
 
     def spec(self, device: str, key: str) -> EntitySpec:
         return self.specs[(device, key)]
-
-    def spec_key_of(self, provider_id: str) -> str:
-        """The part of a provider budget's entity keys that names the provider."""
-        return unique_slugs(b.provider for b in self.budgets if b.provider is not None)[provider_id]
 
 
 def _quota_cards(snapshot: Snapshot, ids: _Ids) -> list[dict[str, Any]]:
@@ -140,8 +136,9 @@ def _month_cards(ids: _Ids) -> list[dict[str, Any]]:
     """This month's spend, where it is heading, and each budget's share (shown once a budget is set)."""
     whole = ids(HUB, "budget_used")
     gauges = []
+    slugs = budget_slugs(ids.budgets)
     for status in ids.budgets:
-        key = "budget_used" if status.provider is None else f"budget_used_{ids.spec_key_of(status.provider)}"
+        key = "budget_used" if status.provider is None else f"budget_used_{slugs[status.provider]}"
         name = "Budget used" if status.provider is None else f"{provider(status.provider).name} budget"
         gauge = {"type": "gauge", "entity": ids(HUB, key), "name": name, "min": 0, "max": 100, "needle": True,
                  "severity": _GAUGE_SEVERITY}  # fmt: skip

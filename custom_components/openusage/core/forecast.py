@@ -32,9 +32,9 @@ Slot = tuple[int, int]  # local weekday (Monday 0) and hour of day
 
 @dataclass(frozen=True, slots=True)
 class HourlyCost:
-    """What one key (None: every provider) spent in one UTC hour."""
+    """What one provider spent in one UTC hour."""
 
-    provider: str | None
+    provider: str
     hour: datetime
     cost_usd: float
 
@@ -112,18 +112,20 @@ def month_forecast(
     history_from: datetime | None,
 ) -> Forecast:
     """The month projection of the whole store and of each provider with spend this month or lately."""
-    per_key: dict[str | None, list[tuple[datetime, float]]] = defaultdict(list)
+    per_key: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     for item in hourly:
         per_key[item.provider].append((item.hour, item.cost_usd))
     providers = usage.breakdowns[Breakdown.PROVIDER]
-    keys = {key for key in per_key if key is not None} | {k for k, w in providers.items() if w[Window.MONTH].cost_usd}
+    keys = set(per_key) | {k for k, w in providers.items() if w[Window.MONTH].cost_usd}
+    # The whole store's history is every provider's: the profile adds them up slot by slot.
+    everything = [cost for costs in per_key.values() for cost in costs]
 
     def spent(key: str) -> float:
         windows = providers.get(key)
         return windows[Window.MONTH].cost_usd if windows else 0.0
 
     return Forecast(
-        month=project_month(usage.totals[Window.MONTH].cost_usd, per_key[None], now, zone, history_from),
+        month=project_month(usage.totals[Window.MONTH].cost_usd, everything, now, zone, history_from),
         by_provider={key: project_month(spent(key), per_key[key], now, zone, history_from) for key in sorted(keys)},
     )
 

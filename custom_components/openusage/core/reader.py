@@ -436,15 +436,11 @@ class StoreReader:
 
 
 def _hourly_costs(usage: UsageRead) -> list[HourlyCost]:
-    """The hourly spend of each provider and of the whole store, as the projection reads it."""
-    found: list[HourlyCost] = []
-    totals: dict[str, int] = {}
-    for provider, hour, nano in usage.hourly_cost:
-        at = datetime.fromisoformat(f"{hour}:00:00+00:00")
-        found.append(HourlyCost(provider, at, nano / NANO_USD))
-        totals[hour] = totals.get(hour, 0) + nano
-    found += [HourlyCost(None, datetime.fromisoformat(f"{h}:00:00+00:00"), n / NANO_USD) for h, n in totals.items()]
-    return found
+    """Each provider's hourly spend, as the projection reads it."""
+    return [
+        HourlyCost(provider, datetime.fromisoformat(f"{hour}:00:00+00:00"), nano / NANO_USD)
+        for provider, hour, nano in usage.hourly_cost
+    ]
 
 
 async def read_store(path: Path, now: datetime, zone: ZoneInfo, options: ReadOptions | None = None) -> Snapshot:
