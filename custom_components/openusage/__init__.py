@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from homeassistant.helpers.typing import ConfigType
 from .config_flow import entry_title
 from .const import CONF_PATH, CONF_STATISTIC_PREFIX, DOMAIN
 from .coordinator import OpenUsageConfigEntry, OpenUsageCoordinator, repair_issue_id
-from .core.catalog import HUB, account_device, entity_slug
-from .entity import device_identifier, hub_device_info
+from .core.devices import HUB, HUB_DEVICE, account_device
+from .core.naming import entity_slug
+from .entity import device_identifier, device_info
 from .services import async_setup_services
 from .statistics import async_clear_statistics, async_update_statistics, statistic_prefix_for
 
@@ -102,10 +104,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) ->
     # and neither the setup dialog nor Home Assistant's start waits for it. Entities appear when it is done.
     await coordinator.async_check_store()
     # The hub first: the account devices name it as the device they are connected through.
-    hub = dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, **hub_device_info(entry.entry_id))
-    coordinator.hub_device_id = hub.id
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **device_info(hass, entry.entry_id, HUB_DEVICE)
+    )
     entry.runtime_data = coordinator
-    entry.async_on_unload(coordinator.async_add_listener(lambda: _after_refresh(hass, entry)))
+    entry.async_on_unload(coordinator.async_add_listener(_device_pruner(hass, entry)))
     entry.async_on_unload(entry.add_update_listener(_options_changed))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_create_background_task(hass, _first_read(hass, entry), "openusage first read")
@@ -142,10 +145,23 @@ async def _first_read(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
         _schedule_statistics(hass, entry)
 
 
-@callback
-def _after_refresh(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
-    if entry.runtime_data.has_data:
-        _remove_stale_devices(hass, entry)
+def _device_pruner(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> Callable[[], None]:
+    """After each refresh, remove the devices of accounts that left the store: after the first refresh (they may
+    have left while Home Assistant was down), then only when the set of devices shrinks."""
+    known: set[str] | None = None
+
+    @callback
+    def prune() -> None:
+        nonlocal known
+        coordinator = entry.runtime_data
+        if not coordinator.has_data:
+            return
+        current = set(coordinator.data.devices)
+        if known is None or known - current:
+            _remove_stale_devices(hass, entry)
+        known = current
+
+    return prune
 
 
 def _schedule_statistics(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
@@ -170,8 +186,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -
 
 
 def _current_identifiers(entry: OpenUsageConfigEntry) -> set[tuple[str, str]]:
-    keys = {HUB, *entry.runtime_data.devices}
-    return {device_identifier(entry.entry_id, key) for key in keys}
+    return {device_identifier(entry.entry_id, key) for key in entry.runtime_data.data.devices}
 
 
 @callback

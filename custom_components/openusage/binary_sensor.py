@@ -16,6 +16,7 @@ PARALLEL_UPDATES = 0
 async def async_setup_entry(
     hass: HomeAssistant, entry: OpenUsageConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
+    """Add the entry's binary sensors, and new ones as the store shows new keys."""
     add_catalog_entities(entry.runtime_data, "binary_sensor", async_add_entities, OpenUsageBinarySensor)
 
 
@@ -24,9 +25,11 @@ class OpenUsageBinarySensor(OpenUsageEntity, BinarySensorEntity):
 
     def __init__(self, coordinator: OpenUsageCoordinator, spec: EntitySpec) -> None:
         super().__init__(coordinator, spec)
-        self._attr_device_class = BinarySensorDeviceClass(spec.device_class) if spec.device_class else None
+        device_class = spec.description.device_class
+        self._attr_device_class = BinarySensorDeviceClass(device_class) if device_class else None
 
     @property
     def is_on(self) -> bool | None:
+        """Whether the condition holds (unknown when the snapshot cannot say)."""
         value = self.shown.value
         return None if value is None else bool(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -29,7 +30,8 @@ from .const import (
     DOMAIN,
     REPAIR_AFTER,
 )
-from .core.catalog import DeviceSpec, EntitySpec, account_devices, catalog
+from .core.catalog import EntitySpec, catalog
+from .core.devices import DeviceSpec, all_devices
 from .core.forecast import budget_map, parse_budgets
 from .core.models import Breakdown, Snapshot
 from .core.pairs import parse_links
@@ -40,6 +42,15 @@ _LOGGER = logging.getLogger(__name__)
 type OpenUsageConfigEntry = ConfigEntry[OpenUsageCoordinator]
 
 
+@dataclass(frozen=True, slots=True)
+class OpenUsageData:
+    """One refresh: the snapshot, and the entities and devices it supports."""
+
+    snapshot: Snapshot
+    entities: tuple[EntitySpec, ...]
+    devices: dict[str, DeviceSpec]  # by device key, the hub first
+
+
 def budgets_from(options: Mapping[str, Any]) -> dict[str | None, float]:
     """The entry's monthly budgets: the whole store's under None, each provider's under its id."""
     return budget_map(
@@ -48,10 +59,11 @@ def budgets_from(options: Mapping[str, Any]) -> dict[str | None, float]:
 
 
 def repair_issue_id(entry: ConfigEntry) -> str:
+    """The id of the entry's repair issue for a store that stays unreadable."""
     return f"store_unreadable_{entry.entry_id}"
 
 
-class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
+class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
     """Refreshes every figure of one store; the store is opened only for the refresh itself."""
 
     config_entry: OpenUsageConfigEntry
@@ -64,7 +76,6 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
             config_entry=entry,
             name=DOMAIN,
             update_interval=timedelta(seconds=options.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL)),
-            always_update=False,
         )
         self.path = Path(entry.data[CONF_PATH])
         self.reader = StoreReader(
@@ -78,10 +89,6 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
         self.options = dict(options)  # what this coordinator was made from: a change means a reload
         self.breakdown_sensors = frozenset(Breakdown(b) for b in options.get(CONF_BREAKDOWN_SENSORS, []))
         self._failing_since: datetime | None = None
-        # What the latest snapshot supports, worked out with it once per refresh for every platform.
-        self.entity_specs: list[EntitySpec] = []
-        self.devices: dict[str, DeviceSpec] = {}  # provider-account devices by key (the hub aside)
-        self.hub_device_id = ""  # the hub's device registry id, set before the first refresh
 
     async def async_shutdown(self) -> None:
         """Stop refreshing, then close the reader's mirror."""
@@ -91,7 +98,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
     @property
     def has_data(self) -> bool:
         """Whether a refresh has succeeded yet (the first read runs in the background)."""
-        return cast(Snapshot | None, self.data) is not None
+        return cast(OpenUsageData | None, self.data) is not None
 
     async def async_check_store(self) -> None:
         """A quick look at the store (not its figures): raise what stops the setup when it cannot be read."""
@@ -111,7 +118,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
                 translation_placeholders={"path": str(self.path), "detail": err.detail},
             ) from err
 
-    async def _async_update_data(self) -> Snapshot:
+    async def _async_update_data(self) -> OpenUsageData:
         try:
             snapshot = await self.reader.refresh(dt_util.utcnow(), ZoneInfo(self.hass.config.time_zone))
         except StoreError as err:
@@ -125,11 +132,10 @@ class OpenUsageCoordinator(DataUpdateCoordinator[Snapshot]):
             self._failing_since = None
             ir.async_delete_issue(self.hass, DOMAIN, repair_issue_id(self.config_entry))
         # Worked out off the event loop, which then only has to write the states that changed.
-        self.entity_specs, self.devices = await self.hass.async_add_executor_job(self._catalog_of, snapshot)
-        return snapshot
+        return await self.hass.async_add_executor_job(self._data_of, snapshot)
 
-    def _catalog_of(self, snapshot: Snapshot) -> tuple[list[EntitySpec], dict[str, DeviceSpec]]:
-        return catalog(snapshot, self.breakdown_sensors), account_devices(snapshot)
+    def _data_of(self, snapshot: Snapshot) -> OpenUsageData:
+        return OpenUsageData(snapshot, catalog(snapshot, self.breakdown_sensors), all_devices(snapshot))
 
     def _raise_repair_if_lasting(self, err: StoreError) -> None:
         now = dt_util.utcnow()

@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 
 from .const import CONF_PATH
 from .coordinator import OpenUsageConfigEntry
-from .core.catalog import ingestion_problems
+from .core.health import ingestion_problems
 from .core.schema import release_range
 from .core.snapshot_json import snapshot_to_json
 
@@ -42,7 +42,7 @@ async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: OpenUsa
     }
     if not coordinator.has_data:  # the first read is still under way
         return found
-    snapshot = coordinator.data
+    snapshot = coordinator.data.snapshot
     document = snapshot_to_json(snapshot)
     document["by_account"] = _redact_accounts(document["by_account"])
     document["by_project"] = _redact_keys(document["by_project"], "project")

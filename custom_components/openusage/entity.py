@@ -7,34 +7,29 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 from homeassistant.const import EntityCategory
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import OpenUsageCoordinator
-from .core.catalog import HUB, HUB_MANUFACTURER, HUB_MODEL, HUB_NAME, DeviceSpec, EntitySpec, Value, last_reset
+from .core.catalog import EntitySpec, Value
+from .core.clock import as_text
+from .core.devices import HUB, DeviceSpec
+from .core.kinds import EntityCategory as CoreEntityCategory
 
 # Breakdowns can hold hundreds of keys: shown on the entity, kept out of the recorder's history.
 BREAKDOWN_ATTRIBUTES = frozenset({"by_provider", "by_model", "by_agent", "by_tool", "by_project"})
 
 
 def device_identifier(entry_id: str, device_key: str) -> tuple[str, str]:
+    """The device registry identifier of one of the entry's devices."""
     return (DOMAIN, f"{entry_id}_{device_key}")
 
 
-def hub_device_info(entry_id: str) -> DeviceInfo:
-    return DeviceInfo(
-        identifiers={device_identifier(entry_id, HUB)},
-        name=HUB_NAME,
-        manufacturer=HUB_MANUFACTURER,
-        model=HUB_MODEL,
-        entry_type=DeviceEntryType.SERVICE,
-    )
-
-
-def device_info(entry_id: str, device: DeviceSpec, hub_device_id: str) -> DeviceInfo:
-    """A provider account's device, connected through the hub."""
+def device_info(hass: HomeAssistant, entry_id: str, device: DeviceSpec) -> DeviceInfo:
+    """A device of the entry; the account devices are connected through the hub."""
     info: dict[str, Any] = {
         "identifiers": {device_identifier(entry_id, device.key)},
         "name": device.name,
@@ -42,11 +37,19 @@ def device_info(entry_id: str, device: DeviceSpec, hub_device_id: str) -> Device
         "model": device.model,
         "entry_type": DeviceEntryType.SERVICE,
     }
+    if device.is_hub:
+        return cast(DeviceInfo, info)
     if "via_device_id" in DeviceInfo.__annotations__:  # Home Assistant 2026.8 and later
-        info["via_device_id"] = hub_device_id
+        hub = dr.async_get(hass).async_get_device({device_identifier(entry_id, HUB)})
+        info["via_device_id"] = hub.id if hub else None
     else:  # earlier releases know the hub by its identifier only
         info["via_device"] = device_identifier(entry_id, HUB)
     return cast(DeviceInfo, info)
+
+
+def _as_text(attributes: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Instants in attributes as the text the MQTT entities show too (and that survives a restart unchanged)."""
+    return None if attributes is None else {key: as_text(value) for key, value in attributes.items()}
 
 
 class Shown(NamedTuple):
@@ -55,7 +58,7 @@ class Shown(NamedTuple):
     available: bool
     value: Value
     attributes: dict[str, Any] | None
-    last_reset: datetime | None  # the start of `today`, for figures that restart at local midnight
+    last_reset: datetime | None  # the start of the period, for figures that restart (today, week, month)
 
 
 class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
@@ -71,28 +74,26 @@ class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
         self._attr_unique_id = f"{entry_id}_{spec.device}_{spec.key}"
         self._attr_translation_key = spec.translation_key
         self._attr_translation_placeholders = dict(spec.placeholders)
-        self._attr_entity_registry_enabled_default = spec.enabled_default
-        if spec.entity_category == "diagnostic":
+        description = spec.description
+        self._attr_entity_registry_enabled_default = description.enabled_default
+        if description.entity_category is CoreEntityCategory.DIAGNOSTIC:
             self._attr_entity_category = EntityCategory.DIAGNOSTIC
-        self._attr_device_info = (
-            hub_device_info(entry_id)
-            if spec.device == HUB
-            else device_info(entry_id, coordinator.devices[spec.device], coordinator.hub_device_id)
-        )
+        self._attr_device_info = device_info(coordinator.hass, entry_id, coordinator.data.devices[spec.device])
         # Worked out once per snapshot. Home Assistant may write the state before adding the entity (a registry
         # update), and the snapshot may have changed by the time it is added.
         self.shown = self._work_out()
 
     def _work_out(self) -> Shown:
-        data, spec = self.coordinator.data, self.spec
+        snapshot, spec = self.coordinator.data.snapshot, self.spec
         return Shown(
             available=self.available,
-            value=spec.value(data),
-            attributes=spec.attributes(data) if spec.attributes else None,
-            last_reset=last_reset(data, spec.resets_with) if spec.resets_with else None,
+            value=spec.value(snapshot),
+            attributes=_as_text(spec.attributes(snapshot)),
+            last_reset=spec.last_reset(snapshot),
         )
 
     async def async_added_to_hass(self) -> None:
+        """Work out the state again: the snapshot may have changed since the entity was made."""
         await super().async_added_to_hass()
         self.shown = self._work_out()
 
@@ -107,6 +108,7 @@ class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
+        """The figure's attributes (breakdowns, quota details), as worked out with its state."""
         return self.shown.attributes
 
 
@@ -121,9 +123,11 @@ def add_catalog_entities(
     known: set[tuple[str, str]] = set()
 
     def add_new() -> None:
+        if not coordinator.has_data:
+            return
         new = [
             spec
-            for spec in coordinator.entity_specs
+            for spec in coordinator.data.entities
             if spec.platform == platform and (spec.device, spec.key) not in known
         ]
         known.update((spec.device, spec.key) for spec in new)

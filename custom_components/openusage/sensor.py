@@ -19,6 +19,7 @@ PARALLEL_UPDATES = 0
 async def async_setup_entry(
     hass: HomeAssistant, entry: OpenUsageConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
+    """Add the entry's sensors, and new ones as the store shows new keys."""
     add_catalog_entities(entry.runtime_data, "sensor", async_add_entities, OpenUsageSensor)
 
 
@@ -27,21 +28,20 @@ class OpenUsageSensor(OpenUsageEntity, SensorEntity):
 
     def __init__(self, coordinator: OpenUsageCoordinator, spec: EntitySpec) -> None:
         super().__init__(coordinator, spec)
-        self._attr_device_class = SensorDeviceClass(spec.device_class) if spec.device_class else None
-        self._attr_state_class = SensorStateClass(spec.state_class) if spec.state_class else None
+        description = spec.description
+        self._attr_device_class = SensorDeviceClass(description.device_class) if description.device_class else None
+        self._attr_state_class = SensorStateClass(description.state_class) if description.state_class else None
         self._attr_native_unit_of_measurement = spec.unit
-        self._attr_suggested_display_precision = spec.precision
-        self._attr_options = list(spec.options) if spec.options else None
+        self._attr_suggested_display_precision = description.precision
+        self._attr_options = list(description.options) if description.options else None
 
     @property
     def native_value(self) -> float | int | str | date | datetime | None:
+        """The figure, as worked out for the latest snapshot."""
         value = self.shown.value
-        if isinstance(value, bool):
-            return str(value)
-        if self.device_class is SensorDeviceClass.DATE and isinstance(value, str):
-            return date.fromisoformat(value)
-        return value
+        return str(value) if isinstance(value, bool) else value
 
     @property
     def last_reset(self) -> datetime | None:
+        """The start of the period a total counts (today, this week, this month)."""
         return self.shown.last_reset

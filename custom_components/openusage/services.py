@@ -12,6 +12,7 @@ from homeassistant.helpers import config_validation as cv
 
 from .const import ATTR_CONFIG_ENTRY_ID, ATTR_GROUP_BY, ATTR_WINDOW, DOMAIN, SERVICE_GET_USAGE
 from .coordinator import OpenUsageConfigEntry
+from .core.clock import format_utc
 from .core.models import BREAKDOWN_FIELDS, BREAKDOWN_WINDOWS, Breakdown, Window
 from .validation import vol
 
@@ -56,9 +57,9 @@ async def _get_usage(call: ServiceCall) -> ServiceResponse:
             translation_key="first_read_running",
             translation_placeholders={"path": str(entry.runtime_data.path)},
         )
-    snapshot = entry.runtime_data.data
+    snapshot = entry.runtime_data.data.snapshot
     window = Window(call.data[ATTR_WINDOW])
-    response: dict[str, Any] = {"window": window.value, "computed_at": snapshot.now}
+    response: dict[str, Any] = {"window": window.value, "computed_at": format_utc(snapshot.now)}
     group_by = call.data.get(ATTR_GROUP_BY)
     if group_by is None:
         response["totals"] = asdict(snapshot.usage.totals[window])

@@ -26,8 +26,9 @@ from homeassistant.util import dt as dt_util
 
 from .const import CONF_STATISTIC_PREFIX, DOMAIN
 from .coordinator import OpenUsageConfigEntry
-from .core.catalog import HUB_NAME, slug
+from .core.devices import HUB_DEVICE
 from .core.history import HourlyUsage, read_hourly_usage
+from .core.naming import slug
 from .core.providers import provider as provider_names
 from .core.reader import StoreError
 
@@ -64,7 +65,7 @@ def statistic_id(entry: OpenUsageConfigEntry, provider: str, measure: str) -> st
 def _metadata(
     entry: OpenUsageConfigEntry, provider: str, measure: str, unit: str | None, label: str
 ) -> StatisticMetaData:
-    who = HUB_NAME if provider == TOTAL else provider_names(provider).name
+    who = HUB_DEVICE.label if provider == TOTAL else provider_names(provider).name
     store = f" ({entry.title})" if entry.data[CONF_STATISTIC_PREFIX] else ""  # a second store tells its own apart
     metadata: dict[str, Any] = {
         "has_sum": True,

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from custom_components.openusage.core.catalog import account_devices, catalog, entity_id
+from custom_components.openusage.core.catalog import catalog, entity_id
+from custom_components.openusage.core.devices import HUB, HUB_DEVICE, account_devices
 from custom_components.openusage.core.discovery import Topics, mqtt_entity_id
 from custom_components.openusage.core.providers import MoneyKind, money_kind, provider
 from custom_components.openusage.core.reader import read_store
@@ -96,7 +97,7 @@ async def test_each_quota_metric_is_the_kind_its_unit_says(tmp_path: Path) -> No
 
     def shown(device: str, key: str) -> tuple:
         spec = specs[(device, key)]
-        return spec.name, spec.value(snapshot), spec.unit, spec.device_class
+        return spec.name, spec.value(snapshot), spec.unit, spec.description.device_class
 
     assert shown("claude_code/claude-code", "quota_usage_five_hour") == ("5-hour usage", 37.0, "%", None)
     assert shown("claude_code/claude-code", "quota_burn_rate") == ("Burn rate", 4.21, "USD/h", None)
@@ -116,18 +117,18 @@ async def test_hub_figures_in_the_units_people_read(tmp_path: Path) -> None:
     snapshot = await _snapshot(db)
     specs = {s.key: s for s in catalog(snapshot, frozenset()) if s.device == "hub"}
     size = specs["store_size"]
-    assert (size.unit, size.precision, size.device_class) == ("MiB", 1, "data_size")
+    assert (size.unit, size.description.precision, size.description.device_class) == ("MiB", 1, "data_size")
     assert size.value(snapshot) == round(db.stat().st_size / 1048576, 3)
-    assert specs["cost_today"].attributes is not None
+    assert specs["cost_today"].has_attributes
     assert specs["cost_today"].attributes(snapshot)["by_model"] == {"gpt-5": 0.12}  # to the cent
     assert all(s.key != "limited" for s in catalog(snapshot))  # no quota, no Limited sensor
 
 
 def test_entity_ids_follow_home_assistant_s_rule_in_both_modes() -> None:
-    from custom_components.openusage.core.catalog import HUB_ENTITIES
+    from custom_components.openusage.core.catalog import HUB_DESCRIPTIONS, EntitySpec
 
-    cost_7d = next(s for s in HUB_ENTITIES if s.key == "cost_7d")
+    cost_7d = next(EntitySpec(d, None, HUB, d.key, d.name, d.key) for d in HUB_DESCRIPTIONS if d.key == "cost_7d")
     assert entity_id(cost_7d, "OpenUsage") == "sensor.openusage_cost_7_days"
-    assert mqtt_entity_id(cost_7d, None, "dev_box") == "sensor.openusage_dev_box_cost_7_days"
+    assert mqtt_entity_id(cost_7d, HUB_DEVICE, "dev_box") == "sensor.openusage_dev_box_cost_7_days"
     assert entity_id(cost_7d, "Zürich Café") == "sensor.zurich_cafe_cost_7_days"  # accents go, as slugify does
     assert Topics("homeassistant", "x").device_id("") == "openusage_x"

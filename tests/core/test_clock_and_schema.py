@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from custom_components.openusage.core.clock import format_utc, local_midnight, normalize_stored, parse_time, sort_key
+from custom_components.openusage.core.clock import format_utc, local_midnight, parse_time, sort_key
 from custom_components.openusage.core.schema import release_range
 
 
@@ -42,12 +42,6 @@ def test_sort_key_orders_fractions_and_whole_seconds() -> None:
         "2026-08-17T10:59:59.999Z", "2026-08-17T11:00:00Z", "2026-08-17T11:00:00.05Z", "2026-08-17T11:00:00.5Z"
     ]  # fmt: skip
     assert sorted(stamps) != sorted(stamps, key=sort_key)  # plain text order is wrong here
-
-
-def test_normalize_stored_keeps_rfc3339_and_rewrites_the_rest() -> None:
-    assert normalize_stored("2026-08-17T11:02:03.123456789Z") == "2026-08-17T11:02:03.123456789Z"
-    assert normalize_stored("2026-08-17 11:02:03") == "2026-08-17T11:02:03Z"
-    assert normalize_stored("garbage") == "garbage"
 
 
 def test_local_midnight_on_a_day_whose_midnight_is_skipped() -> None:

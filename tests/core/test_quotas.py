@@ -25,7 +25,7 @@ def payload(status: str = "OK", metrics: dict | None = None, resets: dict | None
 
 
 async def quotas(path: Path):
-    return (await read_store(path, NOW, ZoneInfo("UTC"))).quotas
+    return tuple((await read_store(path, NOW, ZoneInfo("UTC"))).quotas.values())
 
 
 async def test_newest_readable_snapshot_and_metric_figures(tmp_path: Path) -> None:
@@ -44,16 +44,16 @@ async def test_newest_readable_snapshot_and_metric_figures(tmp_path: Path) -> No
     (quota,) = await quotas(db)
     assert quota.status is QuotaStatus.NEAR_LIMIT
     assert quota.message == "fine"
-    assert quota.observed_at == "2026-08-17T11:59:30Z"
+    assert quota.observed_at == datetime.fromisoformat("2026-08-17T11:59:30Z")
     assert quota.age_seconds == 30.0
     assert quota.stale is False
     m = quota.metrics
     assert m["usage_five_hour"].used_percent == 37.0
-    assert m["usage_five_hour"].resets_at == "2026-08-17T15:00:00.5Z"
+    assert m["usage_five_hour"].resets_at == datetime.fromisoformat("2026-08-17T15:00:00.5Z")
     assert m["credits"].used_percent == 25.0  # (limit - remaining) / limit
     assert m["tokens"].used_percent == 25.0  # used / limit
     assert m["rpm"].used_percent is None
-    assert m["rpm"].resets_at == "2026-08-17T15:20:00Z"  # Unix seconds under `<key>_reset`
+    assert m["rpm"].resets_at == datetime.fromisoformat("2026-08-17T15:20:00Z")  # Unix seconds under `<key>_reset`
     assert m["zero"].used_percent is None
     assert m["zero"].resets_at is None
     assert m["rpm"].remaining == 5.0
@@ -70,7 +70,7 @@ async def test_blanked_or_broken_newest_payload_means_stale_not_empty(tmp_path: 
     (quota,) = await quotas(db)
     assert quota.stale is True
     assert quota.status is QuotaStatus.OK
-    assert quota.observed_at == "2026-08-17T10:00:00Z"
+    assert quota.observed_at == datetime.fromisoformat("2026-08-17T10:00:00Z")
     assert quota.metrics["rate_limit_primary"].used_percent == 18.0
 
 
@@ -91,7 +91,7 @@ async def test_account_with_only_blanked_payloads_and_ordering(tmp_path: Path) -
     assert zai.stale is True
     assert zai.metrics == {}
     assert zai.status is QuotaStatus.UNKNOWN
-    assert zai.observed_at == "2026-08-17T11:00:00Z"
+    assert zai.observed_at == datetime.fromisoformat("2026-08-17T11:00:00Z")
 
 
 async def test_a_percent_quota_with_only_remaining_is_100_minus_remaining(tmp_path: Path) -> None:
@@ -155,5 +155,5 @@ async def test_time_to_quota_exhaustion_from_the_recent_snapshots(
     (quota,) = await quotas(db)
     metric = quota.metrics["usage_five_hour"]
     assert metric.rate_percent_per_hour == (None if rate is None else pytest.approx(rate))
-    assert metric.exhausted_at == exhausted_at
+    assert metric.exhausted_at == (exhausted_at and datetime.fromisoformat(exhausted_at))
     assert quota.metrics["credits"].exhausted_at is None  # money, not a percent with a reset

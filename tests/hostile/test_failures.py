@@ -50,7 +50,7 @@ def loose_store(folder: Path) -> Path:
 async def test_the_core_reads_what_can_be_read(tmp_path: Path) -> None:
     snapshot = await read_store(loose_store(tmp_path), NOW, ZoneInfo("UTC"))
     assert snapshot.usage.totals[Window.TODAY].input_tokens == 5
-    assert {(q.provider_id, q.account_id) for q in snapshot.quotas} == {("5", "7"), ("codex", "a")}
+    assert {(q.provider_id, q.account_id) for q in snapshot.quotas.values()} == {("5", "7"), ("codex", "a")}
     assert "\ufffd" in next(iter(snapshot.usage.breakdowns["agent"]))  # type: ignore[index]
 
 

@@ -82,7 +82,7 @@ async def test_quota_metrics_are_capped_per_account(tmp_path: Path) -> None:
     with store(db) as w:
         limit_snapshot(w, NOW.strftime("%Y-%m-%dT%H:%M:%SZ"), "zai", "zai", {"snapshot": {"metrics": metrics}})
     snapshot = await read_store(db, NOW, ZoneInfo("UTC"))
-    (quota,) = snapshot.quotas
+    (quota,) = snapshot.quotas.values()
     assert len(quota.metrics) == MAX_METRICS_PER_ACCOUNT
     assert "usage_five_hour" in quota.metrics  # the metrics openusage's providers write come first
     assert quota.metrics_left_out == 5_001 - MAX_METRICS_PER_ACCOUNT

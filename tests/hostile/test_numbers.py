@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -75,7 +75,7 @@ async def test_a_row_without_a_time_neither_crashes_nor_pulls_the_rollup_in(tmp_
     snapshot = await read_store(db, NOW, ZoneInfo("UTC"))
     assert before == 40.0 + 6.9 + 2.0
     assert snapshot.usage.totals[Window.ALL].cost_usd == 40.0 + 6.9  # not the rollup added on top again
-    assert snapshot.store.oldest_raw_day == "2026-08-17"
+    assert snapshot.store.oldest_raw_day == date(2026, 8, 17)
     assert snapshot.store.rows_left_out == 2
 
 
@@ -86,7 +86,7 @@ async def test_a_quota_whose_ratio_overflows_is_unknown_not_infinite(tmp_path: P
     with store(db) as w:
         limit_snapshot(w, "2026-08-17T11:00:00Z", "zai", "zai", {"snapshot": {"metrics": metrics}})
     snapshot = await read_store(db, NOW, ZoneInfo("UTC"))
-    (quota,) = snapshot.quotas
+    (quota,) = snapshot.quotas.values()
     assert quota.metrics["tiny_limit"].used_percent is None
     document = _strict_json(snapshot_to_json(snapshot))
     assert document["quotas"][0]["metrics"]["tiny_limit"]["used"] == 1e308  # type: ignore[index]

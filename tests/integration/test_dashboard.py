@@ -46,7 +46,7 @@ async def test_the_shipped_dashboard_is_the_command_s_output_and_every_entity_ex
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     await _all_enabled(hass, loaded_entry)
-    document = dashboard(loaded_entry.runtime_data.data)
+    document = dashboard(loaded_entry.runtime_data.data.snapshot)
     shipped = DASHBOARD.read_text()
     assert yaml.safe_load(shipped) == document
     assert shipped.rstrip().endswith(to_yaml(document))  # the printed text, not just the same data

@@ -5,19 +5,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from custom_components.openusage.core.catalog import (
-    BREAKDOWN_SENSORS,
-    HUB_ENTITIES,
-    ICONS,
-    KNOWN_QUOTA_METRICS,
-    QUOTA_STATUS_TEXTS,
-)
-from custom_components.openusage.core.models import Breakdown
+from custom_components.openusage.core.catalog import DESCRIPTIONS, ICONS, QUOTA_STATUS_TEXTS, Description
+from custom_components.openusage.core.providers import KNOWN_QUOTA_METRICS
 from custom_components.openusage.core.reader import StoreErrorKind
+from custom_components.openusage.core.version import VERSION
 
 ROOT = Path(__file__).parents[2]
 INTEGRATION = ROOT / "custom_components" / "openusage"
@@ -35,6 +31,7 @@ def test_manifest_keys_and_order() -> None:
                 "requirements", "version"):  # fmt: skip
         assert key in manifest, key
     assert manifest["iot_class"] == "local_polling"
+    assert manifest["version"] == VERSION  # the one release number (core/version.py), also the package's
     assert manifest["documentation"].startswith("https://")
     hacs = json.loads((ROOT / "hacs.json").read_text())
     assert hacs["homeassistant"] == "2025.4.0"
@@ -59,27 +56,28 @@ def test_brand_images_follow_the_brands_rules() -> None:
         assert logo.read_bytes() != icon, logo.name
 
 
-def test_every_entity_translation_exists() -> None:
-    sensors, binaries = EN["entity"]["sensor"], EN["entity"]["binary_sensor"]
-    for spec in HUB_ENTITIES:
-        table = binaries if spec.platform == "binary_sensor" else sensors
-        assert table[spec.translation_key]["name"] == spec.name, spec.translation_key
+def _translated_names(description: Description[Any]) -> dict[str, str]:
+    """The translation keys a description stands for, each with the English name it gives."""
+    key = description.translation_key or description.key
+    if "{known}" not in key:
+        return {key: description.name}
+    # A quota metric's: each known metric by its own name, the others by theirs ("{metric}").
+    names = {key.format(known="metric"): description.name}
     for metric, name in KNOWN_QUOTA_METRICS.items():
-        assert sensors[f"quota_{metric}"]["name"] == name  # the MQTT publisher uses the same names
-        assert sensors[f"quota_{metric}_reset"]["name"] == f"{name} reset"
-    for key in ("quota_metric", "quota_metric_reset"):
-        assert "{metric}" in sensors[key]["name"]
-    for key in ("cost_today", "cost_30d", "tokens_today", "requests_today", "quota_status", "snapshot_age",
-                "model_cost_today", "agent_cost_today", "project_cost_today", "tool_tool_calls_today"):  # fmt: skip
-        assert key in sensors, key
-    assert "limited" in binaries
+        names[key.format(known=metric)] = description.name.format(metric=name)
+    return names
+
+
+def test_every_entity_translation_exists() -> None:
+    """en.json names each description's entities as the MQTT publisher does (one list of descriptions)."""
+    for description in DESCRIPTIONS:
+        table = EN["entity"][description.platform]
+        for key, name in _translated_names(description).items():
+            assert table[key]["name"] == name, key
     # MQTT entities show the same state texts and the same icons as the native ones.
-    assert sensors["quota_status"]["state"] == QUOTA_STATUS_TEXTS
+    assert EN["entity"]["sensor"]["quota_status"]["state"] == QUOTA_STATUS_TEXTS
     icons = json.loads((INTEGRATION / "icons.json").read_text())["entity"]
     assert {k: v["default"] for entries in icons.values() for k, v in entries.items()} == ICONS
-    for breakdown, (*_, name) in BREAKDOWN_SENSORS.items():
-        key = "tool_tool_calls_today" if breakdown is Breakdown.TOOL else f"{breakdown.value}_cost_today"
-        assert sensors[key]["name"] == name.format(key=f"{{{breakdown.value}}}")
 
 
 def test_every_exception_issue_and_error_key_exists() -> None:

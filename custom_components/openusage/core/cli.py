@@ -57,7 +57,7 @@ def _instant(text: str) -> datetime:
     return parsed
 
 
-def _argument(check: Callable[[Any], _T]) -> Callable[[str], _T]:  # noqa: UP047  (the core runs on 3.11)
+def _argument(check: Callable[[Any], _T]) -> Callable[[str], _T]:
     """One of the settings' checks as an argparse type: its refusal becomes argparse's (exit 2, one line)."""
 
     def parse(text: str) -> _T:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from .models import Window
+from .models import Snapshot, Window
 
 _FRACTION_DIGITS = 9
 
@@ -21,8 +21,6 @@ SORT_KEY_SQL = (
     "substr({col}, 1, 19) || '.' || substr(CASE WHEN substr({col}, 20, 1) = '.' "
     "THEN rtrim(substr({col}, 21), 'Z') ELSE '' END || '000000000', 1, 9)"
 )
-
-_STORED = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$")
 
 
 def sort_key(stored: str) -> str:
@@ -45,6 +43,16 @@ def format_utc(instant: datetime) -> str:
     if utc.microsecond:
         text += f".{utc.microsecond:06d}".rstrip("0")
     return text + "Z"
+
+
+def as_text(value: object) -> object:
+    """An instant as RFC 3339 UTC text, a date as `YYYY-MM-DD`, anything else as it is: how the JSON, MQTT and
+    entity attributes write them (the models keep datetimes)."""
+    if isinstance(value, datetime):
+        return format_utc(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def parse_time(value: object) -> datetime | None:
@@ -86,14 +94,6 @@ def _from_epoch(number: float) -> datetime | None:
     return None
 
 
-def normalize_stored(stored: str) -> str:
-    """A stored timestamp as snapshot text: kept verbatim when already RFC 3339 UTC, else re-rendered."""
-    if _STORED.match(stored):
-        return stored
-    parsed = parse_time(stored)
-    return format_utc(parsed) if parsed else stored
-
-
 def start_of_day(day: date, zone: ZoneInfo) -> datetime:
     """The first instant of a local date in `zone` (also on days whose midnight is skipped)."""
     # A midnight inside a DST gap does not exist; fold=0 maps it to the transition instant itself.
@@ -116,6 +116,11 @@ def period_start(window: Window, now: datetime, zone: ZoneInfo) -> datetime:
     if window is Window.TODAY:
         return local_midnight(now, zone)
     return start_of_day(period_first_days(now, zone)[window], zone)
+
+
+def last_reset(snapshot: Snapshot, window: Window) -> datetime:
+    """When the period `window` stands for (today, this week, this month) began, in the snapshot's zone."""
+    return period_start(window, snapshot.now, ZoneInfo(snapshot.time_zone))
 
 
 @dataclass(frozen=True, slots=True)

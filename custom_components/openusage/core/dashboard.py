@@ -12,17 +12,8 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from .catalog import (
-    HUB,
-    HUB_NAME,
-    DeviceSpec,
-    EntitySpec,
-    account_devices,
-    budget_slugs,
-    catalog,
-    entity_id,
-    metric_slugs,
-)
+from .catalog import EntitySpec, budget_slugs, catalog, entity_id, metric_slugs
+from .devices import HUB, all_devices
 from .discovery import mqtt_entity_id
 from .models import Breakdown, BudgetStatus, Snapshot
 from .providers import provider
@@ -38,8 +29,7 @@ class _Ids:
     """Entity ids by (device key, entity key), native or for one MQTT node."""
 
     def __init__(self, snapshot: Snapshot, node_id: str | None) -> None:
-        devices: dict[str, DeviceSpec | None] = {HUB: None, **account_devices(snapshot)}
-        self.devices = devices
+        self.devices = all_devices(snapshot)
         # The whole store's budget entities are named even without a budget: their cards show once one is set.
         if not any(b.provider is None for b in snapshot.budgets):
             unset = BudgetStatus(None, 0.0, 0.0, 0.0, 0.0, over=False, projected_over=False)
@@ -52,7 +42,7 @@ class _Ids:
         spec, info = self.specs[(device, key)], self.devices[device]
         if self._node_id is not None:
             return mqtt_entity_id(spec, info, self._node_id)
-        return entity_id(spec, HUB_NAME if info is None else info.name)
+        return entity_id(spec, info.name)
 
     def spec(self, device: str, key: str) -> EntitySpec:
         return self.specs[(device, key)]
@@ -63,10 +53,8 @@ def _quota_cards(snapshot: Snapshot, ids: _Ids) -> list[dict[str, Any]]:
     gauges: list[dict[str, Any]] = []
     resets: list[dict[str, Any]] = []
     statuses: list[dict[str, Any]] = []
-    for quota in snapshot.quotas:
-        device = f"{quota.provider_id}/{quota.account_id}"
-        info = ids.devices[device]
-        label = info.name if info is not None else quota.provider_id
+    for device, quota in snapshot.quotas.items():
+        label = ids.devices[device].name
         statuses.append({"entity": ids(device, "quota_status"), "name": label})
         slugs = metric_slugs(quota)
         for key, metric in quota.metrics.items():

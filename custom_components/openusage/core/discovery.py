@@ -12,27 +12,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
-from .catalog import (
-    HUB,
-    HUB_MANUFACTURER,
-    HUB_MODEL,
-    HUB_NAME,
-    ICONS,
-    DeviceSpec,
-    EntitySpec,
-    account_devices,
-    catalog,
-    entity_id,
-    last_reset,
-    slug,
-    unique_slugs,
-)
+from .catalog import ICONS, EntitySpec, catalog, entity_id
+from .clock import as_text, last_reset
+from .devices import HUB, DeviceSpec, all_devices
 from .models import Breakdown, Snapshot
+from .naming import slug, unique_slugs
+from .version import VERSION
 
-ORIGIN = {"name": "openusage-ha", "sw": "0.1.0", "url": "https://github.com/openusage-ha/openusage-ha"}
+ORIGIN = {"name": "openusage-ha", "sw": VERSION, "url": "https://github.com/openusage-ha/openusage-ha"}
 TOPIC_ROOT = "openusage"
 ONLINE = "online"
 OFFLINE = "offline"
@@ -115,60 +106,56 @@ def _component_id(spec: EntitySpec) -> str:
 
 def _is_total(spec: EntitySpec) -> bool:
     """Usage totals keep their last value when the publisher goes away; live figures do not."""
-    return not spec.expires and spec.entity_category is None
+    return not spec.description.expires and spec.description.entity_category is None
 
 
 def _state_value(spec: EntitySpec, snapshot: Snapshot) -> Any:
     value = spec.value(snapshot)
-    if isinstance(value, datetime):
+    if isinstance(value, date | datetime):
         return value.isoformat()
     if spec.platform == "binary_sensor" and value is not None:
         return "ON" if value else "OFF"
-    if spec.state_texts is not None and isinstance(value, str):
-        return spec.state_texts.get(value, value)
+    texts = spec.description.state_texts
+    if texts is not None and isinstance(value, str):
+        return texts.get(value, value)
     return value
+
+
+def _text(value: object) -> str:
+    """Instants in attributes as RFC 3339 UTC text, as the native entities show them."""
+    return str(as_text(value))
 
 
 def _options(spec: EntitySpec) -> list[str] | None:
     """An enum's options as its states are published."""
-    if spec.options is None:
+    options = spec.description.options
+    if options is None:
         return None
-    texts = spec.state_texts or {}
-    return [texts.get(option, option) for option in spec.options]
+    texts = spec.description.state_texts or {}
+    return [texts.get(option, option) for option in options]
 
 
-def device_name(device: DeviceSpec | None, node_id: str) -> str:
-    """A device's name over MQTT: the native name and the machine ("Claude Code (laptop)"), so that the
-    devices of several machines on one broker stay apart."""
-    return f"{HUB_NAME} ({node_id})" if device is None else device.name_on(node_id)
+def mqtt_entity_id(spec: EntitySpec, device: DeviceSpec, node_id: str) -> str:
+    """The entity id of a published entity: Home Assistant's own rule (device name, then entity name).
+
+    As for the native entities, with the machine in the device's name (`sensor.claude_code_laptop_5_hour_usage`).
+    """
+    return entity_id(spec, device.name_on(node_id))
 
 
-def mqtt_entity_id(spec: EntitySpec, device: DeviceSpec | None, node_id: str) -> str:
-    """The entity id of a published entity: Home Assistant's own rule (device name, then entity name),
-    as for the native entities (`sensor.claude_code_laptop_5_hour_usage`)."""
-    return entity_id(spec, device_name(device, node_id))
-
-
-def _device_block(topics: Topics, device: DeviceSpec | None, device_slug: str) -> dict[str, Any]:
-    if device is None:
-        return {
-            "identifiers": [topics.device_id("")],
-            "name": device_name(None, topics.node_id),
-            "manufacturer": HUB_MANUFACTURER,
-            "model": HUB_MODEL,
-            "sw_version": ORIGIN["sw"],
-        }
-    return {
+def _device_block(topics: Topics, device: DeviceSpec, device_slug: str) -> dict[str, Any]:
+    block = {
         "identifiers": [topics.device_id(device_slug)],
-        "name": device_name(device, topics.node_id),
+        "name": device.name_on(topics.node_id),
         "manufacturer": device.manufacturer,
         "model": device.model,
-        "via_device": topics.device_id(""),
     }
+    # The hub carries the publisher's version; the account devices connect through it.
+    return block | ({"sw_version": VERSION} if device.is_hub else {"via_device": topics.device_id("")})
 
 
 def _component(
-    topics: Topics, spec: EntitySpec, device: DeviceSpec | None, device_slug: str, interval: float
+    topics: Topics, spec: EntitySpec, device: DeviceSpec, device_slug: str, interval: float
 ) -> dict[str, Any]:
     component_id = _component_id(spec)
     object_id = mqtt_entity_id(spec, device, topics.node_id).partition(".")[2]
@@ -188,25 +175,26 @@ def _component(
     else:
         config["availability"] = [{"topic": topics.store_availability}, {"topic": topics.availability}]
         config["availability_mode"] = "all"
+    description = spec.description
     for key, value in (
-        ("device_class", spec.device_class),
-        ("state_class", spec.state_class),
+        ("device_class", description.device_class),
+        ("state_class", description.state_class),
         ("unit_of_measurement", spec.unit),
-        ("entity_category", spec.entity_category),
-        ("suggested_display_precision", spec.precision),
+        ("entity_category", description.entity_category),
+        ("suggested_display_precision", description.precision),
         ("options", _options(spec)),
     ):
         if value is not None:
-            config[key] = value
-    if not spec.enabled_default:
+            config[key] = str(value) if isinstance(value, StrEnum) else value
+    if not description.enabled_default:
         config["enabled_by_default"] = False
-    if spec.expires:
+    if description.expires:
         config["expire_after"] = int(max(MIN_EXPIRE_AFTER, 3 * interval))
-    if spec.attributes is not None:
+    if spec.has_attributes:
         config["json_attributes_topic"] = topics.attributes(device_slug)
         config["json_attributes_template"] = f"{{{{ value_json['{component_id}'] | tojson }}}}"
-    if spec.resets_with:
-        config["last_reset_value_template"] = f"{{{{ value_json.last_reset_{spec.resets_with} }}}}"
+    if description.resets_with:
+        config["last_reset_value_template"] = f"{{{{ value_json.last_reset_{description.resets_with} }}}}"
     return config
 
 
@@ -232,7 +220,7 @@ def plan(
     publishing them with only their platform (`{"p": ...}`) once.
     """
     specs = catalog(snapshot, breakdown_sensors)
-    devices: dict[str, DeviceSpec | None] = {HUB: None, **account_devices(snapshot)}
+    devices = all_devices(snapshot)
     slugs = device_slugs(devices)
     discovery: dict[str, dict[str, Any]] = {}
     states: dict[str, str] = {}
@@ -250,12 +238,12 @@ def plan(
             "qos": 1,
         }
         state: dict[str, Any] = {_component_id(s): _state_value(s, snapshot) for s in mine}
-        for window in sorted({s.resets_with for s in mine if s.resets_with}):
+        for window in sorted({s.description.resets_with for s in mine if s.description.resets_with}):
             state[f"last_reset_{window}"] = last_reset(snapshot, window).isoformat()
         states[topics.state(device_slug)] = json.dumps(state, sort_keys=True)
-        attributes = {_component_id(s): s.attributes(snapshot) for s in mine if s.attributes is not None}
+        attributes = {_component_id(s): s.attributes(snapshot) for s in mine if s.has_attributes}
         if attributes:
-            states[topics.attributes(device_slug)] = json.dumps(attributes, sort_keys=True, default=str)
+            states[topics.attributes(device_slug)] = json.dumps(attributes, sort_keys=True, default=_text)
     return Plan(discovery=discovery, states=states)
 
 

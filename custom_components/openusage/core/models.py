@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
 from typing import TypeAlias
 
@@ -113,11 +114,11 @@ class QuotaMetric:
     unit: str | None
     window: str | None
     used_percent: float | None
-    resets_at: str | None
+    resets_at: datetime | None
     # Percent quotas with a reset: the recent rate (percent an hour) and when it reaches 100 % at that rate,
     # unknown when it does not rise or the window resets first (metrics.md §4).
     rate_percent_per_hour: float | None = None
-    exhausted_at: str | None = None
+    exhausted_at: datetime | None = None
 
 
 class QuotaStatus(StrEnum):
@@ -140,11 +141,21 @@ class QuotaSnapshot:
     account_id: str
     status: QuotaStatus
     message: str
-    observed_at: str
+    observed_at: datetime | None  # None only for an account whose snapshots are all unreadable and undated
     age_seconds: float
     stale: bool
     metrics: dict[str, QuotaMetric] = field(default_factory=dict)
     metrics_left_out: int = 0  # beyond the cap on metrics per account (quotas.MAX_METRICS_PER_ACCOUNT)
+
+    @property
+    def account(self) -> str:
+        """The account's key, as in the account breakdown and the device keys."""
+        return account_key(self.provider_id, self.account_id)
+
+
+def account_key(provider_id: str, account_id: str) -> str:
+    """The key of one provider account: `claude_code/default`."""
+    return f"{provider_id}/{account_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +164,12 @@ class StoreHealth:
 
     db_size_bytes: int
     wal_size_bytes: int
-    last_event_at: str | None
-    last_snapshot_at: str | None
-    oldest_raw_day: str | None
-    rollup_watermark: str | None
+    last_event_at: datetime | None
+    last_snapshot_at: datetime | None
+    oldest_raw_day: date | None
+    rollup_watermark: date | None
     tables: tuple[str, ...]
-    corrupt_backup_at: str | None
+    corrupt_backup_at: datetime | None
     rows_left_out: int = 0  # usage rows with no proper time or with impossible figures, in no figure
 
 
@@ -219,10 +230,10 @@ _NO_PROJECTION = MonthProjection(0.0, 0.0, 0.0, 0.0, "no_history", 0)
 class Snapshot:
     """Every figure of one refresh, computed from one consistent state of the store."""
 
-    now: str
+    now: datetime
     time_zone: str
     usage: UsageFigures
-    quotas: tuple[QuotaSnapshot, ...]
+    quotas: dict[str, QuotaSnapshot]  # by account key, in key order
     store: StoreHealth
     spool: SpoolHealth
     forecast: Forecast = field(default_factory=lambda: Forecast(_NO_PROJECTION, {}))

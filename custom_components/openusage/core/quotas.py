@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .clock import format_utc, normalize_stored, parse_time, sort_key
+from .clock import parse_time, sort_key
 from .models import QuotaMetric, QuotaSnapshot, QuotaStatus
 from .providers import KNOWN_QUOTA_METRICS
 from .usage import STORED_TIME_SQL
@@ -126,12 +126,8 @@ def _with_exhaustion(quota: QuotaSnapshot, history: Sequence[tuple[str, dict[str
         if metric.unit != "%" or metric.resets_at is None:
             continue
         samples = [(at, found[key]) for at, found in series if at is not None and key in found]
-        rate, at = exhaustion(samples, parse_time(metric.resets_at))
-        metrics[key] = replace(
-            metric,
-            rate_percent_per_hour=None if rate is None else round(rate, 3),
-            exhausted_at=format_utc(at) if at else None,
-        )
+        rate, at = exhaustion(samples, metric.resets_at)
+        metrics[key] = replace(metric, rate_percent_per_hour=None if rate is None else round(rate, 3), exhausted_at=at)
     return replace(quota, metrics=metrics)
 
 
@@ -189,7 +185,7 @@ def build_quota(
             unit=unit,
             window=_text(raw.get("window")),
             used_percent=used_percent(used, limit, remaining, unit),
-            resets_at=format_utc(reset) if reset else None,
+            resets_at=reset,
         )
     observed = parse_time(observed_at)
     return QuotaSnapshot(
@@ -197,7 +193,7 @@ def build_quota(
         account_id=account_id,
         status=status,
         message=_text(snapshot.get("message")) or "",
-        observed_at=normalize_stored(observed_at),
+        observed_at=observed,
         age_seconds=(now - observed).total_seconds() if observed else 0.0,
         stale=stale,
         metrics=metrics,
@@ -210,8 +206,8 @@ def _older_than_the_span(occurred_at: str, newest: str) -> bool:
     return at is None or last is None or last - at > RATE_SPAN
 
 
-def read_quotas(conn: sqlite3.Connection, now: datetime) -> tuple[tuple[QuotaSnapshot, ...], str | None]:
-    """Every account's quota, ordered by provider then account, and the newest snapshot time."""
+def read_quotas(conn: sqlite3.Connection, now: datetime) -> tuple[dict[str, QuotaSnapshot], datetime | None]:
+    """Read every account's quota, by account key in provider then account order, and the newest snapshot time."""
     pairs = conn.execute(_PAIRS_SQL).fetchall()
     quotas: list[QuotaSnapshot] = []
     newest_overall: str | None = None
@@ -250,4 +246,4 @@ def read_quotas(conn: sqlite3.Connection, now: datetime) -> tuple[tuple[QuotaSna
             quota = _with_exhaustion(quota, history)
         quotas.append(quota)
     quotas.sort(key=lambda q: (q.provider_id, q.account_id))
-    return tuple(quotas), (normalize_stored(newest_overall) if newest_overall else None)
+    return {q.account: q for q in quotas}, (parse_time(newest_overall) if newest_overall else None)

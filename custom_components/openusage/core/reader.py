@@ -17,13 +17,13 @@ import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from .clock import WindowBounds, format_utc, parse_time
+from .clock import WindowBounds, parse_time
 from .forecast import HourlyCost, budget_statuses, month_forecast
 from .mirror import DEFAULT_RECONCILE_AFTER, RECENT_ROWS, UsageMirror
 from .models import QuotaSnapshot, Snapshot, StoreHealth
@@ -207,7 +207,7 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def _store_files(path: Path) -> tuple[int, int, str | None]:
+def _store_files(path: Path) -> tuple[int, int, datetime | None]:
     """Sizes of the store and its WAL, and the time of the newest corrupt-store backup (blocking)."""
 
     def size(p: Path) -> int:
@@ -229,8 +229,16 @@ def _store_files(path: Path) -> tuple[int, int, str | None]:
                     newest = mtime if newest is None else max(newest, mtime)
     except OSError:
         pass
-    backup = format_utc(datetime.fromtimestamp(newest, UTC)) if newest is not None else None
+    backup = datetime.fromtimestamp(newest, UTC) if newest is not None else None
     return size(path), size(path.with_name(path.name + "-wal")), backup
+
+
+def _day(text: str | None) -> date | None:
+    """A `YYYY-MM-DD` date of the store, or None when there is none or it is no real date."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 def _fetch_tables(conn: sqlite3.Connection) -> set[str]:
@@ -309,8 +317,8 @@ def _require_tables(tables: set[str], path: Path) -> None:
 @dataclass(frozen=True, slots=True)
 class _StoreRead:
     usage: UsageRead
-    quotas: tuple[QuotaSnapshot, ...]
-    last_snapshot_at: str | None
+    quotas: dict[str, QuotaSnapshot]
+    last_snapshot_at: datetime | None
     watermark: str | None
     tables: set[str]
 
@@ -386,17 +394,17 @@ class StoreReader:
             read.usage.figures, _hourly_costs(read.usage), now, zone, parse_time(read.usage.first_event_at)
         )
         return Snapshot(
-            now=format_utc(now),
+            now=now,
             time_zone=zone.key,
             usage=read.usage.figures,
             quotas=read.quotas,
             store=StoreHealth(
                 db_size_bytes=db_size,
                 wal_size_bytes=wal_size,
-                last_event_at=read.usage.last_event_at,
+                last_event_at=parse_time(read.usage.last_event_at),
                 last_snapshot_at=read.last_snapshot_at,
-                oldest_raw_day=read.usage.oldest_raw_day,
-                rollup_watermark=read.watermark,
+                oldest_raw_day=_day(read.usage.oldest_raw_day),
+                rollup_watermark=_day(read.watermark),
                 tables=tuple(sorted(read.tables & set(KNOWN_TABLES))),
                 corrupt_backup_at=backup,
                 rows_left_out=read.usage.rows_left_out,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from .clock import as_text, format_utc
 from .models import BREAKDOWN_FIELDS, MEASURE_FIELDS, Breakdown, Measures, Snapshot, WindowedMeasures
 
 SCHEMA_VERSION = 1
@@ -27,11 +28,17 @@ def _windowed(per_window: WindowedMeasures, fields: tuple[str, ...]) -> dict[str
     return {str(window): _measures(m, fields) for window, m in per_window.items()}
 
 
+def _texts(record: dict[str, Any]) -> dict[str, Any]:
+    """A record's instants as RFC 3339 UTC text and its dates as `YYYY-MM-DD`: the JSON's only time forms."""
+    return {key: as_text(value) for key, value in record.items()}
+
+
 def snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
+    """Write a snapshot as the JSON document of metrics.md §7."""
     usage = snapshot.usage
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "now": snapshot.now,
+        "now": format_utc(snapshot.now),
         "time_zone": snapshot.time_zone,
         "totals": _windowed(usage.totals, MEASURE_FIELDS),
     }
@@ -45,14 +52,14 @@ def snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
             "account_id": q.account_id,
             "status": str(q.status),
             "message": q.message,
-            "observed_at": q.observed_at,
+            "observed_at": as_text(q.observed_at),
             "age_seconds": q.age_seconds,
             "stale": q.stale,
-            "metrics": {key: asdict(metric) for key, metric in q.metrics.items()},
+            "metrics": {key: _texts(asdict(metric)) for key, metric in q.metrics.items()},
         }
-        for q in snapshot.quotas
+        for q in snapshot.quotas.values()
     ]
-    store = asdict(snapshot.store)
+    store = _texts(asdict(snapshot.store))
     store["tables"] = list(snapshot.store.tables)
     document["store"] = store
     document["spool"] = asdict(snapshot.spool)
