@@ -1,6 +1,8 @@
-"""Refresh benchmarks: openusage-ha's refresh against a baseline that computes the same figures the way
-openusage's own read model does (a deduplicated TEMP table per window, then one aggregate query per figure
-group; openusage-store.md §4.3–4.8), side by side in one process on the same store.
+"""Refresh benchmarks: openusage-ha's refresh beside an openusage-style baseline.
+
+The baseline computes the same figures the way openusage's own read model does (a deduplicated TEMP table per
+window, then one aggregate query per figure group; openusage-store.md §4.3–4.8), side by side in one process on
+the same store.
 
     python benchmarks/refresh.py --rows 100000 --rows 1000000     # the recorded runs
     python benchmarks/refresh.py --rows 3000 --repeat 1            # the smoke run scripts/test makes
@@ -72,7 +74,7 @@ _BASELINE_QUERIES = (
 
 
 def baseline_refresh(path: Path, now: datetime) -> None:
-    """openusage's way: per window, materialise the deduplicated rows, index them, aggregate, drop."""
+    """Openusage's way: per window, materialise the deduplicated rows, index them, aggregate, drop."""
     bounds = WindowBounds.at(now, ZONE, 15)
     since = {w: bounds.keys[w][:19] for w in (Window.TODAY, Window.H24, Window.D7, Window.D30)}
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
@@ -92,6 +94,7 @@ def baseline_refresh(path: Path, now: datetime) -> None:
 
 
 def store_with(rows: int) -> Path:
+    """Make (once) and return a demo store of about `rows` usage rows."""
     folder = STORES / f"{rows}"
     path = folder / "telemetry.db"
     if not path.exists():
@@ -123,6 +126,7 @@ def change_store(path: Path, at: datetime) -> None:
 
 
 def median_seconds(run: Callable[[], object], repeat: int) -> float:
+    """Run `run` `repeat` times and return the median wall time in seconds."""
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -181,14 +185,17 @@ def publish_once_peak_mb(path: Path) -> float | None:
 
 
 async def _home_assistant_stalls(path: Path, config: Path, rounds: int, rebuilds: int) -> tuple[dict[str, float], int]:
-    """Home Assistant's core with its registries, set up the way its bootstrap does but without the default
-    integrations (the frontend is not installable here), and the integration added through its config flow.
+    """Measure the event loop's stalls in a real Home Assistant core with the integration.
+
+    The core has its registries, set up the way its bootstrap does but without the default integrations (the
+    frontend is not installable here), and the integration is added through its config flow.
 
     This machine's event loop is late now and then with nothing running (the idle figures), so one longest
     stall says little: each refresh and each idle window of a refresh's length gives its longest stall, and
     the medians and the worst of them are reported. A reconciliation (the reader closed, so the refresh
     rebuilds) lasts seconds: its longest stall and its rate of stalls over 5 ms are set beside those of as
-    long an idle spell. Also returns the number of entities."""
+    long an idle spell. Also returns the number of entities.
+    """
     from homeassistant import bootstrap, config_entries, core, loader
     from homeassistant.core_config import async_process_ha_core_config
     from homeassistant.setup import async_setup_component
@@ -255,15 +262,17 @@ class Bench:
     """One store, one event loop, one long-lived reader: what the coordinator and the publisher hold."""
 
     def __init__(self, path: Path) -> None:
+        """Keep one reader of the store at `path`, as the integration does."""
         self.path = path
         self.loop = asyncio.new_event_loop()
         self.reader = StoreReader(path)
 
     def refresh(self, now: datetime, reader: StoreReader | None = None) -> Snapshot:
+        """Refresh at `now`, with the given reader or this one's."""
         return self.loop.run_until_complete((reader or self.reader).refresh(now, ZONE))
 
     def cold(self, now: datetime) -> Snapshot:
-        """A refresh by a new reader: the first one after a start, and what every reconciliation costs."""
+        """Return a refresh by a new reader: the first one after a start, and what every reconciliation costs."""
         reader = StoreReader(self.path)
         try:
             return self.refresh(now, reader)
@@ -271,11 +280,13 @@ class Bench:
             self.loop.run_until_complete(reader.close())
 
     def close(self) -> None:
+        """Close the kept reader."""
         self.loop.run_until_complete(self.reader.close())
         self.loop.close()
 
 
 def run(rows: int, repeat: int) -> dict[str, float | None]:
+    """Measure every figure of the benchmark on a store of `rows` rows."""
     print(f"\n== {rows:,} usage rows")
     path = store_with(rows)
     work = path.parent / "work.db"
@@ -328,6 +339,7 @@ def run(rows: int, repeat: int) -> dict[str, float | None]:
 
 
 def main() -> int:
+    """Run the benchmark from the command line and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append", help="store size; repeat for several")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")

@@ -1,12 +1,13 @@
-"""Soak: the publisher against a store that a writer changes every second, with hostile faults injected in
-turn, for a bounded time, on loopback only. It must never exit, hang or remove another node's devices.
+"""Soak: the publisher against a store that a writer changes every second, with faults injected in turn.
+
+It runs for a bounded time, on loopback only, and must never exit, hang or remove another node's devices.
 
     python benchmarks/soak.py --minutes 60
 
-A second publisher (node `soak_box`, a node id that starts like `soak`) publishes once at the start; its
-retained discovery documents must all be there at the end. The publisher under test (node `soak`) must
-keep publishing state (a fresh state message at least every three intervals once a fault is cleared),
-answer SIGTERM at the end with a clean exit, and never be restarted.
+A second publisher (node `soak_box`, a node id that starts like `soak`) publishes once at the start; its retained
+discovery documents must all be there at the end. The publisher under test (node `soak`) must keep publishing state (a
+fresh state message at least every three intervals once a fault is cleared), answer SIGTERM at the end with a clean
+exit, and never be restarted.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ class Writer(threading.Thread):
     """A daemon-like writer: a message every second, an enrichment now and then, checkpoints."""
 
     def __init__(self, db: Path, stop: threading.Event) -> None:
+        """Write to the store at `db` until `stop` is set."""
         super().__init__(daemon=True)
         self.db, self.stop, self.rows, self.errors = db, stop, 0, 0
 
     def run(self) -> None:
+        """Append a few events a second, as the daemon does while agents work."""
         while not self.stop.wait(1.0):
             try:
                 conn = sqlite3.connect(self.db, isolation_level=None, timeout=5)
@@ -159,6 +162,7 @@ def _rss_mb(pid: int) -> float:
 
 
 def main() -> int:
+    """Run the soak from the command line and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=60.0)
     args = parser.parse_args()

@@ -13,6 +13,7 @@ from typing import Any
 
 
 def free_port() -> int:
+    """Return a free local TCP port."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -22,11 +23,13 @@ class Hass:
     """One Home Assistant on 127.0.0.1:`port`."""
 
     def __init__(self, port: int) -> None:
+        """Talk to the Home Assistant listening on `port`."""
         self.base = f"http://127.0.0.1:{port}"
         self.client_id = f"{self.base}/"
         self.token: str | None = None
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None, form: bool = False) -> Any:
+        """Send one HTTP request and return its JSON answer."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         if form:
             data = "&".join(f"{k}={v}" for k, v in (body or {}).items()).encode()
@@ -40,6 +43,7 @@ class Hass:
         return json.loads(text) if text else None
 
     def wait_until_up(self, process: subprocess.Popen[bytes], path: str = "/api/onboarding") -> None:
+        """Wait until Home Assistant answers on `path`, or fail if its process ends."""
         for _ in range(1200):
             if process.poll() is not None:
                 raise SystemExit("Home Assistant stopped while starting")
@@ -69,14 +73,14 @@ class Hass:
         return dict(tokens)
 
     def set_options(self, entry_id: str, options: dict[str, Any]) -> None:
-        """The entry's options flow, as a user fills it in (the form's other fields keep their defaults)."""
+        """Return the entry's options flow, as a user fills it in (the form's other fields keep their defaults)."""
         flow = self.request("POST", "/api/config/config_entries/options/flow", {"handler": entry_id})
         result = self.request("POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", options)
         if result.get("type") != "create_entry":
             raise SystemExit(f"the options flow did not finish: {result}")
 
     def add_integration(self, store: Path) -> dict[str, Any]:
-        """The OpenUsage config flow, as a user goes through it; returns the created entry."""
+        """Return the OpenUsage config flow, as a user goes through it; returns the created entry."""
         flow = self.request("POST", "/api/config/config_entries/flow", {"handler": "openusage"})
         result = self.request("POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"path": str(store)})
         if result.get("type") != "create_entry":

@@ -31,7 +31,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 async def add_dashboard(token: str, url_path: str, text: str) -> None:
-    """A dashboard exactly as given (the shipped file, or what `openusage-ha dashboard` printed)."""
+    """Return a dashboard exactly as given (the shipped file, or what `openusage-ha dashboard` printed)."""
     config = yaml.safe_load(text)
     async with aiohttp.ClientSession() as session, session.ws_connect(f"{BASE}/api/websocket") as ws:
         await ws.receive_json()
@@ -58,12 +58,14 @@ def add_mqtt(port: int) -> None:
 
 
 def openusage_ha(*args: str) -> str:
-    """The project's command, as a user runs it."""
+    """Return the project's command, as a user runs it."""
     command = [sys.executable, "-m", "openusage_ha.cli", *args]
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
 def device_ids(token: str) -> dict[str, str]:
+    """Return the device ids of the integration's devices by name."""
+
     async def fetch() -> dict[str, str]:
         async with aiohttp.ClientSession() as session, session.ws_connect(f"{BASE}/api/websocket") as ws:
             await ws.receive_json()
@@ -77,6 +79,7 @@ def device_ids(token: str) -> dict[str, str]:
 
 
 async def photograph(tokens: dict[str, Any], devices: dict[str, str]) -> None:
+    """Photograph the pages of the README in a headless browser."""
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     OUT.mkdir(parents=True, exist_ok=True)
     hass_tokens = {**tokens, "hassUrl": BASE, "clientId": CLIENT_ID, "expires": int(time.time() * 1000) + 3600_000}
@@ -113,6 +116,7 @@ async def photograph(tokens: dict[str, Any], devices: dict[str, str]) -> None:
 
 
 def main() -> int:
+    """Make the README's pictures; return the exit code."""
     with tempfile.TemporaryDirectory(prefix="openusage-shots-") as folder:
         root = Path(folder)
         config, state = root / "config", root / "state" / "openusage"

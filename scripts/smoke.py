@@ -1,6 +1,7 @@
-"""A real `hass` of the newest Home Assistant with the integration: the config flow, the entry loaded,
-entities whose values equal the core's snapshot, a reload and a restart; it fails on any warning that
-names the integration (see scripts/smoke).
+"""Smoke test: a real `hass` of the newest Home Assistant with the integration.
+
+It checks the config flow, the entry loaded, entities whose values equal the core's snapshot, a reload and a restart; it
+fails on any warning that names the integration (see scripts/smoke).
 """
 
 from __future__ import annotations
@@ -25,18 +26,20 @@ _NAMES_US = re.compile(r"openusage", re.IGNORECASE)
 
 
 def openusage_ha(*args: str) -> str:
+    """Run the `openusage-ha` command and return what it printed."""
     return subprocess.run([sys.executable, "-m", "openusage_ha.cli", *args], check=True, capture_output=True,
                           text=True).stdout  # fmt: skip
 
 
 def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """Start `hass` with the configuration folder `config`, logging to `log`."""
     with log.open("ab") as out:
         return subprocess.Popen([str(Path(sys.executable).parent / "hass"), "-c", str(config)], stdout=out,
                                 stderr=subprocess.STDOUT)  # fmt: skip
 
 
 def stop(hass: Hass, process: subprocess.Popen[bytes]) -> None:
-    """A clean stop, once Home Assistant is running: a stop while it still starts loses what it would save."""
+    """Return a clean stop, once Home Assistant is running: a stop while it still starts loses what it would save."""
     for _ in range(480):
         try:
             if hass.request("GET", "/api/config")["state"] == "RUNNING":
@@ -49,6 +52,7 @@ def stop(hass: Hass, process: subprocess.Popen[bytes]) -> None:
 
 
 def states(hass: Hass) -> dict[str, dict[str, Any]]:
+    """Return every state by entity id."""
     return {s["entity_id"]: s for s in hass.request("GET", "/api/states")}
 
 
@@ -64,6 +68,7 @@ def wait_for_values(hass: Hass, wanted: dict[str, str]) -> dict[str, dict[str, A
 
 
 def entry_state(hass: Hass) -> str:
+    """Return the state of the integration's config entry."""
     entries = hass.request("GET", "/api/config/config_entries/entry?domain=openusage")
     if len(entries) != 1:
         raise SystemExit(f"expected one OpenUsage entry, found {entries}")
@@ -71,6 +76,7 @@ def entry_state(hass: Hass) -> str:
 
 
 def check_log(log: Path) -> None:
+    """Fail on any warning or error in the log that names the integration."""
     problems = [
         line
         for line in log.read_text(errors="replace").splitlines()
@@ -83,6 +89,7 @@ def check_log(log: Path) -> None:
 
 
 def main() -> int:
+    """Run the smoke test; return the exit code."""
     with tempfile.TemporaryDirectory(prefix="ha-smoke-") as folder:
         root = Path(folder)
         config, state = root / "config", root / "state" / "agents"  # no path that names the integration

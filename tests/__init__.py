@@ -1,0 +1,1 @@
+"""Tests of openusage-ha: the core, hostile input, the Home Assistant integration, MQTT and the recorder."""

@@ -1,5 +1,8 @@
-"""Shared fixtures. The project's custom_components package is imported before Home Assistant
-starts, so that Home Assistant's loader finds this integration rather than its own test folder."""
+"""Shared fixtures.
+
+The project's custom_components package is imported before Home Assistant starts, so that Home Assistant's loader finds
+this integration rather than its own test folder.
+"""
 
 from __future__ import annotations
 

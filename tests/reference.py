@@ -26,12 +26,13 @@ PARTS = ("input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens
 
 
 def instant(text: str) -> tuple[datetime, int]:
-    """A stored time as (second, nanoseconds) so that nine-digit fractions compare exactly."""
+    """Return a stored time as (second, nanoseconds) so that nine-digit fractions compare exactly."""
     head, _, frac = text.rstrip("Z").partition(".")
     return datetime.fromisoformat(head).replace(tzinfo=UTC), int((frac + "000000000")[:9])
 
 
 def bound(at: datetime) -> tuple[datetime, int]:
+    """Return an instant as (second, nanoseconds), to compare bounds exactly."""
     return at.replace(microsecond=0), at.microsecond * 1000
 
 
@@ -41,10 +42,12 @@ def nano(cost: float | None) -> int:
 
 
 def blank(value: Any) -> bool:
+    """Tell whether a stored value counts as absent."""
     return value is None or str(value).strip() == ""
 
 
 def logical_id(row: dict[str, Any]) -> str:
+    """Return the logical id that deduplicates a row."""
     if not blank(row["tool_call_id"]):
         return "tool:" + row["tool_call_id"].strip().lower()
     if row["event_type"] == "message_usage" and row["src"].strip().lower() == "codex" and not blank(row["turn_id"]):
@@ -57,6 +60,7 @@ def logical_id(row: dict[str, Any]) -> str:
 
 
 def rank(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Return the rank of a row among its duplicates: the lowest wins."""
     model = row["model_canonical"] if row["model_canonical"] is not None else (row["model_raw"] or "")
     provider = (row["provider_id"] or "").strip()
     quality = (
@@ -88,6 +92,7 @@ def placeable(row: dict[str, Any]) -> bool:
 
 
 def winners(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the winning row of each logical id."""
     best: dict[tuple[str, ...], dict[str, Any]] = {}
     for row in rows:
         key = (
@@ -103,16 +108,20 @@ def winners(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @dataclass
 class Acc:
+    """The sums of the reference computation."""
+
     values: dict[str, int]
     sessions: set[str]
     message_ids: set[str]
 
     @classmethod
     def new(cls) -> Acc:
+        """Return empty sums."""
         return cls(defaultdict(int), set(), set())
 
 
 def model_of(row: dict[str, Any]) -> str:
+    """Return the model a row counts under."""
     for value in (row["model_canonical"], row["model_raw"]):
         if not blank(value):
             return str(value).strip()
@@ -128,6 +137,7 @@ def message_identity(row: dict[str, Any]) -> str:
 
 
 def add_raw(acc: Acc, row: dict[str, Any]) -> None:
+    """Add one raw usage row to the sums."""
     if row["event_type"] == "tool_usage":
         calls = row["requests"] if row["requests"] is not None else 1
         acc.values["tool_calls"] += calls
@@ -147,6 +157,7 @@ def add_raw(acc: Acc, row: dict[str, Any]) -> None:
 
 
 def add_rollup(acc: Acc, row: dict[str, Any]) -> None:
+    """Add one rollup row to the sums."""
     if row["tool_name"] != "":
         acc.values["tool_calls"] += row["event_count"]
         acc.values["tool_errors"] += row["event_count"] if row["status"] == "error" else 0
@@ -161,6 +172,7 @@ def add_rollup(acc: Acc, row: dict[str, Any]) -> None:
 
 
 def freeze(acc: Acc) -> dict[str, Any]:
+    """Return the sums as plain dictionaries."""
     out: dict[str, Any] = {m: acc.values.get(m, 0) for m in MEASURES}
     out["cost_usd"] = acc.values.get("cost_nano", 0) / 10**9
     out["sessions"] = len(acc.sessions)

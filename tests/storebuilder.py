@@ -28,7 +28,7 @@ def store(path: Path, release: str = LATEST_RELEASE) -> Iterator[EventWriter]:
 
 
 def message(writer: EventWriter, at: str, **fields: Any) -> str:
-    """A Claude Code message from the JSONL channel unless told otherwise."""
+    """Return a Claude Code message from the JSONL channel unless told otherwise."""
     defaults: dict[str, Any] = {
         "source_system": "claude_code",
         "provider_id": "anthropic",
@@ -41,6 +41,7 @@ def message(writer: EventWriter, at: str, **fields: Any) -> str:
 
 
 def tool(writer: EventWriter, at: str, name: str, **fields: Any) -> str:
+    """Write a tool call by `name`."""
     defaults: dict[str, Any] = {
         "source_system": "claude_code",
         "provider_id": "anthropic",
@@ -53,7 +54,7 @@ def tool(writer: EventWriter, at: str, name: str, **fields: Any) -> str:
 
 
 def limit_snapshot(writer: EventWriter, at: str, provider: str, account: str, payload: Any) -> str:
-    """A limit-snapshot row; `payload` is a dict (written as JSON) or the raw payload text."""
+    """Return a limit-snapshot row; `payload` is a dict (written as JSON) or the raw payload text."""
     text = payload if isinstance(payload, str) else json.dumps(payload)
     return writer.add(
         source_system="provider_poller",

@@ -23,7 +23,7 @@ _fraction = st.sampled_from(["", ".5", ".25", ".123456789", ".1"])
 
 
 def stamp(offset: timedelta, fraction: str, now: datetime = NOW) -> str:
-    """The stored text of `now - offset`, with the given fraction (or the instant's own)."""
+    """Return the stored text of `now - offset`, with the given fraction (or the instant's own)."""
     at = now - offset
     text = f"{at:%Y-%m-%dT%H:%M:%S}"
     if at.microsecond and not fraction:

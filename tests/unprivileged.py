@@ -13,7 +13,7 @@ import pytest
 
 @pytest.fixture
 def open_dir() -> Iterator[Path]:
-    """A folder an unprivileged user can reach (pytest's own tmp folders are private to root)."""
+    """Return a folder an unprivileged user can reach (pytest's own tmp folders are private to root)."""
     folder = Path(tempfile.mkdtemp(prefix="openusage-test-"))
     folder.chmod(0o755)
     yield folder
@@ -22,8 +22,10 @@ def open_dir() -> Iterator[Path]:
 
 
 def run_unprivileged(work: Callable[[], str]) -> str:
-    """Run `work` in a forked child that first gives up root (root reads and writes everywhere, so
-    permission cases need an ordinary user); return what it returned, or fail if it raised."""
+    """Run `work` in a forked child that first gives up root; return what it returned, or fail if it raised.
+
+    Root reads and writes everywhere, so permission cases need an ordinary user.
+    """
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child exits without running pytest's teardown

@@ -32,15 +32,18 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the integration's actions."""
     async_setup_services(hass)
     return True
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> bool:
-    """Config entry version 1.1 → 1.2: a title instead of the store's path, no unique id (it was the path,
-    which a reconfigure changes; one store per entry is checked by path), stable statistic ids, and the
-    entity ids Home Assistant gave under the old device names ("claude_code claude-code") moved to the
-    new ones."""
+    """Migrate config entries of version 1.1 to 1.2.
+
+    Version 1.2 has a title instead of the store's path, no unique id (it was the path, which a reconfigure changes; one
+    store per entry is checked by path), stable statistic ids, and the entity ids Home Assistant gave under the old
+    device names ("claude_code claude-code") moved to the new ones.
+    """
     if entry.version > 1:
         return False
     if entry.minor_version < 2:
@@ -61,8 +64,10 @@ _EARLIER_BREAKDOWN_ENDINGS = {"model": "cost_today", "agent": "cost_today", "pro
 
 
 def _move_entity_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
-    """Entity ids that are still what Home Assistant made of the version 1.1 names get what it makes of today's;
-    ids a user chose are left alone."""
+    """Give entity ids that are still Home Assistant's make of the version 1.1 names its make of today's.
+
+    Ids a user chose are left alone.
+    """
     devices = dr.async_get(hass)
     entities = er.async_get(hass)
     keys: dict[str, str] = {}  # device id → device key
@@ -98,6 +103,7 @@ def _move_entity_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> bool:
+    """Set up one store: check it, add its devices and platforms, and start the first read."""
     coordinator = OpenUsageCoordinator(hass, entry)
     # A quick look first, so that a store that cannot be read stops the setup with its reason. The first
     # read of every figure then runs in the background: on a store of a million rows it takes a while,
@@ -116,14 +122,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) ->
 
 
 async def _options_changed(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
-    """New options take effect through a reload: entities, budgets and the interval are made from them.
-    Other updates (a reconfigure's new path, which reloads by itself; a title) need none from here."""
+    """Reload when the options changed: entities, budgets and the interval are made from them.
+
+    Other updates (a reconfigure's new path, which reloads by
+    itself; a title) need none from here.
+    """
     if dict(entry.options) != entry.runtime_data.options:
         hass.config_entries.async_schedule_reload(entry.entry_id)
 
 
 async def _first_read(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
-    """The first refresh; a notification tells that it is under way if it takes more than a moment."""
+    """Return the first refresh; a notification tells that it is under way if it takes more than a moment."""
     notification = f"{DOMAIN}_first_read_{entry.entry_id}"
 
     @callback
@@ -146,8 +155,11 @@ async def _first_read(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
 
 
 def _device_pruner(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> Callable[[], None]:
-    """After each refresh, remove the devices of accounts that left the store: after the first refresh (they may
-    have left while Home Assistant was down), then only when the set of devices shrinks."""
+    """Make the listener that removes the devices of accounts that left the store.
+
+    It prunes after the first refresh (they may have left while Home Assistant was down), then only when the set of
+    devices shrinks.
+    """
     known: set[str] | None = None
 
     @callback
@@ -176,10 +188,12 @@ def _schedule_statistics(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> No
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> bool:
+    """Unload the entry's platforms."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
+    """Remove what the entry left behind: its repair issue and imported statistics."""
     ir.async_delete_issue(hass, DOMAIN, repair_issue_id(entry))
     if "recorder" in hass.config.components:
         await async_clear_statistics(hass, entry)
@@ -191,7 +205,7 @@ def _current_identifiers(entry: OpenUsageConfigEntry) -> set[tuple[str, str]]:
 
 @callback
 def _remove_stale_devices(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
-    """Provider accounts that left the store (pruned, renamed) lose their device."""
+    """Remove the devices of provider accounts that left the store (pruned, renamed)."""
     current = _current_identifiers(entry)
     registry = dr.async_get(hass)
     for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
@@ -202,5 +216,5 @@ def _remove_stale_devices(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> N
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: OpenUsageConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """A device may be deleted by hand once the store no longer has its account."""
+    """Return a device may be deleted by hand once the store no longer has its account."""
     return entry.runtime_data.has_data and not device.identifiers & _current_identifiers(entry)

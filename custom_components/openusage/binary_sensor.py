@@ -24,6 +24,7 @@ class OpenUsageBinarySensor(OpenUsageEntity, BinarySensorEntity):
     """A yes/no condition of the store or a quota."""
 
     def __init__(self, coordinator: OpenUsageCoordinator, spec: EntitySpec) -> None:
+        """Bind the binary sensor to its catalog entry."""
         super().__init__(coordinator, spec)
         device_class = spec.description.device_class
         self._attr_device_class = BinarySensorDeviceClass(device_class) if device_class else None

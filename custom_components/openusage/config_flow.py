@@ -43,15 +43,18 @@ from .validation import vol
 
 
 def _resolve(raw: str) -> Path | None:
-    """The absolute, resolved form of a path the user typed (None when it is relative)."""
+    """Return the absolute, resolved form of a path the user typed (None when it is relative)."""
     path = Path(raw.strip()).expanduser()
     return path.resolve() if path.is_absolute() else None
 
 
 def _suggested_path(allowed: list[str]) -> Path:
-    """The path to pre-fill: a store that exists in a folder Home Assistant may read (the folder itself,
-    or its `openusage` folder), else openusage's default where it exists, else `telemetry.db` in the first
-    allowed folder; openusage's default for Home Assistant's own user as a last resort."""
+    """Return the path to pre-fill.
+
+    That is a store that exists in a folder Home Assistant may read (the folder itself, or its `openusage` folder), else
+    openusage's default where it exists, else `telemetry.db` in the first allowed folder; openusage's default for
+    Home Assistant's own user as a last resort.
+    """
     default = default_store_path()
     candidates = [Path(folder) / name for folder in allowed for name in ("telemetry.db", "openusage/telemetry.db")]
     for candidate in (*candidates, default):
@@ -61,7 +64,10 @@ def _suggested_path(allowed: list[str]) -> Path:
 
 
 def entry_title(path: Path, others: list[str]) -> str:
-    """ "OpenUsage"; beside another entry, with the machine or folder the store is in ("OpenUsage (laptop)")."""
+    """Return the entry's title: "OpenUsage", or beside another entry with the store's machine or folder.
+
+    That is "OpenUsage (laptop)".
+    """
     if "OpenUsage" not in others:
         return "OpenUsage"
     folder = path.parent.parent if path.parent.name == "openusage" else path.parent
@@ -101,6 +107,7 @@ class OpenUsageConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the store's path and check that it is an openusage store."""
         errors: dict[str, str] = {}
         allowed = sorted(self.hass.config.allowlist_external_dirs)
         path = str(await self.hass.async_add_executor_job(_suggested_path, allowed))
@@ -119,6 +126,7 @@ class OpenUsageConfigFlow(ConfigFlow, domain=DOMAIN):
         return self._form("user", path, errors)
 
     async def async_step_reconfigure(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Move the entry to another store path, checked as when adding one."""
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         path = entry.data[CONF_PATH]
@@ -133,7 +141,7 @@ class OpenUsageConfigFlow(ConfigFlow, domain=DOMAIN):
         return self._form("reconfigure", path, errors)
 
     def _abort_if_other_entry_reads(self, entry: OpenUsageConfigEntry, path: str) -> None:
-        """Moving to a store another entry already reads is refused; any other path is fine."""
+        """Refuse a move to a store another entry already reads; any other path is fine."""
         for other in self._async_current_entries(include_ignore=False):
             if other.entry_id != entry.entry_id and other.data.get(CONF_PATH) == path:
                 raise AbortFlow("already_configured")
@@ -141,6 +149,7 @@ class OpenUsageConfigFlow(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: OpenUsageConfigEntry) -> OpenUsageOptionsFlow:
+        """Return the options flow of an entry."""
         return OpenUsageOptionsFlow()
 
 
@@ -148,6 +157,7 @@ class OpenUsageOptionsFlow(OptionsFlow):
     """Polling, active-session span, extra provider links and per-key breakdown sensors."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Show the options and check the interval, provider links and budgets."""
         errors: dict[str, str] = {}
         if user_input is not None:
             try:

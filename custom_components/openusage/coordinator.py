@@ -52,14 +52,14 @@ class OpenUsageData:
 
 
 def budgets_from(options: Mapping[str, Any]) -> dict[str | None, float]:
-    """The entry's monthly budgets: the whole store's under None, each provider's under its id."""
+    """Return the entry's monthly budgets: the whole store's under None, each provider's under its id."""
     return budget_map(
         float(options.get(CONF_MONTHLY_BUDGET) or 0), parse_budgets(options.get(CONF_PROVIDER_BUDGETS, ""))
     )
 
 
 def repair_issue_id(entry: ConfigEntry) -> str:
-    """The id of the entry's repair issue for a store that stays unreadable."""
+    """Return the id of the entry's repair issue for a store that stays unreadable."""
     return f"store_unreadable_{entry.entry_id}"
 
 
@@ -69,6 +69,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
     config_entry: OpenUsageConfigEntry
 
     def __init__(self, hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
+        """Make the coordinator and the reader of the entry's store from its options."""
         options = entry.options
         super().__init__(
             hass,
@@ -101,7 +102,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
         return cast(OpenUsageData | None, self.data) is not None
 
     async def async_check_store(self) -> None:
-        """A quick look at the store (not its figures): raise what stops the setup when it cannot be read."""
+        """Return a quick look at the store (not its figures): raise what stops the setup when it cannot be read."""
         try:
             await probe_store(self.path, self.reader.options.busy_timeout)
         except StoreError as err:

@@ -32,6 +32,7 @@ def _redact_accounts(by_account: dict[str, Any]) -> dict[str, Any]:
 
 
 async def async_get_config_entry_diagnostics(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> dict[str, Any]:
+    """Return the entry's diagnostics: options, the snapshot, and nothing personal."""
     coordinator = entry.runtime_data
     found: dict[str, Any] = {
         "entry": {

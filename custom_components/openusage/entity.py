@@ -24,12 +24,12 @@ BREAKDOWN_ATTRIBUTES = frozenset({"by_provider", "by_model", "by_agent", "by_too
 
 
 def device_identifier(entry_id: str, device_key: str) -> tuple[str, str]:
-    """The device registry identifier of one of the entry's devices."""
+    """Return the device registry identifier of one of the entry's devices."""
     return (DOMAIN, f"{entry_id}_{device_key}")
 
 
 def device_info(hass: HomeAssistant, entry_id: str, device: DeviceSpec) -> DeviceInfo:
-    """A device of the entry; the account devices are connected through the hub."""
+    """Return a device of the entry; the account devices are connected through the hub."""
     info: dict[str, Any] = {
         "identifiers": {device_identifier(entry_id, device.key)},
         "name": device.name,
@@ -68,6 +68,7 @@ class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
     _unrecorded_attributes = BREAKDOWN_ATTRIBUTES
 
     def __init__(self, coordinator: OpenUsageCoordinator, spec: EntitySpec) -> None:
+        """Bind the entity to its catalog entry and work out its first state."""
         super().__init__(coordinator)
         self.spec = spec
         entry_id = coordinator.config_entry.entry_id
@@ -118,8 +119,10 @@ def add_catalog_entities(
     add_entities: Callable[[list[Any]], None],
     factory: Callable[[OpenUsageCoordinator, EntitySpec], OpenUsageEntity],
 ) -> None:
-    """Add the platform's entities now, and new ones whenever the store shows a new provider,
-    account, quota metric or breakdown key (no reload needed)."""
+    """Add the platform's entities now, and new ones whenever the store shows new keys.
+
+    New keys are a new provider, account, quota metric or breakdown key; no reload is needed.
+    """
     known: set[tuple[str, str]] = set()
 
     def add_new() -> None:

@@ -27,6 +27,7 @@ class OpenUsageSensor(OpenUsageEntity, SensorEntity):
     """A figure of the store."""
 
     def __init__(self, coordinator: OpenUsageCoordinator, spec: EntitySpec) -> None:
+        """Bind the sensor to its catalog entry."""
         super().__init__(coordinator, spec)
         description = spec.description
         self._attr_device_class = SensorDeviceClass(description.device_class) if description.device_class else None

@@ -82,6 +82,7 @@ async def _get_usage(call: ServiceCall) -> ServiceResponse:
 
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the `openusage.get_usage` action."""
     hass.services.async_register(
         DOMAIN, SERVICE_GET_USAGE, _get_usage, schema=SCHEMA, supports_response=SupportsResponse.ONLY
     )

@@ -1,8 +1,10 @@
-"""Long-term statistics: hourly cost, tokens and requests, in total and per provider, imported as
-external statistics back to the oldest day in the store, then kept current every hour.
+"""Long-term statistics of hourly cost, tokens and requests.
 
-Each statistic continues from its own last imported hour, so a restart, a reload or a store that
-has since lost old raw rows neither duplicates nor drops an hour.
+They are the hourly cost, tokens and requests, in total and per provider, imported as external statistics back to the
+oldest day in the store, then kept current every hour.
+
+Each statistic continues from its own last imported hour, so a restart, a reload or a store that has since lost old raw
+rows neither duplicates nor drops an hour.
 """
 
 from __future__ import annotations
@@ -45,8 +47,11 @@ MEASURES: tuple[tuple[str, str | None, str, Callable[[HourlyUsage], float]], ...
 
 
 def statistic_prefix_for(hass: HomeAssistant) -> str:
-    """The statistic prefix of a new entry: none for the first store, so that its statistics have the ids
-    the shipped dashboard names (`openusage:total_cost`); `store2_`, `store3_`, … for the next ones."""
+    """Return the statistic prefix of a new entry.
+
+    It is none for the first store, so that its statistics have the ids the shipped dashboard names
+    (`openusage:total_cost`); `store2_`, `store3_`, … for the next ones.
+    """
     taken = {e.data.get(CONF_STATISTIC_PREFIX) for e in hass.config_entries.async_entries(DOMAIN)}
     number = 1
     while (prefix := "" if number == 1 else f"store{number}_") in taken:
@@ -55,10 +60,12 @@ def statistic_prefix_for(hass: HomeAssistant) -> str:
 
 
 def statistic_prefix(entry: OpenUsageConfigEntry) -> str:
+    """Return the start of the entry's statistic ids."""
     return f"{DOMAIN}:{entry.data[CONF_STATISTIC_PREFIX]}"
 
 
 def statistic_id(entry: OpenUsageConfigEntry, provider: str, measure: str) -> str:
+    """Return the statistic id of one measure of a provider (or of the whole store)."""
     return f"{statistic_prefix(entry)}{slug(provider)}_{measure}"
 
 
@@ -95,7 +102,7 @@ async def _last(hass: HomeAssistant, ids: list[str]) -> dict[str, tuple[datetime
 
 
 async def _known_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> list[str]:
-    """The statistics this entry imported (the first store's prefix is empty: not those of the others)."""
+    """Return the statistics this entry imported (the first store's prefix is empty: not those of the others)."""
     prefix = statistic_prefix(entry)
     others = tuple(
         statistic_prefix(e)
@@ -108,9 +115,11 @@ async def _known_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> list[s
 
 
 async def _adopt_earlier_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry, metadata: dict[str, Any]) -> None:
-    """Statistics imported under the entry id (by entries of config entry version 1.1) move to the entry's
-    stable ids with their history: the recorder renames only its own statistics, so their hours are
-    copied, then cleared."""
+    """Move statistics imported under the entry id (by version 1.1 entries) to its stable ids, with their history.
+
+    The recorder renames only its own statistics, so their hours are
+    copied, then cleared.
+    """
     earlier = f"{DOMAIN}:{slug(entry.entry_id)}_"
     old_ids = sorted(sid for sid in metadata if sid.startswith(earlier))
     if not old_ids:

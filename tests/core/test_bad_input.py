@@ -35,10 +35,12 @@ NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
 
 
 async def read(path: Path, **options):
+    """Read the store at `path` once, with the given read options."""
     return await read_store(path, NOW, ZoneInfo("UTC"), ReadOptions(**options))
 
 
 async def expect_error(path: Path, kind: StoreErrorKind, **options) -> StoreError:
+    """Read the store and return the StoreError it raises, checking its kind."""
     with pytest.raises(StoreError) as caught:
         await read(path, **options)
     assert caught.value.kind is kind
@@ -217,7 +219,8 @@ async def test_spool_path_that_is_not_a_folder_means_unknown_backlog(tmp_path: P
 def test_unreadable_spool_folders(open_dir: Path) -> None:
     """Folders that exist but cannot be listed give unknown (None) counts, never zeros.
 
-    Root lists every folder, so the reading runs in a forked child that gives up root first."""
+    Root lists every folder, so the reading runs in a forked child that gives up root first.
+    """
     _spool_files(open_dir)
     for folder in ("hook-spool", "telemetry-spool"):
         (open_dir / folder).chmod(0o000)
@@ -259,7 +262,8 @@ async def test_twenty_five_thousand_spool_files(tmp_path: Path) -> None:
 def test_stopped_daemon_in_a_read_only_folder(open_dir: Path) -> None:
     """No -wal, and a folder the reader may not write: `mode=ro` cannot open, `immutable=1` is safe.
 
-    Root writes everywhere, so the reading runs in a forked child that gives up root first."""
+    Root writes everywhere, so the reading runs in a forked child that gives up root first.
+    """
     db = open_dir / "telemetry.db"
     with store(db) as w:
         message(w, "2026-08-17T10:00:00Z", message_id="m", input_tokens=5)

@@ -24,11 +24,13 @@ NOW = "2026-11-23T12:00:00Z"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `openusage-ha` command and return what it did."""
     return subprocess.run([COMMAND, *args], capture_output=True, text=True, check=False, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a demo store shared by the module's tests."""
     folder = tmp_path_factory.mktemp("state")
     result = run("demo-store", str(folder), "--events", "5000", "--days", "100", "--seed", "7", "--now", NOW)
     assert result.returncode == 0, result.stderr
@@ -144,8 +146,10 @@ def test_pip_install_runs_without_home_assistant(tmp_path: Path, demo: Path) -> 
 
 
 def test_main_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The same command through `main()`, so that its code is measured by coverage too. It runs in
-    a worker thread: `asyncio.run` would leave the test runner's main thread without a loop."""
+    """The same command through `main()`, so that its code is measured by coverage too.
+
+    It runs in a worker thread: `asyncio.run` would leave the test runner's main thread without a loop.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     from custom_components.openusage.core.cli import main as cli_main
@@ -223,8 +227,10 @@ def test_a_dry_run_needs_no_broker(demo: Path) -> None:
 
 
 def test_dashboard_in_process(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The same command through main() (measured by coverage), in a worker thread: its asyncio.run must not
-    unset the test runner's event loop."""
+    """The same command through main() (measured by coverage), in a worker thread.
+
+    Its asyncio.run must not unset the test runner's event loop.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     from custom_components.openusage.core.cli import main

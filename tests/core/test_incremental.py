@@ -59,7 +59,7 @@ _USAGE = "event_type IN ('message_usage', 'tool_usage')"
 
 
 def _usage_rowids(conn: sqlite3.Connection) -> tuple[list[int], list[int]]:
-    """The usage rows' rowids: those a refresh re-reads (the last RECENT of all rows), and the older ones."""
+    """Return the usage rows' rowids: those a refresh re-reads (the last RECENT of all rows), and the older ones."""
     top = conn.execute("SELECT coalesce(max(rowid), 0) FROM usage_events").fetchone()[0]
     rowids = [r[0] for r in conn.execute(f"SELECT rowid FROM usage_events WHERE {_USAGE} ORDER BY rowid")]
     return [r for r in rowids if r > top - RECENT], [r for r in rowids if r <= top - RECENT]
@@ -73,8 +73,10 @@ def _update(conn: sqlite3.Connection, rowid: int, changes: dict[str, Any]) -> No
 def _duplicate(
     conn: sqlite3.Connection, rowid: int, channel: str, changes: dict[str, Any], session: str | None = None
 ) -> None:
-    """The same logical event delivered again: a new row (new dedup key) through another channel, in the
-    same session unless another is given."""
+    """Return the same logical event delivered again.
+
+    A new row (new dedup key) through another channel, in the same session unless another is given.
+    """
     conn.row_factory = sqlite3.Row
     original = dict(conn.execute("SELECT * FROM usage_events WHERE rowid = ?", (rowid,)).fetchone())
     source = conn.execute(
@@ -91,7 +93,7 @@ def _duplicate(
 
 
 def _prune_before(conn: sqlite3.Connection, cutoff: datetime) -> None:
-    """openusage's retention: delete usage rows older than `cutoff` (an exact-time cutoff)."""
+    """Openusage's retention: delete usage rows older than `cutoff` (an exact-time cutoff)."""
     conn.execute(f"DELETE FROM usage_events WHERE {_USAGE} AND occurred_at < ?", (f"{cutoff:%Y-%m-%dT%H:%M:%S}",))
 
 
@@ -201,8 +203,11 @@ async def test_an_old_row_updated_in_place_counts_after_the_reconciliation(tmp_p
 
 
 async def test_pruned_rows_leave_every_window_as_a_full_recomputation_does(tmp_path: Path) -> None:
-    """Whole days below every window, a partition whose winner is pruned while its partner stays, a partial
-    day, rows pruned inside the 30-day window, and old rows arriving after a prune."""
+    """Prunes of every kind leave the kept figures equal to a full recomputation.
+
+    Whole days below every window, a partition whose winner is pruned while its partner stays, a partial day, rows
+    pruned inside the 30-day window, and old rows arriving after a prune.
+    """
     path = tmp_path / "telemetry.db"
     conn = sqlite3.connect(path, isolation_level=None)
     create_schema(conn)
@@ -265,8 +270,11 @@ async def test_pruned_rows_leave_every_window_as_a_full_recomputation_does(tmp_p
 
 
 async def test_days_pruned_one_by_one_leave_the_rollup_days_before_them_counted(tmp_path: Path) -> None:
-    """openusage prunes its oldest raw day while its rollup holds the older ones: day B moves on, only the
-    rollup days from the old day B on are read again, and the figures equal a full recomputation."""
+    """Openusage prunes its oldest raw day while its rollup holds the older ones.
+
+    Day B moves on, only the rollup days from the old day B on are read again, and the figures equal a full
+    recomputation.
+    """
     path = generate_demo_store(tmp_path, days=100, events=3000, seed=11, now=NOW)
     zone = ZoneInfo("UTC")
     reader = StoreReader(path)

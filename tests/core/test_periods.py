@@ -1,5 +1,8 @@
-"""This week and this month (metrics.md §1): calendar bounds in the local zone across DST changes, and
-the seam with openusage's rollup days. Every expected figure is worked out by hand."""
+"""The calendar windows, this week and this month (metrics.md §1).
+
+Calendar bounds in the local zone across DST changes, and the seam with openusage's rollup days. Every expected figure
+is worked out by hand.
+"""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ NOW = datetime.fromisoformat("2026-08-17T12:00:00+00:00")
 
 
 def payload(status: str = "OK", metrics: dict | None = None, resets: dict | None = None) -> dict:
+    """Return a limit-snapshot payload with the given status, metrics and resets."""
     return {
         "snapshot": {
             "provider_id": "claude_code", "account_id": "claude-code", "status": status, "message": "fine",
@@ -25,6 +26,7 @@ def payload(status: str = "OK", metrics: dict | None = None, resets: dict | None
 
 
 async def quotas(path: Path):
+    """Return the quotas of the store at `path`, in provider then account order."""
     return tuple((await read_store(path, NOW, ZoneInfo("UTC"))).quotas.values())
 
 

@@ -20,8 +20,11 @@ NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[int, str]]:
-    """Every file with its mtime and content hash; the daemon's WAL index (-shm) by its size and owner
-    alone, since every reader of a live WAL writes its read mark there (reader.py says why)."""
+    """Return every file with its mtime and content hash.
+
+    The daemon's WAL index (-shm) is taken by its size and owner alone, since every reader of a live WAL writes its
+    read mark there (reader.py says why).
+    """
     return {
         str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
         if not p.name.endswith("-shm")

@@ -18,6 +18,7 @@ UTC = ZoneInfo("UTC")
 
 
 async def figures(path: Path, now: datetime = NOW, zone: ZoneInfo = UTC, **options):
+    """Return the usage figures of the store at `path` at `now` in `zone`."""
     return (await read_store(path, now, zone, ReadOptions(**options))).usage
 
 

@@ -1,0 +1,1 @@
+"""Hostile input: stores, files, names, numbers and settings that break the rules."""

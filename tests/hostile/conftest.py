@@ -12,6 +12,7 @@ from tests.mqtt.broker import Broker, mosquitto
 
 @pytest.fixture
 def broker(tmp_path: Path, socket_enabled: None) -> Iterator[Broker]:
+    """Run a real Mosquitto for the test."""
     with mosquitto(tmp_path) as running:
         yield running
 

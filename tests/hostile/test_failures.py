@@ -1,6 +1,8 @@
-"""Stores with openusage's table names but not its rules (NULL times, numbers where text belongs, bytes
-that are not UTF-8), and paths that are not UTF-8: the publisher and Home Assistant keep running and show
-what can be shown."""
+"""Stores with openusage's table names but not its rules, and paths that are not UTF-8.
+
+The rules broken are NULL times, numbers where text belongs and bytes that are not UTF-8: the publisher and Home
+Assistant keep running and show what can be shown.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def loose_store(folder: Path) -> Path:
-    """openusage's tables, rebuilt without its constraints, holding what no daemon writes."""
+    """Openusage's tables, rebuilt without its constraints, holding what no daemon writes."""
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "telemetry.db"
     at = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")

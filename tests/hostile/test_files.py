@@ -1,5 +1,7 @@
-"""Files in the state folder that are not what their names say: pipes, links, folders, odd names and
-unreadable records. Nothing blocks, nothing crashes, and only real records count."""
+"""Files in the state folder that are not what their names say.
+
+Pipes, links, folders, odd names and unreadable records. Nothing blocks, nothing crashes, and only real records count.
+"""
 
 from __future__ import annotations
 

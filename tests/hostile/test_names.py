@@ -1,5 +1,7 @@
-"""Node ids, accounts, metrics and keys that look alike: each keeps its own id, and no node touches
-another node's devices."""
+"""Node ids, accounts, metrics and keys that look alike.
+
+Each keeps its own id, and no node touches another node's devices.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def publish_once(db: Path, broker: Broker, node: str) -> None:
+    """Publish the store once as node `node`."""
     result = subprocess.run(
         [sys.executable, "-m", "custom_components.openusage.core.cli", "publish", "--db", str(db), "--broker",
          broker.url, "--node-id", node, "--once", "--tz", "UTC"],

@@ -1,5 +1,7 @@
-"""A read creates, truncates and writes no file in the openusage state folder, in any state the daemon
-leaves it in: checked on the system calls themselves (strace) and as another user who may write there."""
+"""A read creates, truncates and writes no file in the openusage state folder, in any state the daemon leaves it in.
+
+Checked on the system calls themselves (strace) and as another user who may write there.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ _CHANGES = ("truncate", "unlink", "unlinkat", "rename", "renameat", "renameat2",
 
 @pytest.fixture
 def folder() -> Iterator[Path]:
-    """A state folder anybody may write in: a reader that could create files there must not."""
+    """Return a state folder anybody may write in: a reader that could create files there must not."""
     path = Path(tempfile.mkdtemp(prefix="openusage-state-"))
     path.chmod(0o777)
     yield path
@@ -43,7 +45,7 @@ def folder() -> Iterator[Path]:
 
 
 def _stopped_daemon_store(folder: Path) -> Path:
-    """A store in WAL mode whose daemon stopped cleanly: no -wal, no -shm."""
+    """Return a store in WAL mode whose daemon stopped cleanly: no -wal, no -shm."""
     db = folder / "telemetry.db"
     with store(db) as w:
         message(w, "2026-08-17T10:00:00Z", message_id="a", input_tokens=5)
@@ -52,7 +54,7 @@ def _stopped_daemon_store(folder: Path) -> Path:
 
 
 def _running_daemon_store(folder: Path) -> Path:
-    """A store whose daemon runs: rows in the WAL not yet checkpointed, and its shared-memory index."""
+    """Return a store whose daemon runs: rows in the WAL not yet checkpointed, and its shared-memory index."""
     db = _stopped_daemon_store(folder)
     subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import os, sqlite3
@@ -67,8 +69,11 @@ def _running_daemon_store(folder: Path) -> Path:
 
 
 def _fingerprint(folder: Path) -> dict[str, tuple[int, int, int, str]]:
-    """Every file: size, owner, mtime and content; the daemon's WAL index (-shm) by size and owner alone,
-    since a reader of a live WAL writes its read mark there, as the WAL protocol asks (reader.py)."""
+    """Every file.
+
+    Size, owner, mtime and content; the daemon's WAL index (-shm) by size and owner alone, since a reader of a live
+    WAL writes its read mark there, as the WAL protocol asks (reader.py).
+    """
     found = {}
     for path in sorted(folder.rglob("*")):
         info = path.lstat()
@@ -120,8 +125,10 @@ def test_system_calls_of_a_read_change_nothing(folder: Path, daemon: str) -> Non
 @pytest.mark.filterwarnings("ignore:This process .* fork:DeprecationWarning")
 @pytest.mark.parametrize("daemon", ["stopped", "running"])
 def test_another_user_who_may_write_the_folder_leaves_no_file(folder: Path, daemon: str) -> None:
-    """The reader runs as another user than the daemon (Home Assistant's own user): SQLite would leave
-    -wal and -shm files of that user's, which the daemon then cannot write."""
+    """The reader runs as another user than the daemon (Home Assistant's own user).
+
+    SQLite would leave -wal and -shm files of that user's, which the daemon then cannot write.
+    """
     db = _stopped_daemon_store(folder) if daemon == "stopped" else _running_daemon_store(folder)
     before = _fingerprint(folder)
 

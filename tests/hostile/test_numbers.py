@@ -1,5 +1,8 @@
-"""Figures no agent records: huge, infinite, overflowing or timeless rows. Every other figure stays right,
-the JSON stays JSON, and the rows left out are counted."""
+"""Figures no agent records.
+
+Huge, infinite, overflowing or timeless rows. Every other figure stays right, the JSON stays JSON, and the rows left out
+are counted.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
 
 
 def _strict_json(document: object) -> object:
-    """The document through JSON that refuses Infinity and NaN, as Home Assistant's MQTT states do."""
+    """Return the document through JSON that refuses Infinity and NaN, as Home Assistant's MQTT states do."""
 
     def refuse(name: str) -> object:
         raise ValueError(name)

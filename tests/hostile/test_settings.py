@@ -1,5 +1,7 @@
-"""Bad settings, on the command line and in the TOML file: exit 2 with one line, never a traceback, a
-busy loop or a hang; and a password is never echoed."""
+"""Bad settings, on the command line and in the TOML file.
+
+Exit 2 with one line, never a traceback, a busy loop or a hang; and a password is never echoed.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
+    """Return a small demo store."""
     path = tmp_path / "telemetry.db"
     with store(path) as w:
         message(w, "2026-08-17T10:00:00Z", message_id="m")

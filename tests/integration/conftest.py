@@ -29,6 +29,7 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
 
 @pytest.fixture
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Compare with the snapshot files in syrupy's Home Assistant form."""
     from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 
     return snapshot.use_extension(HomeAssistantSnapshotExtension)
@@ -36,6 +37,7 @@ def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
 
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
+    """Return an openusage state folder with a demo store."""
     folder = tmp_path / "openusage"
     generate_demo_store(folder, days=100, events=3000, seed=3, now=NOW)
     return folder
@@ -43,6 +45,7 @@ def state_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store_path(state_dir: Path) -> Path:
+    """Return the demo store's path."""
     return state_dir / "telemetry.db"
 
 
@@ -55,11 +58,13 @@ async def allow_store(hass: HomeAssistant, tmp_path: Path) -> None:
 
 @pytest.fixture
 def frozen(freezer) -> None:
+    """Freeze the clock at the demo store's `now`."""
     freezer.move_to(NOW)
 
 
 @pytest.fixture
 def config_entry(store_path: Path) -> MockConfigEntry:
+    """Return a config entry of the demo store, not yet added."""
     return MockConfigEntry(
         domain=DOMAIN,
         title="OpenUsage",
@@ -75,6 +80,7 @@ def config_entry(store_path: Path) -> MockConfigEntry:
 async def loaded_entry(
     hass: HomeAssistant, config_entry: MockConfigEntry, allow_store: None, frozen: None
 ) -> MockConfigEntry:
+    """Return the config entry, added and set up with its first read done."""
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)  # the first read runs in the background

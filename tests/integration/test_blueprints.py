@@ -22,6 +22,7 @@ SOURCE = Path(__file__).parents[2] / "blueprints" / "automation" / "openusage"
 
 @pytest.fixture
 def blueprint_dir(hass: HomeAssistant, tmp_path: Path) -> None:
+    """Put the project's blueprints where Home Assistant looks for them."""
     config = tmp_path / "config"
     shutil.copytree(SOURCE, config / "blueprints" / "automation" / "openusage")
     hass.config.config_dir = str(config)
@@ -129,7 +130,7 @@ async def test_ingestion_stalled(hass: HomeAssistant, blueprint_dir: None, freez
 
 
 def _readme_example() -> dict:
-    """The README's quota notification example, as written there."""
+    """Return the README's quota notification example, as written there."""
     text = (Path(__file__).parents[2] / "README.md").read_text()
     block = text.split("Notify at 80 % of the Claude 5-hour window")[1].split("```yaml\n")[1].split("```")[0]
     return yaml.safe_load(block)
@@ -139,8 +140,10 @@ async def test_quota_alerts_fire_once_per_crossing_of_the_real_sensor(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, blueprint_dir: None, store_path: Path,
     freezer: FrozenDateTimeFactory,
 ) -> None:  # fmt: skip
-    """The blueprint and the README example on the integration's own sensor: a crossing fires once, and an
-    entry reload or a store outage above the threshold fires nothing."""
+    """The blueprint and the README example on the integration's own sensor.
+
+    A crossing fires once, and an entry reload or a store outage above the threshold fires nothing.
+    """
     quota = "sensor.claude_code_5_hour_usage"
     assert float(hass.states.get(quota).state) < 80  # the demo store's value
     calls = async_mock_service(hass, "notify", "test")

@@ -1,5 +1,7 @@
-"""The dashboard names only entities the integration really creates (natively and over MQTT), and only
-built-in cards; the shipped file is what `openusage-ha dashboard` prints for the demo store."""
+"""The dashboard names only entities the integration really creates (natively and over MQTT).
+
+It uses only built-in cards; the shipped file is what `openusage-ha dashboard` prints for the demo store.
+"""
 
 from __future__ import annotations
 

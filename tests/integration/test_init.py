@@ -30,6 +30,7 @@ COST = "sensor.openusage_cost_today"
 
 
 async def poll(hass: HomeAssistant, entry: MockConfigEntry, freezer: FrozenDateTimeFactory, minutes: float = 1) -> None:
+    """Move the clock on by `minutes` and let the entry poll."""
     freezer.tick(timedelta(minutes=minutes))
     await entry.runtime_data.async_refresh()
     await hass.async_block_till_done(wait_background_tasks=True)
@@ -124,8 +125,11 @@ async def test_removing_the_entry_clears_its_repair(
 async def test_an_entry_of_version_1_1_gets_its_title_statistics_and_entity_ids_moved(
     hass: HomeAssistant, store_path: Path, allow_store: None, frozen: None
 ) -> None:
-    """An entry made before names were people's names: its title was the store's path, and Home Assistant
-    named its entities after devices called "claude_code claude-code" and per-key sensors "gpt-5 cost today"."""
+    """An entry made before names were people's names.
+
+    Its title was the store's path, and Home Assistant named its entities after devices called
+    "claude_code claude-code" and per-key sensors "gpt-5 cost today".
+    """
     entry_id = "01JOPENUSAGEOLDENTRY00000"
     entry = MockConfigEntry(domain=DOMAIN, title=str(store_path), data={CONF_PATH: str(store_path)},
                             unique_id=str(store_path), entry_id=entry_id, version=1, minor_version=1,
@@ -171,7 +175,7 @@ async def test_an_entry_of_version_1_1_gets_its_title_statistics_and_entity_ids_
 
 @pytest.fixture
 def big_store(tmp_path: Path) -> Path:
-    """A store whose first read takes a while (a second or more here)."""
+    """Return a store whose first read takes a while (a second or more here)."""
     return generate_demo_store(tmp_path / "openusage", days=60, events=60_000, seed=5, now=NOW)
 
 

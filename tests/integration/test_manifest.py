@@ -40,8 +40,11 @@ def test_manifest_keys_and_order() -> None:
 
 
 def test_brand_images_follow_the_brands_rules() -> None:
-    """Square icons at 256 and 512 px, trimmed (the brands rules allow no transparent border), and no logo
-    that only repeats the icon (Home Assistant then shows the icon where a logo goes)."""
+    """Square icons at 256 and 512 px, trimmed, and no logo that only repeats the icon.
+
+    The brands rules allow no transparent border; a logo that repeats the icon makes Home Assistant show the icon
+    where a logo goes.
+    """
     from PIL import Image
 
     brand = INTEGRATION / "brand"
@@ -57,7 +60,7 @@ def test_brand_images_follow_the_brands_rules() -> None:
 
 
 def _translated_names(description: Description[Any]) -> dict[str, str]:
-    """The translation keys a description stands for, each with the English name it gives."""
+    """Return the translation keys a description stands for, each with the English name it gives."""
     key = description.translation_key or description.key
     if "{known}" not in key:
         return {key: description.name}

@@ -1,5 +1,8 @@
-"""End to end: the publisher feeds a real broker, and Home Assistant's own MQTT integration,
-connected to that broker, creates the entities."""
+"""End to end.
+
+The publisher feeds a real broker, and Home Assistant's own MQTT integration, connected to that broker, creates the
+entities.
+"""
 
 from __future__ import annotations
 
@@ -33,13 +36,14 @@ BUDGETS = ("--budget", "300", "--provider-budget", "claude_code=200")
 
 @pytest.fixture
 def broker(tmp_path: Path, socket_enabled: None) -> Iterator[Broker]:
+    """Run a real Mosquitto for the test."""
     with mosquitto(tmp_path) as running:
         yield running
 
 
 @pytest.fixture
 def live_store(tmp_path: Path) -> Path:
-    """A store whose history ends now: the publisher runs in its own process, on the real clock."""
+    """Return a store whose history ends now: the publisher runs in its own process, on the real clock."""
     return generate_demo_store(tmp_path / "state", days=30, events=2000, seed=3, now=datetime.now(UTC))
 
 

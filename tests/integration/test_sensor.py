@@ -74,8 +74,11 @@ async def test_entities_snapshot(
 
 
 def _plain(mapping: Mapping[str, object]) -> dict[str, object]:
-    """Attributes and capabilities with text keys and values: Home Assistant 2026.10 keys them by enum
-    members, earlier releases by text, and one snapshot serves every release."""
+    """Return attributes and capabilities with text keys and values.
+
+    Home Assistant 2026.10 keys them by enum members, earlier releases by text, and one snapshot serves every
+    release.
+    """
     return {str(k): v.value if isinstance(v, enum.Enum) else v for k, v in sorted(mapping.items())}
 
 
@@ -240,8 +243,10 @@ async def test_a_refresh_writes_only_the_states_that_changed(
 async def test_midnight_moves_last_reset_of_figures_that_stay_the_same(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, freezer: FrozenDateTimeFactory
 ) -> None:
-    """A `today` figure that is zero on both days still starts a new period at local midnight; this week's
-    and this month's keep theirs (Monday 23 November, 1 November in Warsaw)."""
+    """A `today` figure that is zero on both days still starts a new period at local midnight.
+
+    This week's and this month's keep theirs (Monday 23 November, 1 November in Warsaw).
+    """
     registry = er.async_get(hass)
     periods = {
         e.entity_id: state.attributes["last_reset"]

@@ -19,6 +19,7 @@ from .conftest import NOW
 
 
 async def call(hass: HomeAssistant, **data: str) -> dict:
+    """Call `openusage.get_usage` and return its response."""
     return await hass.services.async_call(DOMAIN, "get_usage", data, blocking=True, return_response=True)
 
 

@@ -1,0 +1,1 @@
+"""The MQTT publisher against a real Mosquitto."""

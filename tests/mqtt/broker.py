@@ -20,6 +20,7 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 def free_port() -> int:
+    """Return a free local TCP port."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -27,15 +28,19 @@ def free_port() -> int:
 
 @dataclass
 class Broker:
+    """A Mosquitto process on loopback."""
+
     port: int
     config: Path
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        """Return the broker's URL."""
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Start the process and wait until it listens."""
         self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -47,6 +52,7 @@ class Broker:
         raise RuntimeError("mosquitto did not start")
 
     def stop(self) -> None:
+        """Stop the process."""
         if self.process is not None:
             self.process.terminate()
             self.process.wait(10)
@@ -55,6 +61,7 @@ class Broker:
 
 @contextmanager
 def mosquitto(folder: Path, extra: str = "", port: int | None = None) -> Iterator[Broker]:
+    """Run a Mosquitto on loopback with the configuration lines `extra`, and stop it afterwards."""
     port = port or free_port()
     config = folder / "mosquitto.conf"
     # As root, Mosquitto would switch to its own user, who cannot read the test's private folder.
@@ -74,6 +81,8 @@ def mosquitto(folder: Path, extra: str = "", port: int | None = None) -> Iterato
 
 @dataclass
 class Received:
+    """One message as received."""
+
     topic: str
     payload: bytes
     retain: bool
@@ -91,6 +100,7 @@ class Recorder:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __enter__(self) -> Recorder:
+        """Subscribe to everything and start recording."""
         ready = threading.Event()
         client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"recorder-{free_port()}")
 
@@ -112,20 +122,24 @@ class Recorder:
         return self
 
     def __exit__(self, *_) -> None:
+        """Stop recording."""
         assert self.client is not None
         self.client.disconnect()
         self.client.loop_stop()
 
     def latest(self, topic: str) -> Received | None:
+        """Return the latest message on `topic`."""
         with self.lock:
             found = [m for m in self.messages if m.topic == topic]
         return found[-1] if found else None
 
     def on(self, topic: str) -> list[Received]:
+        """Return every message on `topic`."""
         with self.lock:
             return [m for m in self.messages if m.topic == topic]
 
     def wait_for(self, predicate, timeout: float = 15) -> None:
+        """Wait until `predicate` holds for what was received, or fail."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
@@ -134,18 +148,20 @@ class Recorder:
         raise AssertionError("timed out waiting for MQTT messages")
 
     def clear(self) -> None:
+        """Forget what was received."""
         with self.lock:
             self.messages.clear()
 
 
 def retained(port: int, topic_filter: str, wait: float = 1.0) -> dict[str, bytes]:
-    """What the broker holds retained under a filter, read by a fresh client."""
+    """Return what the broker holds retained under a filter, read by a fresh client."""
     with Recorder(port, (topic_filter,)) as rec:
         time.sleep(wait)
         return {m.topic: m.payload for m in rec.messages if m.retain}
 
 
 def publish(port: int, topic: str, payload: str, retain: bool = False) -> None:
+    """Publish one message with a fresh client."""
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
     client.connect("127.0.0.1", port)
     client.loop_start()

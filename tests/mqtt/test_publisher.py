@@ -31,11 +31,13 @@ HUB_CONFIG = TOPICS.discovery("")
 
 
 def command(store: Path, broker_url: str, *extra: str) -> list[str]:
+    """Return the publisher's command line for `store` and the broker at `broker_url`."""
     return [sys.executable, "-m", "custom_components.openusage.core.cli", "publish", "--db", str(store),
             "--broker", broker_url, "--node-id", "testbox", "--tz", "UTC", *extra]  # fmt: skip
 
 
 def run_once(store: Path, broker: Broker, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    """Publish once and return how the command ended."""
     return subprocess.run(
         command(store, broker.url, "--once", *extra), capture_output=True, text=True, timeout=120, cwd=REPO,
         env={**os.environ, **(env or {})}, check=False,
@@ -43,12 +45,14 @@ def run_once(store: Path, broker: Broker, *extra: str, env: dict | None = None) 
 
 
 def start(store: Path, broker_url: str, *extra: str) -> subprocess.Popen[str]:
+    """Start the publisher in the background."""
     return subprocess.Popen(
         command(store, broker_url, "--interval", "2", *extra), cwd=REPO, stderr=subprocess.PIPE, text=True
     )
 
 
 def stop(process: subprocess.Popen[str]) -> str:
+    """Stop the publisher with SIGTERM and return what it wrote to stderr."""
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=20)
     return err
@@ -287,7 +291,7 @@ def test_new_entities_are_published_without_restart(store: Path, broker: Broker)
 
 
 def _tls_material(folder: Path) -> dict[str, Path]:
-    """A private CA and a server certificate for 127.0.0.1 and localhost, made with openssl."""
+    """Return a private CA and a server certificate for 127.0.0.1 and localhost, made with openssl."""
     files = {name: folder / f"{name}" for name in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt")}
     ext = folder / "san.ext"
     ext.write_text("subjectAltName = DNS:localhost, IP:127.0.0.1\n")

@@ -1,0 +1,1 @@
+"""Long-term statistics in a real recorder."""

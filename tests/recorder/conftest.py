@@ -8,4 +8,4 @@ from homeassistant.components.recorder import Recorder
 
 @pytest.fixture(autouse=True)
 def recorder_then_integrations(recorder_mock: Recorder, enable_custom_integrations: None) -> None:
-    """The recorder first (its database before `hass`), then custom integrations."""
+    """Set up the recorder first (its database before `hass`), then enable custom integrations."""

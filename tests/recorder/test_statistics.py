@@ -64,7 +64,7 @@ def _prepared_store(hass: HomeAssistant, tmp_path: Path, freezer: FrozenDateTime
 
 
 async def _set_up(hass: HomeAssistant, path: Path) -> MockConfigEntry:
-    """An entry of config entry version 1.1 (it is migrated on setup), set up with its statistics imported."""
+    """Return an entry of config entry version 1.1 (it is migrated on setup), set up with its statistics imported."""
     config_entry = MockConfigEntry(domain=DOMAIN, data={CONF_PATH: str(path)}, entry_id=ENTRY_ID)
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
@@ -77,6 +77,7 @@ async def _set_up(hass: HomeAssistant, path: Path) -> MockConfigEntry:
 async def entry(
     recorder_mock: Recorder, hass: HomeAssistant, tmp_path: Path, freezer: FrozenDateTimeFactory
 ) -> MockConfigEntry:
+    """Return an entry of the store, set up with its statistics imported."""
     return await _set_up(hass, _prepared_store(hass, tmp_path, freezer))
 
 
@@ -146,8 +147,10 @@ async def test_removing_the_entry_removes_its_statistics(hass: HomeAssistant, en
 async def test_statistics_imported_under_the_entry_id_keep_their_history(
     recorder_mock: Recorder, hass: HomeAssistant, tmp_path: Path, freezer: FrozenDateTimeFactory
 ) -> None:
-    """Entries of version 1.1 imported `openusage:<entry id>_total_cost`; its hours move to the stable id and the
-    import goes on from the last of them."""
+    """Statistics of version 1.1 entries move to the stable id, and the import goes on from their last hour.
+
+    Such entries imported `openusage:<entry id>_total_cost`.
+    """
     path = _prepared_store(hass, tmp_path, freezer)
     old = "openusage:01jstatsentry000000000000_total_cost"
     metadata = {"has_sum": True, "mean_type": StatisticMeanType.NONE, "name": "OpenUsage cost (all providers)",

@@ -96,11 +96,11 @@ class EntitySpec:
         return self.description.attributes_fn is not None
 
     def value(self, snapshot: Snapshot) -> Value:
-        """The entity's state in `snapshot`."""
+        """Return the entity's state in `snapshot`."""
         return self.description.value_fn(snapshot, self.subject)
 
     def attributes(self, snapshot: Snapshot) -> Attributes | None:
-        """The entity's attributes in `snapshot` (None for an entity without any)."""
+        """Return the entity's attributes in `snapshot` (None for an entity without any)."""
         attributes_fn = self.description.attributes_fn
         return None if attributes_fn is None else attributes_fn(snapshot, self.subject)
 
@@ -111,7 +111,7 @@ class EntitySpec:
 
 
 def entity_id(spec: EntitySpec, device_name: str) -> str:
-    """The entity id Home Assistant gives an entity named `spec.name` on a device named `device_name`."""
+    """Return the entity id Home Assistant gives an entity named `spec.name` on a device named `device_name`."""
     return f"{spec.platform}.{entity_slug(f'{device_name} {spec.name}')}"
 
 
@@ -145,7 +145,7 @@ def _total(window: Window, measure: str) -> Callable[[Snapshot, None], Value]:
 
 
 def _split(s: Snapshot, breakdown: Breakdown, window: Window, measure: str) -> Attributes:
-    """A measure per key of a breakdown: money to the cent, as the sensors show it; keys without one left out."""
+    """Return a measure per key of a breakdown: money to the cent, as the sensors show it; keys without one left out."""
     figures = {key: getattr(pw[window], measure) for key, pw in s.usage.breakdowns[breakdown].items()}
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items() if v}
 
@@ -171,7 +171,7 @@ def _breakdown_today(measure: str) -> Callable[[Snapshot, BreakdownKey], Value]:
 
 
 def _mib(size: int) -> float:
-    """A file size in MiB, as people read store sizes (to the KiB)."""
+    """Return a file size in MiB, as people read store sizes (to the KiB)."""
     return round(size / MIB, 3)
 
 
@@ -252,7 +252,7 @@ def _metric_field(read: Callable[[QuotaMetric, MetricRef], Value]) -> Callable[[
 
 
 def metric_reading(metric: QuotaMetric, kind: MoneyKind | None) -> float | None:
-    """The figure a quota metric's sensor shows.
+    """Return the figure a quota metric's sensor shows.
 
     Percent used, or in the metric's own unit the money left (a balance), spent or allowed (a limit), or
     the amount used.
@@ -529,7 +529,7 @@ def metric_slugs(quota: QuotaSnapshot) -> dict[str, str]:
 
 
 def budget_slugs(budgets: tuple[BudgetStatus, ...] | tuple[str | None, ...]) -> dict[str, str]:
-    """The part of each provider budget's entity keys that names its provider."""
+    """Return the part of each provider budget's entity keys that names its provider."""
     providers = (b.provider if isinstance(b, BudgetStatus) else b for b in budgets)
     return unique_slugs(p for p in providers if p is not None)
 
@@ -548,7 +548,7 @@ def _metric_shape(device: DeviceSpec, key: str, metric: QuotaMetric, key_slug: s
 
 
 def keys_of(snapshot: Snapshot, breakdown_sensors: frozenset[Breakdown]) -> Keys:
-    """The keys of `snapshot` that decide its entities."""
+    """Return the keys of `snapshot` that decide its entities."""
     accounts = []
     for key, device in account_devices(snapshot).items():
         quota = snapshot.quotas.get(key)

@@ -105,6 +105,7 @@ def _budget_arguments(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Build the `openusage-ha` command line."""
     parser = _Parser(prog="openusage-ha", description="AI coding-agent usage from the openusage store.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -247,6 +248,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `openusage-ha` command; return its exit code."""
     args = build_parser().parse_args(argv)
     command = {"snapshot": _snapshot, "publish": _publish, "dashboard": _dashboard}.get(args.command, _demo_store)
     try:

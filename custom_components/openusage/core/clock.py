@@ -24,14 +24,14 @@ SORT_KEY_SQL = (
 
 
 def sort_key(stored: str) -> str:
-    """The Python twin of SORT_KEY_SQL for one stored timestamp."""
+    """Return the Python twin of SORT_KEY_SQL for one stored timestamp."""
     head = stored[:19]
     frac = stored[20:].rstrip("Z") if stored[19:20] == "." else ""
     return f"{head}.{(frac + '0' * _FRACTION_DIGITS)[:_FRACTION_DIGITS]}"
 
 
 def instant_key(instant: datetime) -> str:
-    """The sort key of an aware instant (microsecond precision, as Python keeps it)."""
+    """Return the sort key of an aware instant (microsecond precision, as Python keeps it)."""
     utc = instant.astimezone(UTC)
     return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond:06d}000"
 
@@ -46,8 +46,10 @@ def format_utc(instant: datetime) -> str:
 
 
 def as_text(value: object) -> object:
-    """An instant as RFC 3339 UTC text, a date as `YYYY-MM-DD`, anything else as it is: how the JSON, MQTT and
-    entity attributes write them (the models keep datetimes)."""
+    """Return an instant as RFC 3339 UTC text, a date as `YYYY-MM-DD`, anything else as it is.
+
+    This is how the JSON, MQTT and entity attributes write them (the models keep datetimes).
+    """
     if isinstance(value, datetime):
         return format_utc(value)
     if isinstance(value, date):
@@ -95,18 +97,18 @@ def _from_epoch(number: float) -> datetime | None:
 
 
 def start_of_day(day: date, zone: ZoneInfo) -> datetime:
-    """The first instant of a local date in `zone` (also on days whose midnight is skipped)."""
+    """Return the first instant of a local date in `zone` (also on days whose midnight is skipped)."""
     # A midnight inside a DST gap does not exist; fold=0 maps it to the transition instant itself.
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def local_midnight(now: datetime, zone: ZoneInfo) -> datetime:
-    """The first instant of `now`'s local date in `zone`."""
+    """Return the first instant of `now`'s local date in `zone`."""
     return start_of_day(now.astimezone(zone).date(), zone)
 
 
 def period_first_days(now: datetime, zone: ZoneInfo) -> dict[Window, date]:
-    """The local date each calendar window starts on: this ISO week's Monday, this month's first day."""
+    """Return the local date each calendar window starts on: this ISO week's Monday, this month's first day."""
     today = now.astimezone(zone).date()
     return {Window.WEEK: today - timedelta(days=today.weekday()), Window.MONTH: today.replace(day=1)}
 
@@ -125,8 +127,10 @@ def last_reset(snapshot: Snapshot, window: Window) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class WindowBounds:
-    """Lower bounds of the bounded windows, as sort keys, plus the active-session bound, and the first
-    local date of each calendar window (to choose its rollup days, metrics.md §1)."""
+    """The lower bounds of the bounded windows, as sort keys, and the active-session bound.
+
+    Also the first local date of each calendar window (to choose its rollup days, metrics.md §1).
+    """
 
     keys: dict[Window, str]
     active_key: str
@@ -134,6 +138,7 @@ class WindowBounds:
 
     @classmethod
     def at(cls, now: datetime, zone: ZoneInfo, active_minutes: float) -> WindowBounds:
+        """Work out the bounds at `now` in `zone`."""
         first_days = period_first_days(now, zone)
         return cls(
             keys={

@@ -49,7 +49,7 @@ class _Ids:
 
 
 def _quota_cards(snapshot: Snapshot, ids: _Ids) -> list[dict[str, Any]]:
-    """A gauge per percent quota with a reset time, its reset, and each account's quota status."""
+    """Return a gauge per percent quota with a reset time, its reset, and each account's quota status."""
     gauges: list[dict[str, Any]] = []
     resets: list[dict[str, Any]] = []
     statuses: list[dict[str, Any]] = []
@@ -79,7 +79,7 @@ def _quota_cards(snapshot: Snapshot, ids: _Ids) -> list[dict[str, Any]]:
 
 
 def _largest_first(entity: str, attribute: str) -> str:
-    """A Jinja loop over an attribute's figures, largest first."""
+    """Return a Jinja loop over an attribute's figures, largest first."""
     figures = f"(state_attr('{entity}', '{attribute}') or {{}})"
     return f"{{% for key, value in {figures} | dictsort(false, 'value') | reverse -%}}"
 
@@ -121,7 +121,7 @@ def _cost_cards(snapshot: Snapshot, ids: _Ids, node_id: str | None) -> list[dict
 
 
 def _month_cards(ids: _Ids) -> list[dict[str, Any]]:
-    """This month's spend, where it is heading, and each budget's share (shown once a budget is set)."""
+    """Return this month's spend, where it is heading, and each budget's share (shown once a budget is set)."""
     whole = ids(HUB, "budget_used")
     gauges = []
     slugs = budget_slugs(ids.budgets)
@@ -191,7 +191,7 @@ def _health_cards(ids: _Ids) -> list[dict[str, Any]]:
 
 
 def dashboard(snapshot: Snapshot, node_id: str | None = None) -> dict[str, Any]:
-    """The dashboard for the native integration (`node_id` None) or for one MQTT node."""
+    """Return the dashboard for the native integration (`node_id` None) or for one MQTT node."""
     ids = _Ids(snapshot, node_id)
     sections = [_quota_cards(snapshot, ids), _month_cards(ids), _cost_cards(snapshot, ids, node_id),
                 _activity_cards(ids), _health_cards(ids)]  # fmt: skip

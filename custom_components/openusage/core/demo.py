@@ -44,7 +44,7 @@ _TOKEN_PARTS = ("input_tokens", "output_tokens", "reasoning_tokens", "cache_read
 
 
 def dedup_key(event: Mapping[str, Any], source_system: str) -> str:
-    """openusage's dedup_key for an event with a stable id (openusage-store.md §2.5)."""
+    """Openusage's dedup_key for an event with a stable id (openusage-store.md §2.5)."""
     for prefix, column in (("tool", "tool_call_id"), ("message", "message_id"), ("turn", "turn_id")):
         if event.get(column):
             stable = f"{prefix}:{event[column]}"
@@ -59,6 +59,7 @@ class EventWriter:
     """Writes usage_events rows with their usage_raw_events partners, as the daemon's ingest does."""
 
     def __init__(self, conn: sqlite3.Connection, rng: random.Random | None = None) -> None:
+        """Write through `conn`, with `rng` for the random parts."""
         self.conn = conn
         self.rng = rng or random.Random()
         self._events: list[tuple[Any, ...]] = []
@@ -106,6 +107,7 @@ class EventWriter:
         return str(row["event_id"])
 
     def flush(self) -> None:
+        """Write the buffered rows and commit."""
         self.conn.executemany(_INSERT_RAW, self._raws)
         self.conn.executemany(_INSERT_EVENT, self._events)
         self._events.clear()
@@ -289,7 +291,7 @@ def _metric(used: float | None, limit: float | None, remaining: float | None, un
 
 
 def _limit_snapshots(now: datetime, rng: random.Random) -> list[tuple[str, str, str, dict[str, Any], dict[str, str]]]:
-    """(provider, account, status, metrics, resets) of the newest poll of each demo account."""
+    """Return (provider, account, status, metrics, resets) of the newest poll of each demo account."""
     five_hour = (now + timedelta(hours=2, minutes=14)).replace(second=0, microsecond=0)
     week = (now + timedelta(days=3, hours=5)).replace(minute=0, second=0, microsecond=0)
     month = (now + timedelta(days=17)).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -72,5 +72,5 @@ def account_devices(snapshot: Snapshot) -> dict[str, DeviceSpec]:
 
 
 def all_devices(snapshot: Snapshot) -> dict[str, DeviceSpec]:
-    """The hub, then every account device, by device key."""
+    """Return the hub, then every account device, by device key."""
     return {HUB: HUB_DEVICE, **account_devices(snapshot)}

@@ -32,6 +32,8 @@ MIN_EXPIRE_AFTER = 300
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """One MQTT message to publish."""
+
     topic: str
     payload: str
     retain: bool = True
@@ -47,21 +49,25 @@ class Topics:
 
     @property
     def availability(self) -> str:
+        """Return the publisher's availability topic (its Last Will)."""
         return f"{TOPIC_ROOT}/{self.node_id}/availability"
 
     @property
     def store_availability(self) -> str:
+        """Return the store's availability topic (online while it can be read)."""
         return f"{TOPIC_ROOT}/{self.node_id}/store"
 
     @property
     def birth(self) -> str:
+        """Return Home Assistant's birth topic."""
         return f"{self.prefix}/status"
 
     def device_id(self, device_slug: str) -> str:
-        """A device's id from its slug (device_slugs; '' for the hub)."""
+        """Return a device's id from its slug (device_slugs; '' for the hub)."""
         return f"openusage_{self.node_id}" + (f"_{device_slug}" if device_slug else "")
 
     def discovery(self, device_slug: str) -> str:
+        """Return a device's discovery topic."""
         return f"{self.prefix}/device/{self.device_id(device_slug)}/config"
 
     @property
@@ -70,9 +76,11 @@ class Topics:
         return f"{self.prefix}/device/+/config"
 
     def owns(self, discovery_topic: str, document: Mapping[str, Any]) -> bool:
-        """Whether a retained discovery document is this node's. Its topic alone cannot say (the devices of
-        node `dev` and the hub of node `dev_box` both start `openusage_dev_`): its entities must read this
-        node's own state topics, under `openusage/<node>/`."""
+        """Whether a retained discovery document is this node's.
+
+        Its topic alone cannot say (the devices of node `dev` and the hub of node `dev_box` both start
+        `openusage_dev_`): its entities must read this node's own state topics, under `openusage/<node>/`.
+        """
         head = f"{self.prefix}/device/openusage_{self.node_id}"
         if not (discovery_topic.startswith(head) and discovery_topic.endswith("/config")):
             return False
@@ -85,9 +93,11 @@ class Topics:
         )
 
     def state(self, device_slug: str) -> str:
+        """Return a device's state topic."""
         return f"{TOPIC_ROOT}/{self.node_id}/{self.device_id(device_slug)}/state"
 
     def attributes(self, device_slug: str) -> str:
+        """Return a device's attributes topic."""
         return f"{TOPIC_ROOT}/{self.node_id}/{self.device_id(device_slug)}/attributes"
 
 
@@ -97,6 +107,7 @@ def device_slugs(device_keys: Iterable[str]) -> dict[str, str]:
 
 
 def node_id_from(name: str) -> str:
+    """Make the node id of a machine name."""
     return slug(name, limit=32)
 
 
@@ -127,7 +138,7 @@ def _text(value: object) -> str:
 
 
 def _options(spec: EntitySpec) -> list[str] | None:
-    """An enum's options as its states are published."""
+    """Return an enum's options as its states are published."""
     options = spec.description.options
     if options is None:
         return None
@@ -136,7 +147,7 @@ def _options(spec: EntitySpec) -> list[str] | None:
 
 
 def mqtt_entity_id(spec: EntitySpec, device: DeviceSpec, node_id: str) -> str:
-    """The entity id of a published entity: Home Assistant's own rule (device name, then entity name).
+    """Return the entity id of a published entity: Home Assistant's own rule (device name, then entity name).
 
     As for the native entities, with the machine in the device's name (`sensor.claude_code_laptop_5_hour_usage`).
     """
@@ -214,7 +225,7 @@ def plan(
     breakdown_sensors: frozenset[Breakdown] = frozenset(),
     removed: dict[str, dict[str, str]] | None = None,
 ) -> Plan:
-    """The discovery documents and state payloads of a snapshot.
+    """Return the discovery documents and state payloads of a snapshot.
 
     `removed` maps a discovery topic to components that existed before and must be removed by
     publishing them with only their platform (`{"p": ...}`) once.

@@ -40,7 +40,7 @@ class HourlyCost:
 
 
 def profile_since(now: datetime) -> datetime:
-    """The start of the history the projection reads: four weeks before the current UTC hour."""
+    """Return the start of the history the projection reads: four weeks before the current UTC hour."""
     return _hour_of(now) - PROFILE_WEEKS * WEEK
 
 
@@ -49,7 +49,7 @@ def _hour_of(instant: datetime) -> datetime:
 
 
 def month_end(now: datetime, zone: ZoneInfo) -> datetime:
-    """The first instant of next month in `zone`."""
+    """Return the first instant of next month in `zone`."""
     first = period_first_days(now, zone)[Window.MONTH]
     following = (first + timedelta(days=32)).replace(day=1)
     return start_of_day(following, zone)
@@ -79,8 +79,10 @@ def project_month(
     zone: ZoneInfo,
     history_from: datetime | None,
 ) -> MonthProjection:
-    """This month's spend so far plus the expected rest, from the hourly `costs` of the last four weeks
-    (hours before `history_from`, the store's oldest usage, are no history)."""
+    """Return this month's spend so far plus the expected rest, from the hourly `costs` of the last four weeks.
+
+    Hours before `history_from`, the store's oldest usage, are no history.
+    """
     if history_from is None:
         return MonthProjection(spent, spent, spent, spent, METHOD_NONE, 0)
     current = _hour_of(now)
@@ -111,7 +113,7 @@ def month_forecast(
     zone: ZoneInfo,
     history_from: datetime | None,
 ) -> Forecast:
-    """The month projection of the whole store and of each provider with spend this month or lately."""
+    """Return the month projection of the whole store and of each provider with spend this month or lately."""
     per_key: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     for item in hourly:
         per_key[item.provider].append((item.hour, item.cost_usd))
@@ -143,7 +145,7 @@ def parse_budget(text: str) -> tuple[str, float]:
 
 
 def budget_map(total: float, providers: Mapping[str, float]) -> dict[str | None, float]:
-    """The budgets a refresh reads: the whole store's (when above 0) under None, the providers' by id."""
+    """Return the budgets a refresh reads: the whole store's (when above 0) under None, the providers' by id."""
     budgets: dict[str | None, float] = dict(providers.items())
     if total > 0:
         budgets[None] = total
@@ -151,7 +153,7 @@ def budget_map(total: float, providers: Mapping[str, float]) -> dict[str | None,
 
 
 def parse_budgets(text: str) -> dict[str, float]:
-    """Provider budgets, one `provider=amount` per line (or comma-separated). Raises ValueError."""
+    """Parse provider budgets, one `provider=amount` per line (or comma-separated); raise ValueError if bad."""
     return dict(parse_budget(item) for item in items(text))
 
 

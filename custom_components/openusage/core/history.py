@@ -99,5 +99,5 @@ def _usage(start: datetime, row: Sequence[Any], links: Mapping[str, str]) -> Hou
 
 
 def _bound(instant: datetime) -> str:
-    """A whole-second bound in the stored text's form, without `Z` (openusage-store.md §2.1)."""
+    """Return a whole-second bound in the stored text's form, without `Z` (openusage-store.md §2.1)."""
     return f"{instant.astimezone(UTC):%Y-%m-%dT%H:%M:%S}"

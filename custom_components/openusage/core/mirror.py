@@ -193,7 +193,7 @@ def _aging_bounds(bounds: WindowBounds) -> dict[int, str]:
 
 
 def _floor_of(oldest: str | None) -> tuple[str, str]:
-    """The floor (the second of the store's oldest usage row, in sort-key form) and the key after it."""
+    """Return the floor (the second of the store's oldest usage row, in sort-key form) and the key after it."""
     if oldest is None:
         return _TOP, _TOP  # no usage row left: every mirrored row is gone
     return oldest[:19], oldest[:19] + _TOP
@@ -209,7 +209,7 @@ _PACE_PAUSE = 0.0002
 
 
 def _paced(cursor: sqlite3.Cursor) -> Iterator[Any]:
-    """The cursor's rows, with the GIL let go for _PACE_PAUSE after every _PACE_EVERY seconds of work."""
+    """Return the cursor's rows, with the GIL let go for _PACE_PAUSE after every _PACE_EVERY seconds of work."""
     paused = time.perf_counter()
     while rows := cursor.fetchmany(100):
         yield from rows
@@ -225,8 +225,11 @@ _RollupKey = tuple[str, str | None, str, str]
 def _rollup_rows(
     conn: sqlite3.Connection, cached: tuple[_RollupKey | None, list[Any]] | None, key: _RollupKey | None
 ) -> list[Any]:
-    """The rollup rows for `key`. When only day B moved on (openusage pruned its oldest raw days), the
-    days before the old day B are as they were: only the days from it on are read."""
+    """Return the rollup rows for `key`.
+
+    When only day B moved on (openusage pruned its oldest raw days), the days before the old day B are as they were:
+    only the days from it on are read.
+    """
     if key is None:
         return []
     watermark, day_b, week, month = key
@@ -268,6 +271,7 @@ class UsageMirror:
         reconcile_after: timedelta = DEFAULT_RECONCILE_AFTER,
         recent_rows: int = RECENT_ROWS,
     ) -> None:
+        """Make an empty mirror; the first refresh fills it."""
         self._links = links
         self._reconcile_after = reconcile_after
         self._recent_rows = recent_rows
@@ -280,8 +284,10 @@ class UsageMirror:
     def refresh(
         self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, watermark: str | None, has_rollup: bool
     ) -> UsageRead:
-        """Bring the mirror and the sums up to date with the attached store (inside the caller's
-        transaction), then compute the figures. On any failure the kept figures are forgotten."""
+        """Bring the mirror and the sums up to date with the attached store, then compute the figures.
+
+        This runs inside the caller's transaction. On any failure the kept figures are forgotten.
+        """
         try:
             return self._refresh(conn, bounds, now, watermark, has_rollup)
         except BaseException:
@@ -315,8 +321,10 @@ class UsageMirror:
         return replace(read, first_event_at=oldest_at, hourly_cost=self._hourly_cost(conn, kept, now))
 
     def _hourly_cost(self, conn: sqlite3.Connection, kept: _Kept, now: datetime) -> tuple[tuple[str, str, int], ...]:
-        """Each provider's spend per whole UTC hour of the last four weeks: read once an hour, as the
-        projection does not need the hour under way."""
+        """Return each provider's spend per whole UTC hour of the last four weeks.
+
+        It is read once an hour, as the projection does not need the hour under way.
+        """
         current = instant_key(now)[:13]
         if kept.hourly is None or kept.hourly[0] != current:
             since = instant_key(profile_since(now))

@@ -154,7 +154,7 @@ class QuotaSnapshot:
 
 
 def account_key(provider_id: str, account_id: str) -> str:
-    """The key of one provider account: `claude_code/default`."""
+    """Return the key of one provider account: `claude_code/default`."""
     return f"{provider_id}/{account_id}"
 
 
@@ -192,7 +192,7 @@ class SpoolHealth:
 
 @dataclass(frozen=True, slots=True)
 class MonthProjection:
-    """This month's spend so far and where it is heading by the month's end (metrics.md §8)."""
+    """The spend of this month so far and where it is heading by the month's end (metrics.md §8)."""
 
     spent_usd: float
     projected_usd: float

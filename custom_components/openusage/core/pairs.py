@@ -1,11 +1,14 @@
-"""`name=value` settings written as text: provider links (`openrouter=opencode`), one parser for the
-integration's options, the command line and the publisher's file."""
+"""Settings written as `name=value` text.
+
+They are provider links (`openrouter=opencode`), one parser for the integration's options, the command line and the
+publisher's file.
+"""
 
 from __future__ import annotations
 
 
 def items(text: str) -> list[str]:
-    """The items of a text written one per line or separated by commas, blank ones left out."""
+    """Return the items of a text written one per line or separated by commas, blank ones left out."""
     return [item for item in text.replace(",", "\n").splitlines() if item.strip()]
 
 
@@ -18,5 +21,5 @@ def parse_link(text: str) -> tuple[str, str]:
 
 
 def parse_links(text: str) -> dict[str, str]:
-    """Provider links, one per line or comma-separated. Raises ValueError on a malformed one."""
+    """Parse provider links, one per line or comma-separated; raise ValueError on a malformed one."""
     return dict(parse_link(item) for item in items(text))

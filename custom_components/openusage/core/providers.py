@@ -1,5 +1,6 @@
-"""openusage's providers by the names people know them by (openusage-store.md §6.3), and how each
-provider's money metrics are to be read.
+"""The providers of openusage by the names people know them by (openusage-store.md §6.3).
+
+Also how each provider's money metrics are to be read.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ _ACRONYMS = frozenset({"ai", "api", "cli", "ide", "llm", "sdk"})
 
 
 def provider(provider_id: str) -> Provider:
-    """The provider's names; an id openusage does not list reads as words (`my-llm` → `My LLM`)."""
+    """Return the provider's names; an id openusage does not list reads as words (`my-llm` → `My LLM`)."""
     known = PROVIDERS.get(provider_id)
     if known is not None:
         return known if known.default_account else known._replace(default_account=provider_id)
@@ -102,8 +103,11 @@ _CUMULATIVE_WINDOWS = frozenset({"lifetime", "all-time", "all", "alltime"})
 
 
 def money_kind(provider_id: str, key: str, window: str | None) -> MoneyKind:
-    """What a money metric measures: declared by the provider, else inferred as openusage infers it
-    (an all-time window is spend, a `current` one a balance), else from its key."""
+    """Return what a money metric measures.
+
+    It is declared by the provider, else inferred as openusage infers it (an all-time window is spend, a `current` one a
+    balance), else from its key.
+    """
     declared = DECLARED_MONEY.get((provider_id, key))
     if declared is not None:
         return declared

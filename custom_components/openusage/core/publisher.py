@@ -50,6 +50,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PublishSettings:
+    """Everything the publisher runs with."""
+
     db: Path
     broker: str
     username: str | None = None
@@ -66,6 +68,7 @@ class PublishSettings:
 
     @property
     def host_port_tls(self) -> tuple[str, int, bool]:
+        """Return the broker's host, port and whether it takes TLS."""
         parts = urlsplit(self.broker)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise SettingsError(f"broker must look like mqtt://HOST[:PORT] or mqtts://HOST[:PORT], not {self.broker!r}")
@@ -78,8 +81,11 @@ class PublishSettings:
 
 
 def load_toml(path: Path) -> dict[str, Any]:
-    """Settings from a TOML file: the same names as the command's options, with underscores (checked,
-    with the command line's, by settings.SCHEMA)."""
+    """Read settings from a TOML file.
+
+    The file uses the same names as the command's options, with underscores (checked, with the command line's, by
+    settings.SCHEMA).
+    """
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
@@ -100,6 +106,7 @@ class Publisher:
     """One workstation's publisher: a paho client thread plus a refresh loop in the caller's thread."""
 
     def __init__(self, settings: PublishSettings) -> None:
+        """Prepare the publisher; nothing connects until `run`."""
         self.settings = settings
         self.topics = Topics(settings.discovery_prefix, settings.node_id)
         self.reader = StoreReader(settings.db, settings.read_options)
@@ -205,7 +212,7 @@ class Publisher:
         self._wake.set()
 
     def _safe_broker(self) -> str:
-        """The broker URL without any credentials that may have been written into it."""
+        """Return the broker URL without any credentials that may have been written into it."""
         parts = urlsplit(self.settings.broker)
         return f"{parts.scheme}://{parts.hostname}:{self.settings.host_port_tls[1]}"
 
@@ -233,6 +240,7 @@ class Publisher:
         return snapshot
 
     def current_plan(self, snapshot: Snapshot, removed: dict[str, dict[str, str]] | None = None) -> Plan:
+        """Return what to publish for `snapshot`."""
         return plan(
             snapshot,
             self.topics,
@@ -301,10 +309,12 @@ class Publisher:
 
     # -- the loop ------------------------------------------------------------------------------
     def stop(self) -> None:
+        """Ask the running loop to stop."""
         self._stop.set()
         self._wake.set()
 
     def run(self, once: bool = False) -> int:
+        """Publish until stopped (or once); return the exit code."""
         self._client = self._make_client()
         self._client.loop_start()
         # A private loop, not asyncio.run: the caller's thread keeps whatever event loop it had.

@@ -95,8 +95,10 @@ def _percents(snapshot: dict[str, Any]) -> dict[str, float]:
 def exhaustion(
     samples: Sequence[tuple[datetime, float]], resets_at: datetime | None
 ) -> tuple[float | None, datetime | None]:
-    """The rate (percent an hour) of a quota's samples (oldest first, the newest last) since its last
-    reset, and when it reaches 100 % at that rate: None where it does not rise, is full, or resets first."""
+    """Return the rate (percent an hour) of a quota's samples since its last reset, and when it reaches 100 %.
+
+    The samples are oldest first. The time is None where the quota does not rise, is full, or resets first.
+    """
     since_reset = list(samples)
     for index in range(len(samples) - 1, 0, -1):
         if samples[index][1] < samples[index - 1][1]:  # a drop: the window reset between the two
@@ -118,8 +120,10 @@ def exhaustion(
 
 
 def _with_exhaustion(quota: QuotaSnapshot, history: Sequence[tuple[str, dict[str, Any]]]) -> QuotaSnapshot:
-    """The quota with each percent metric's rate and exhaustion time, from `history` (newest first, the
-    quota's own snapshot among them)."""
+    """Return the quota with each percent metric's rate and exhaustion time, from `history`.
+
+    The history is newest first, the quota's own snapshot among them.
+    """
     series = [(parse_time(at), _percents(snapshot)) for at, snapshot in reversed(history)]
     metrics = dict(quota.metrics)
     for key, metric in quota.metrics.items():
@@ -132,7 +136,7 @@ def _with_exhaustion(quota: QuotaSnapshot, history: Sequence[tuple[str, dict[str
 
 
 def parse_snapshot_payload(payload: str) -> dict[str, Any] | None:
-    """The `snapshot` object of a limit-snapshot payload, or None when blanked or malformed."""
+    """Return the `snapshot` object of a limit-snapshot payload, or None when blanked or malformed."""
     try:
         document = json.loads(payload)
     except (ValueError, TypeError, RecursionError):

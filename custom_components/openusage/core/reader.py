@@ -79,6 +79,7 @@ class StoreError(Exception):
     """The store cannot be read. `kind` says why; str() is one line naming the path and the cause."""
 
     def __init__(self, kind: StoreErrorKind, path: Path, detail: str = "") -> None:
+        """Say what failed, for which store, and why."""
         self.kind = kind
         self.path = path
         self.detail = detail
@@ -110,7 +111,7 @@ def default_store_path(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def merge_links(extra: Mapping[str, str]) -> dict[str, str]:
-    """The default provider links with the user's added (lower-cased; theirs win)."""
+    """Return the default provider links with the user's added (lower-cased; theirs win)."""
     links = dict(DEFAULT_PROVIDER_LINKS)
     links.update({k.strip().lower(): v.strip().lower() for k, v in extra.items() if k.strip() and v.strip()})
     return links
@@ -177,7 +178,8 @@ def _attach(conn: sqlite3.Connection, path: Path, wal_mode: bool) -> None:
       read changes are its read mark in that index, which the WAL protocol asks of every reader: it is
       what makes a checkpoint wait instead of overwriting pages the read still needs. Reading the index
       without writing it (`readonly_shm`) was measured to return torn pages ("database disk image is
-      malformed") while the daemon truncates its WAL (tests/core/test_read_only.py)."""
+      malformed") while the daemon truncates its WAL (tests/core/test_read_only.py).
+    """
     if wal_mode:
         wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
         how = "cache=private" if wal.exists() and shm.exists() else "immutable=1"
@@ -197,7 +199,7 @@ def _attach_checked(conn: sqlite3.Connection, uri: str) -> None:
 
 
 def connect_private(database: str = ":memory:", busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> sqlite3.Connection:
-    """A connection of our own to attach stores to; `""` makes a private temporary file database."""
+    """Return a connection of our own to attach stores to; `""` makes a private temporary file database."""
     conn = sqlite3.connect(database, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     conn.text_factory = _text  # text that is not UTF-8 (a blob in a text column) reads with U+FFFD, not an error
     return conn
@@ -234,7 +236,7 @@ def _store_files(path: Path) -> tuple[int, int, datetime | None]:
 
 
 def _day(text: str | None) -> date | None:
-    """A `YYYY-MM-DD` date of the store, or None when there is none or it is no real date."""
+    """Return a `YYYY-MM-DD` date of the store, or None when there is none or it is no real date."""
     try:
         return date.fromisoformat(text) if text else None
     except ValueError:
@@ -246,7 +248,7 @@ def _fetch_tables(conn: sqlite3.Connection) -> set[str]:
 
 
 def fetch_watermark(conn: sqlite3.Connection, tables: set[str]) -> str | None:
-    """The rollup watermark (`YYYY-MM-DD`), or None without one or without the table."""
+    """Return the rollup watermark (`YYYY-MM-DD`), or None without one or without the table."""
     if "daemon_meta" not in tables:
         return None
     row = conn.execute("SELECT value FROM store.daemon_meta WHERE key = 'rollup_daily_watermark'").fetchone()
@@ -258,10 +260,12 @@ def fetch_watermark(conn: sqlite3.Connection, tables: set[str]) -> str | None:
 
 @contextmanager
 def store_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[set[str]]:
-    """The openusage store at `path` attached to `conn` as `store`, inside one transaction; yields the
-    names of its tables. The transaction ends and the store is detached when the block ends (committing
-    what the block wrote to `conn`'s own databases); any SQLite failure, in the block too, becomes a
-    StoreError that says why. Blocking: run it in a worker thread."""
+    """Attach the openusage store at `path` to `conn` as `store`, inside one transaction.
+
+    The block gets the names of its tables. The transaction ends and the store is detached when the block ends
+    (committing what the block wrote to `conn`'s own databases); any SQLite failure, in the block too, becomes a
+    StoreError that says why. Blocking: run it in a worker thread.
+    """
     wal_mode = _check_file(path)
     try:
         _attach(conn, path, wal_mode)
@@ -289,7 +293,7 @@ def store_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[set[str]
 
 @contextmanager
 def open_store(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Iterator[tuple[sqlite3.Connection, set[str]]]:
-    """A single look at the store: `store_transaction` on a fresh in-memory connection. Blocking."""
+    """Return a single look at the store: `store_transaction` on a fresh in-memory connection. Blocking."""
     conn = connect_private(busy_timeout=busy_timeout)
     try:
         with store_transaction(conn, path) as tables:
@@ -326,9 +330,11 @@ class _StoreRead:
 class StoreReader:
     """Reads the figures of one store; keep one per store, call `refresh` on each poll and `close` at the end.
 
-    The first refresh reads every usage row; later ones read what changed (mirror.py)."""
+    The first refresh reads every usage row; later ones read what changed (mirror.py).
+    """
 
     def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
+        """Prepare a reader of the store at `path`; nothing is read until `refresh`."""
         self.path = path
         self.options = options or ReadOptions()
         self._mirror = UsageMirror(self.options.provider_links, self.options.reconcile_after, self.options.recent_rows)
@@ -337,10 +343,12 @@ class StoreReader:
 
     @property
     def hook_spool(self) -> Path:
+        """Return the daemon's hook spool folder beside the store."""
         return self.options.hook_spool or self.path.parent / HOOK_SPOOL_DIR
 
     @property
     def telemetry_spool(self) -> Path:
+        """Return the daemon's telemetry spool folder beside the store."""
         return self.options.telemetry_spool or self.path.parent / TELEMETRY_SPOOL_DIR
 
     async def close(self) -> None:
@@ -386,8 +394,11 @@ class StoreReader:
         return _StoreRead(usage, quotas, last_snapshot_at, watermark, tables)
 
     def _snapshot(self, now: datetime, zone: ZoneInfo, bounds: WindowBounds) -> Snapshot:
-        """Every figure (blocking). One worker thread does it all: on a two-core machine more threads
-        would take turns with the event loop for the cores and for the GIL."""
+        """Every figure (blocking).
+
+        One worker thread does it all: on a two-core machine more threads would take turns with the event loop
+        for the cores and for the GIL.
+        """
         read = self._read(now, bounds)
         db_size, wal_size, backup = _store_files(self.path)
         projection = month_forecast(
@@ -415,9 +426,12 @@ class StoreReader:
         )
 
     async def refresh(self, now: datetime, zone: ZoneInfo) -> Snapshot:
-        """Every figure at `now` in `zone`. Raises StoreError when the store cannot be read, whatever the
-        cause: a store that breaks the reader's expectations in a way no rule foresaw is a store that
-        cannot be read (said in one line; the details go to the debug log), never a crash of its caller."""
+        """Every figure at `now` in `zone`.
+
+        Raises StoreError when the store cannot be read, whatever the cause: a store that breaks the reader's
+        expectations in a way no rule foresaw is a store that cannot be read (said in one line; the details go
+        to the debug log), never a crash of its caller.
+        """
         now = now.astimezone(UTC)
         bounds = WindowBounds.at(now, zone, self.options.active_minutes)
         async with self._lock:

@@ -152,7 +152,7 @@ def create_indexes(conn: sqlite3.Connection, release: str = LATEST_RELEASE) -> N
 
 
 def release_range(tables: tuple[str, ...] | set[str]) -> str:
-    """The openusage releases whose schema has exactly these tables (openusage-store.md §1.4)."""
+    """Return the openusage releases whose schema has exactly these tables (openusage-store.md §1.4)."""
     if "usage_rollup_daily" in tables or "daemon_meta" in tables:
         return ">=0.22.0"
     if "balance_observations" in tables:

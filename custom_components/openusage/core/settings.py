@@ -33,7 +33,7 @@ MAX_BUDGET = 1_000_000.0  # USD a month
 
 
 def safe_url(url: str) -> str:
-    """A broker URL without the password someone may have written into it."""
+    """Return a broker URL without the password someone may have written into it."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -77,7 +77,7 @@ def _broker(value: Any) -> str:
 
 
 def _topic_part(value: Any) -> str:
-    """A discovery prefix: MQTT topic levels without wildcards."""
+    """Return a discovery prefix: MQTT topic levels without wildcards."""
     if not isinstance(value, str) or not value.strip("/"):
         raise vol.Invalid("must be a topic such as homeassistant")
     if any(c in value for c in "#+\0"):
@@ -86,6 +86,7 @@ def _topic_part(value: Any) -> str:
 
 
 def parse_zone(value: Any) -> ZoneInfo:
+    """Check a time zone name."""
     if isinstance(value, ZoneInfo):
         return value
     try:
@@ -95,6 +96,7 @@ def parse_zone(value: Any) -> ZoneInfo:
 
 
 def parse_link(value: Any) -> tuple[str, str]:
+    """Check one provider link, `from=to`."""
     if isinstance(value, tuple) and len(value) == 2:
         return value
     try:
@@ -104,6 +106,7 @@ def parse_link(value: Any) -> tuple[str, str]:
 
 
 def parse_provider_budget(value: Any) -> tuple[str, float]:
+    """Check one provider budget, `provider=amount`."""
     if isinstance(value, tuple) and len(value) == 2:
         return value
     try:
@@ -154,6 +157,7 @@ def _explain(err: vol.Invalid) -> str:
 
 
 def read_password(password_file: Path | None, environ: Mapping[str, str]) -> str | None:
+    """Read the broker password from its file or the environment."""
     if password_file is not None:
         try:
             return password_file.read_text(encoding="utf-8").strip()
@@ -165,7 +169,7 @@ def read_password(password_file: Path | None, environ: Mapping[str, str]) -> str
 
 
 def publish_settings(given: Mapping[str, Any], environ: Mapping[str, str], *, dry_run: bool) -> PublishSettings:
-    """Settings from the merged command line and file values (None for an option not given)."""
+    """Make the settings from the merged command line and file values (None for an option not given)."""
     try:
         values = SCHEMA({k: v for k, v in given.items() if v is not None})
     except vol.MultipleInvalid as err:
@@ -195,7 +199,7 @@ def publish_settings(given: Mapping[str, Any], environ: Mapping[str, str], *, dr
 
 
 def local_zone() -> ZoneInfo:
-    """The machine's time zone as an IANA zone (UTC when it cannot be named)."""
+    """Return the machine's time zone as an IANA zone (UTC when it cannot be named)."""
     try:
         localtime = Path("/etc/localtime").resolve()
         if "zoneinfo" in localtime.parts:

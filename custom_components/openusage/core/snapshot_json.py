@@ -29,7 +29,7 @@ def _windowed(per_window: WindowedMeasures, fields: tuple[str, ...]) -> dict[str
 
 
 def _texts(record: dict[str, Any]) -> dict[str, Any]:
-    """A record's instants as RFC 3339 UTC text and its dates as `YYYY-MM-DD`: the JSON's only time forms."""
+    """Return a record's instants as RFC 3339 UTC text and its dates as `YYYY-MM-DD`: the JSON's only time forms."""
     return {key: as_text(value) for key, value in record.items()}
 
 

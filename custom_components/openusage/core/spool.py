@@ -22,7 +22,7 @@ _MAX_RECORD_BYTES = 4 * 1024 * 1024
 
 
 def _entries(folder: Path) -> list[os.DirEntry[str]] | None:
-    """The folder's entries; [] when it does not exist, None when it exists but cannot be read."""
+    """Return the folder's entries; [] when it does not exist, None when it exists but cannot be read."""
     try:
         with os.scandir(folder) as it:
             return list(it)
@@ -33,6 +33,7 @@ def _entries(folder: Path) -> list[os.DirEntry[str]] | None:
 
 
 def read_hook_spool(folder: Path, now: datetime) -> SpoolHealth:
+    """Count the hook spool's backlog."""
     entries = _entries(folder)
     if entries is None:
         return SpoolHealth(hook_spool_files=None, hook_spool_tmp_files=None)
@@ -62,8 +63,11 @@ def read_hook_spool(folder: Path, now: datetime) -> SpoolHealth:
 
 
 def _first_line(path: str) -> bytes | None:
-    """The first line of a regular file; None for anything else. The file is opened without blocking and
-    without following a link, so a FIFO (or a link to one) named like a record cannot hang the reader."""
+    """Return the first line of a regular file; None for anything else.
+
+    The file is opened without blocking and without following a link, so a FIFO (or a link to one) named like a
+    record cannot hang the reader.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except OSError:
@@ -80,6 +84,7 @@ def _first_line(path: str) -> bytes | None:
 
 
 def read_telemetry_spool(folder: Path, now: datetime) -> SpoolHealth:
+    """Count the telemetry spool's backlog and failures."""
     entries = _entries(folder)
     if entries is None:
         return SpoolHealth(spool_pending=None, spool_failed=None, spool_malformed=None)

@@ -147,8 +147,11 @@ class _Acc:
     shared_messages: dict[str, int] = field(default_factory=dict)  # identities more than one winner has
 
     def is_empty(self) -> bool:
-        """Nothing left, so the target goes. Not just its records: an `extra` mixes signs, and taking day
-        B's raw rows away can leave its records at zero beside the rollup's tool calls."""
+        """Nothing left, so the target goes.
+
+        Not just its records: an `extra` mixes signs, and taking day B's raw rows away can leave its records at
+        zero beside the rollup's tool calls.
+        """
         return not any(self.slots) and not self.sessions and not self.shared_messages
 
 
@@ -189,8 +192,11 @@ def _add_to(
     contribution: Sequence[int],
     refs: tuple[str, str, int],
 ) -> None:
-    """Add one contribution, and `count` references to its session and shared message identity (each ''
-    when none), given as `refs` (session, identity, count), to each target's sums."""
+    """Add one contribution to each target's sums.
+
+    Also `count` references to its session and shared message identity (each '' when none), given as `refs`
+    (session, identity, count).
+    """
     session, identity, count = refs
     for target in targets:
         acc = per_target.get(target)
@@ -209,8 +215,10 @@ def _add_to(
 
 
 def _merge(per_target: dict[Target, _Acc], other: Mapping[Target, _Acc], sign: int) -> None:
-    """Add (sign 1) or take away (sign -1) other sums, target by target. Sums below zero stay (an
-    `extra` takes day B's raw rows away)."""
+    """Add (sign 1) or take away (sign -1) other sums, target by target.
+
+    Sums below zero stay (an `extra` takes day B's raw rows away).
+    """
     for target, acc in other.items():
         mine = per_target.get(target)
         if mine is None:
@@ -227,13 +235,16 @@ def _merge(per_target: dict[Target, _Acc], other: Mapping[Target, _Acc], sign: i
 
 
 def _distinct(kept: Mapping[str, int], extra: Mapping[str, int]) -> int:
-    """How many keys have references left in both counts together. Kept counts are positive; `extra`
-    may take references away (day B from the rollup), so only its keys are looked at again."""
+    """How many keys have references left in both counts together.
+
+    Kept counts are positive; `extra` may take references away (day B from the rollup), so only its keys are looked
+    at again.
+    """
     return len(kept) + sum((kept.get(k, 0) + c > 0) - (k in kept) for k, c in extra.items())
 
 
 def map_provider(provider: str, links: Mapping[str, str]) -> str:
-    """The provider key of metrics.md §3: links applied, blank → `unknown`."""
+    """Return the provider key of metrics.md §3: links applied, blank → `unknown`."""
     provider = provider.strip().lower()
     return links.get(provider, provider) or "unknown"
 
@@ -241,8 +252,11 @@ def map_provider(provider: str, links: Mapping[str, str]) -> str:
 def _contribution(
     is_tool: bool, is_error: bool, count: int, sums: Sequence[int], *, records: int, messages: int
 ) -> list[int]:
-    """What one group of rows adds to each slot (metrics.md §2.3–§2.5). `sums[7]` is the requests,
-    which are also the tool calls of tool rows (Copilot's workspace-file rows carry 0: no call)."""
+    """Return what one group of rows adds to each slot (metrics.md §2.3–§2.5).
+
+    `sums[7]` is the requests, which are also the tool calls of tool rows (Copilot's workspace-file rows carry 0: no
+    call).
+    """
     slots = [0] * _N_SLOTS
     if is_tool:
         slots[_TOOLS] = sums[7]
@@ -267,6 +281,7 @@ class KeptUsage:
     """
 
     def __init__(self, links: Mapping[str, str]) -> None:
+        """Start empty sums, with the provider links to apply to each row."""
         self._links = links
         self._windows: dict[Window, dict[Target, _Acc]] = {w: {} for w in ALL_WINDOWS}
         self._targets: dict[tuple[Any, ...], dict[Window, tuple[Target, ...]]] = {}
@@ -279,13 +294,13 @@ class KeptUsage:
         self._frozen_extra: dict[Window, dict[Target, _Acc]] = {}
 
     def sibling(self) -> KeptUsage:
-        """An empty KeptUsage with the same provider links, sharing the work of mapping keys to targets."""
+        """Return an empty KeptUsage with the same provider links, sharing the work of mapping keys to targets."""
         other = KeptUsage(self._links)
         other._targets = self._targets
         return other
 
     def _targets_of(self, dims: tuple[str, str, str, str, str, str]) -> dict[Window, tuple[Target, ...]]:
-        """(provider, account, model, agent, tool, project) → the targets a row adds to, per window."""
+        """Map (provider, account, model, agent, tool, project) to the targets a row adds to, per window."""
         provider, account, model, agent, tool, project = dims
         found = self._targets.get(dims)
         if found is None:
@@ -348,7 +363,7 @@ class KeptUsage:
         return totals.slots[_RECORDS] if totals else 0
 
     def days(self) -> list[str]:
-        """The UTC days that have deduplicated raw rows in `all`."""
+        """Return the UTC days that have deduplicated raw rows in `all`."""
         return list(self._days)
 
     def drop_day(self, day: str) -> None:
@@ -365,9 +380,11 @@ class KeptUsage:
         self._dirty[Window.ALL].update(sums)
 
     def add_rollup(self, rows: Iterable[Sequence[Any]], periods: Collection[Window] = ()) -> None:
-        """Add rollup rows (on_b, in_week, in_month, provider, account, model, is_tool, is_error, events,
-        parts…, total, cost) to `all`, and to those of the calendar windows `periods` their day is in:
-        each is one record, with no session."""
+        """Add rollup rows to `all`, and to those of the calendar windows `periods` their day is in.
+
+        The rows are (on_b, in_week, in_month, provider, account, model, is_tool, is_error, events, parts…,
+        total, cost); each is one record, with no session.
+        """
         for row in rows:
             provider, account, model, is_tool, is_error, count = row[3:9]
             count = int(count or 0)
@@ -379,9 +396,11 @@ class KeptUsage:
                 self._add(window, targets[window], contribution, ("", "", 0))
 
     def figures(self, extra: KeptUsage | None = None) -> UsageFigures:
-        """The figures, with `extra` (rollup rows, day B taken away) added to `all` and the calendar
-        windows. Only the targets that changed since the last call, here or in `extra`, are worked out
-        again (so `extra` must not change afterwards: build a new one)."""
+        """Return the figures, with `extra` (rollup rows, day B taken away) added to `all` and the calendar windows.
+
+        Only the targets that changed since the last call, here or in `extra`, are worked out again (so `extra`
+        must not change afterwards: build a new one).
+        """
         for window in (Window.ALL, *PERIOD_WINDOWS):
             more_now = extra._windows[window] if extra else {}
             before = self._frozen_extra.get(window, {})
@@ -434,8 +453,10 @@ class UsageRead:
 def read_rollup(
     conn: sqlite3.Connection, oldest_day: str | None, first_days: Mapping[Window, str], since: str = ""
 ) -> list[Any]:
-    """Rollup rows grouped by what the figures split them by, for days from `since` up to day B, each
-    flagged with the calendar windows (by their `first_days`) its day is in (metrics.md §1)."""
+    """Return rollup rows grouped by what the figures split them by, for days from `since` up to day B.
+
+    Each is flagged with the calendar windows (by their `first_days`) its day is in (metrics.md §1).
+    """
     params = {
         "day_b": oldest_day or "9999-12-31",
         "since": since,
