@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from custom_components.openusage.core.clock import WindowBounds  # noqa: E402
-from custom_components.openusage.core.demo import EventWriter, generate_demo_store  # noqa: E402
 from custom_components.openusage.core.models import Snapshot, Window  # noqa: E402
 from custom_components.openusage.core.reader import StoreReader  # noqa: E402
 from custom_components.openusage.core.usage import DEDUPED_USAGE_SQL  # noqa: E402
+from openusage_demo import EventWriter, generate_demo_store  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 ZONE = ZoneInfo("Europe/Warsaw")

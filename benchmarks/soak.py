@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from custom_components.openusage.core.demo import EventWriter, generate_demo_store  # noqa: E402
+from openusage_demo import EventWriter, generate_demo_store  # noqa: E402
 from tests.mqtt.broker import Recorder, mosquitto, retained  # noqa: E402
 
 INTERVAL = 5  # seconds between the publisher's refreshes

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from custom_components.openusage.core.demo import EventWriter, build_rollup
 from custom_components.openusage.core.schema import LATEST_RELEASE, create_schema
+from openusage_demo import EventWriter, build_rollup
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from custom_components.openusage.core.demo import EventWriter
+from openusage_demo import EventWriter
 
 NOW = datetime(2026, 8, 17, 12, 0, 0, 250000, tzinfo=UTC)
 ZONES = ["UTC", "Europe/Warsaw", "America/Los_Angeles", "Asia/Kolkata", "Pacific/Apia"]

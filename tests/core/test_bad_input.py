@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from custom_components.openusage.core.demo import generate_demo_store
 from custom_components.openusage.core.models import Window
 from custom_components.openusage.core.reader import (
     ReadOptions,
@@ -28,6 +27,7 @@ from custom_components.openusage.core.reader import (
 )
 from custom_components.openusage.core.schema import create_schema
 from custom_components.openusage.core.spool import read_spools
+from openusage_demo import generate_demo_store
 from tests.storebuilder import message, store
 from tests.unprivileged import run_unprivileged
 

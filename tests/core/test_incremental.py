@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custom_components.openusage.core.demo import EventWriter, build_rollup, generate_demo_store
 from custom_components.openusage.core.models import Snapshot, Window
 from custom_components.openusage.core.reader import ReadOptions, StoreReader, read_store
 from custom_components.openusage.core.schema import create_schema
+from openusage_demo import EventWriter, build_rollup, generate_demo_store
 from tests.strategies import NOW, ZONES, add_row, row
 
 RECENT = 3  # a short re-read tail, so that most rows are "old" and the tail's edge is exercised

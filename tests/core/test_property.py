@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custom_components.openusage.core.demo import EventWriter, build_rollup
 from custom_components.openusage.core.reader import ReadOptions, read_store
 from custom_components.openusage.core.schema import create_schema
 from custom_components.openusage.core.snapshot_json import snapshot_to_json
+from openusage_demo import EventWriter, build_rollup
 from tests import reference
 from tests.strategies import NOW, ZONES, add_row, row, stamp
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from custom_components.openusage.core.demo import generate_demo_store
 from custom_components.openusage.core.models import Window
 from custom_components.openusage.core.reader import StoreReader
+from openusage_demo import generate_demo_store
 
 NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
 

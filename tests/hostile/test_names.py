@@ -13,11 +13,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from custom_components.openusage.core.catalog import catalog
-from custom_components.openusage.core.demo import generate_demo_store
 from custom_components.openusage.core.discovery import Topics, plan
 from custom_components.openusage.core.models import Breakdown
 from custom_components.openusage.core.quotas import MAX_METRICS_PER_ACCOUNT
 from custom_components.openusage.core.reader import read_store
+from openusage_demo import generate_demo_store
 from tests.mqtt.broker import Broker, retained
 from tests.storebuilder import limit_snapshot, message, store
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from custom_components.openusage.core.demo import generate_demo_store
 from custom_components.openusage.core.discovery import Topics
 from custom_components.openusage.core.publisher import Publisher, PublishSettings
+from openusage_demo import generate_demo_store
 from tests.mqtt.broker import Broker, Recorder
 
 

@@ -17,7 +17,7 @@ from custom_components.openusage.const import (
     CONF_STATISTIC_PREFIX,
     DOMAIN,
 )
-from custom_components.openusage.core.demo import generate_demo_store
+from openusage_demo import generate_demo_store
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed, async_mock_service
 
-from custom_components.openusage.core.demo import EventWriter
+from openusage_demo import EventWriter
 from tests.storebuilder import limit_snapshot
 
 SOURCE = Path(__file__).parents[2] / "blueprints" / "automation" / "openusage"

@@ -22,8 +22,8 @@ from custom_components.openusage.const import (
     CONF_UPDATE_INTERVAL,
     DOMAIN,
 )
-from custom_components.openusage.core.demo import generate_demo_store
 from custom_components.openusage.core.reader import default_store_path
+from openusage_demo import generate_demo_store
 
 from .conftest import NOW
 

@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 import custom_components.openusage as integration
 from custom_components.openusage.const import CONF_BREAKDOWN_SENSORS, CONF_PATH, CONF_STATISTIC_PREFIX, DOMAIN
 from custom_components.openusage.coordinator import repair_issue_id
-from custom_components.openusage.core.demo import generate_demo_store
+from openusage_demo import generate_demo_store
 
 from .conftest import NOW
 

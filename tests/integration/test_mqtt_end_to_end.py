@@ -24,8 +24,8 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 
 from custom_components.openusage.core.clock import period_start
-from custom_components.openusage.core.demo import generate_demo_store
 from custom_components.openusage.core.models import Window
+from openusage_demo import generate_demo_store
 from tests.mqtt.broker import Broker, mosquitto, publish
 
 from .test_dashboard import entity_ids_of

@@ -143,7 +143,7 @@ async def test_hub_and_account_devices(hass: HomeAssistant, loaded_entry: MockCo
 async def test_new_accounts_and_metrics_appear_and_gone_ones_are_removed(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, store_path: Path, freezer: FrozenDateTimeFactory
 ) -> None:
-    from custom_components.openusage.core.demo import EventWriter
+    from openusage_demo import EventWriter
 
     conn = sqlite3.connect(store_path, isolation_level=None)
     writer = EventWriter(conn)
@@ -208,7 +208,7 @@ async def test_device_removal_is_refused_while_the_store_has_it(
 async def test_a_refresh_writes_only_the_states_that_changed(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, store_path: Path, freezer: FrozenDateTimeFactory
 ) -> None:
-    from custom_components.openusage.core.demo import EventWriter
+    from openusage_demo import EventWriter
 
     cost = "sensor.openusage_cost_all_time"
     age = "sensor.claude_code_snapshot_age"

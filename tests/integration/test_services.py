@@ -11,9 +11,9 @@ from homeassistant.exceptions import ServiceValidationError
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.openusage.const import CONF_PATH, DOMAIN
-from custom_components.openusage.core.demo import generate_demo_store
 from custom_components.openusage.core.models import Window
 from custom_components.openusage.core.reader import read_store
+from openusage_demo import generate_demo_store
 
 from .conftest import NOW
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from custom_components.openusage.core.demo import generate_demo_store
+from openusage_demo import generate_demo_store
 
 from .broker import Broker, mosquitto
 

@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from custom_components.openusage.core.demo import EventWriter
 from custom_components.openusage.core.discovery import Topics, plan
 from custom_components.openusage.core.reader import read_store
+from openusage_demo import EventWriter
 from tests.storebuilder import limit_snapshot, message
 
 from .broker import Broker, Recorder, mosquitto, publish, retained

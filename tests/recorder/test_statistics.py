@@ -112,7 +112,7 @@ async def test_hourly_update_restart_and_pruning(
     cost = statistic_id(entry, "total", "cost")
     path = Path(entry.data[CONF_PATH])
     conn = sqlite3.connect(path, isolation_level=None)
-    from custom_components.openusage.core.demo import EventWriter
+    from openusage_demo import EventWriter
 
     writer = EventWriter(conn)
     conn.execute("BEGIN")

@@ -22,7 +22,6 @@ import voluptuous as vol
 
 from .clock import parse_time
 from .dashboard import dashboard, to_yaml
-from .demo import generate_demo_store
 from .discovery import node_id_from
 from .exit_codes import ExitCode
 from .forecast import budget_map
@@ -203,6 +202,9 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _demo_store(args: argparse.Namespace) -> int:
+    # The writer is installed with the command, not with the integration (HACS ships no demo writer).
+    from openusage_demo import generate_demo_store
+
     if args.dir.exists() and not args.dir.is_dir():
         print(f"openusage-ha: {args.dir}: not a folder", file=sys.stderr)
         return ExitCode.USAGE

@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .clock import format_utc
-from .schema import LATEST_RELEASE, create_indexes, create_schema
-from .spool import HOOK_SPOOL_DIR, TELEMETRY_SPOOL_DIR
-from .usage import DEDUPED_USAGE_SQL
+from openusage_ha.clock import format_utc
+from openusage_ha.schema import LATEST_RELEASE, create_indexes, create_schema
+from openusage_ha.spool import HOOK_SPOOL_DIR, TELEMETRY_SPOOL_DIR
+from openusage_ha.usage import DEDUPED_USAGE_SQL
 
 RETENTION_DAYS = 90
 
