@@ -115,8 +115,8 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
                 ) from err
             raise ConfigEntryNotReady(
                 translation_domain=DOMAIN,
-                translation_key=f"store_{err.kind.value}",
-                translation_placeholders={"path": str(self.path), "detail": err.detail},
+                translation_key="store_error",
+                translation_placeholders={"path": str(self.path), "cause": err.cause},
             ) from err
 
     async def _async_update_data(self) -> OpenUsageData:
@@ -126,8 +126,8 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
             self._raise_repair_if_lasting(err)
             raise UpdateFailed(
                 translation_domain=DOMAIN,
-                translation_key=f"store_{err.kind.value}",
-                translation_placeholders={"path": str(self.path), "detail": err.detail},
+                translation_key="store_error",
+                translation_placeholders={"path": str(self.path), "cause": err.cause},
             ) from err
         if self._failing_since is not None:
             self._failing_since = None
@@ -154,5 +154,5 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
             is_persistent=False,
             severity=ir.IssueSeverity.ERROR,
             translation_key="not_openusage" if err.kind is StoreErrorKind.NOT_OPENUSAGE else "store_unreadable",
-            translation_placeholders={"path": str(self.path), "cause": str(err)},
+            translation_placeholders={"path": str(self.path), "cause": err.cause},
         )

@@ -99,7 +99,7 @@ async def test_store_goes_away_and_comes_back(
         issue = issues.async_get_issue(DOMAIN, repair_issue_id(loaded_entry))
         assert issue is not None
         assert issue.translation_key == "store_unreadable"
-        assert "no such file" in issue.translation_placeholders["cause"]
+        assert issue.translation_placeholders["cause"] == "no such file"  # the path is {path}, said once
         moved.rename(store_path)
         await poll(hass, loaded_entry, freezer)
         await poll(hass, loaded_entry, freezer)

@@ -76,15 +76,18 @@ _DESCRIPTIONS = {
 
 
 class StoreError(Exception):
-    """The store cannot be read. `kind` says why; str() is one line naming the path and the cause."""
+    """The store cannot be read. `kind` says why; str() is one line naming the path and the cause.
+
+    The causes' English is written here only: Home Assistant's messages take `cause` as it is.
+    """
 
     def __init__(self, kind: StoreErrorKind, path: Path, detail: str = "") -> None:
         """Say what failed, for which store, and why."""
         self.kind = kind
         self.path = path
         self.detail = detail
-        text = f"{path}: {_DESCRIPTIONS[kind]}"
-        super().__init__(f"{text} ({detail})" if detail else text)
+        self.cause = f"{_DESCRIPTIONS[kind]} ({detail})" if detail else _DESCRIPTIONS[kind]
+        super().__init__(f"{path}: {self.cause}")
 
 
 @dataclass(frozen=True, slots=True)
