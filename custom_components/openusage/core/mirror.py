@@ -41,11 +41,10 @@ from .usage import (
     PLACEABLE_SQL,
     PRIORITY_SQL,
     QUALITY_SQL,
-    ROLLUP_EVENTS,
-    ROLLUP_ON_B,
     SCOPED_USAGE_SQL,
     WINDOW_BITS,
     KeptUsage,
+    RollupRow,
     UsageRead,
     map_provider,
     merge_rollup,
@@ -223,8 +222,8 @@ _RollupKey = tuple[str, str | None, str, str]
 
 
 def _rollup_rows(
-    conn: sqlite3.Connection, cached: tuple[_RollupKey | None, list[Any]] | None, key: _RollupKey | None
-) -> list[Any]:
+    conn: sqlite3.Connection, cached: tuple[_RollupKey | None, list[RollupRow]] | None, key: _RollupKey | None
+) -> list[RollupRow]:
     """Return the rollup rows for `key`.
 
     When only day B moved on (openusage pruned its oldest raw days), the days before the old day B are as they were:
@@ -242,7 +241,7 @@ def _rollup_rows(
         and (day_b or "") > old_key[1]
     ):
         since = old_key[1]
-        return merge_rollup([r for r in rows if not r[ROLLUP_ON_B]], read_rollup(conn, day_b, first_days, since))
+        return merge_rollup([r for r in rows if not r.on_b], read_rollup(conn, day_b, first_days, since))
     return read_rollup(conn, day_b, first_days)
 
 
@@ -257,7 +256,7 @@ class _Kept:
     max_rowid: int
     rebuilt_at: datetime
     left_out: int  # usage rows the contract cannot place: counted in full at a rebuild, new ones since
-    rollup: tuple[_RollupKey | None, list[Any]] | None = None  # rollup rows, and what they were read for
+    rollup: tuple[_RollupKey | None, list[RollupRow]] | None = None  # rollup rows, and what they were read for
     hourly: tuple[str, tuple[tuple[str, str, int], ...]] | None = None  # hourly spend, and the hour it was read in
     figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
 
@@ -450,14 +449,14 @@ class UsageMirror:
         rollup = kept.rollup[1]
         # metrics.md §1: day B comes from the rollup when it was partly pruned, else from raw rows.
         raw_on_b = kept.usage.rows_on(day_b) if day_b else 0
-        rollup_on_b = sum(r[ROLLUP_EVENTS] or 0 for r in rollup if r[ROLLUP_ON_B])
+        rollup_on_b = sum(r.events or 0 for r in rollup if r.on_b)
         b_from_rollup = day_b is not None and watermark is not None and day_b <= watermark and rollup_on_b > raw_on_b
         # A calendar window takes rollup days only when it starts before day B (so it holds every raw row).
         periods = tuple(w for w in PERIOD_WINDOWS if day_b is None or bounds.first_days[w] < day_b)
         source = (kept.usage.version, rollup, b_from_rollup, day_b, periods)
         if kept.figures is None or kept.figures[0] != source:
             extra = kept.usage.sibling()
-            extra.add_rollup((r for r in rollup if b_from_rollup or not r[ROLLUP_ON_B]), periods)
+            extra.add_rollup((r for r in rollup if b_from_rollup or not r.on_b), periods)
             if b_from_rollup and day_b is not None:
                 extra.take_day_of(kept.usage, day_b)
                 if periods:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from .models import (
     ALL_WINDOWS,
@@ -127,9 +127,39 @@ SELECT day = :day_b AS on_b, day >= :week AS in_week, day >= :month AS in_month,
 FROM usage_rollup_daily WHERE day >= :since AND day <= :day_b
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
 """
-ROLLUP_ON_B, ROLLUP_EVENTS = 0, 8  # positions in a rollup row
-_ROLLUP_FLAGS = {Window.WEEK: 1, Window.MONTH: 2}
-_ROLLUP_GROUP = 8  # the leading columns that name a rollup row's group
+
+
+class RollupRow(NamedTuple):
+    """One group of rollup rows, as `_ROLLUP_SQL` selects it: the group, then its sums."""
+
+    on_b: int  # the group's day is day B
+    in_week: int  # its day is in this week, this month
+    in_month: int
+    provider: str | None
+    account: str | None
+    model: str
+    is_tool: int
+    is_error: int
+    events: float
+    input_tokens: float
+    output_tokens: float
+    reasoning_tokens: float
+    cache_read_tokens: float
+    cache_write_tokens: float
+    total_tokens: float
+    cost_nano: float
+
+    @property
+    def group(self) -> tuple[Any, ...]:
+        """What names the group: the columns before its sums."""
+        return self[:_ROLLUP_GROUP]
+
+    def in_period(self, window: Window) -> bool:
+        """Whether the group's day is in the calendar window (this week or this month)."""
+        return bool(self.in_week if window is Window.WEEK else self.in_month)
+
+
+_ROLLUP_GROUP = RollupRow._fields.index("events")
 
 # Accumulator slots: the integer measures in Measures field order (cost in nano-dollars), then how many
 # records (rows, or rollup groups) add up to them: a key exists in a window while that is above zero.
@@ -328,17 +358,21 @@ class KeptUsage:
         self._dirty[window].update(targets)
 
     def apply(self, rows: Iterable[Sequence[Any]], sign: int) -> None:
-        """Add (sign 1) or take away (sign -1) fold rows."""
+        """Add (sign 1) or take away (sign -1) fold rows.
+
+        A fold row is what `mirror._FOLD_SQL` selects: the breakdown keys, the kind, session, message identity,
+        UTC day, window bits and count, then the sums of the measures.
+        """
         for row in rows:
             self.version += 1
-            (provider, account, model, agent, tool, project) = row[:6]
-            (is_tool, is_error, session, identity, day, mask, count) = row[6:13]
+            (provider, account, model, agent, tool, project, is_tool, is_error, session, identity, day, mask, count,
+             *measures) = row  # fmt: skip
             count *= sign
             if mask & ACTIVE_BIT and session:
                 _bump(self.active, session, count)
             if not mask & _COUNTED_BITS:
                 continue
-            sums = [sign * int(v) for v in row[13:21]]  # totals: SQLite adds them as floats, never overflowing
+            sums = [sign * int(v) for v in measures]  # totals: SQLite adds them as floats, never overflowing
             is_message = not is_tool and not is_error
             contribution = _contribution(
                 bool(is_tool), bool(is_error), count, sums, records=count, messages=0 if identity else count
@@ -379,20 +413,18 @@ class KeptUsage:
         _merge(self._windows[Window.ALL], sums, -1)
         self._dirty[Window.ALL].update(sums)
 
-    def add_rollup(self, rows: Iterable[Sequence[Any]], periods: Collection[Window] = ()) -> None:
+    def add_rollup(self, rows: Iterable[RollupRow], periods: Collection[Window] = ()) -> None:
         """Add rollup rows to `all`, and to those of the calendar windows `periods` their day is in.
 
-        The rows are (on_b, in_week, in_month, provider, account, model, is_tool, is_error, events, parts…,
-        total, cost); each is one record, with no session.
+        Each is one record, with no session.
         """
         for row in rows:
-            provider, account, model, is_tool, is_error, count = row[3:9]
-            count = int(count or 0)
+            count = int(row.events or 0)
             # The rollup counts NULL requests as 0; messages stand in for requests (metrics.md §2.8).
-            sums = [*(int(v or 0) for v in row[9:16]), count]
-            targets = self._targets_of((provider or "", account or "", model, "", "", ""))
-            contribution = _contribution(bool(is_tool), bool(is_error), count, sums, records=1, messages=count)
-            for window in (Window.ALL, *(w for w in periods if row[_ROLLUP_FLAGS[w]])):
+            sums = [*(int(v or 0) for v in row[_ROLLUP_GROUP + 1 :]), count]
+            targets = self._targets_of((row.provider or "", row.account or "", row.model, "", "", ""))
+            contribution = _contribution(bool(row.is_tool), bool(row.is_error), count, sums, records=1, messages=count)
+            for window in (Window.ALL, *(w for w in periods if row.in_period(w))):
                 self._add(window, targets[window], contribution, ("", "", 0))
 
     def figures(self, extra: KeptUsage | None = None) -> UsageFigures:
@@ -452,7 +484,7 @@ class UsageRead:
 
 def read_rollup(
     conn: sqlite3.Connection, oldest_day: str | None, first_days: Mapping[Window, str], since: str = ""
-) -> list[Any]:
+) -> list[RollupRow]:
     """Return rollup rows grouped by what the figures split them by, for days from `since` up to day B.
 
     Each is flagged with the calendar windows (by their `first_days`) its day is in (metrics.md §1).
@@ -463,16 +495,15 @@ def read_rollup(
         "week": first_days[Window.WEEK],
         "month": first_days[Window.MONTH],
     }
-    rows: list[Any] = conn.execute(_ROLLUP_SQL, params).fetchall()
-    return rows
+    return [RollupRow._make(row) for row in conn.execute(_ROLLUP_SQL, params)]
 
 
-def merge_rollup(*parts: Iterable[Sequence[Any]]) -> list[Any]:
-    """Rollup rows of several reads as one: rows of the same group summed."""
+def merge_rollup(*parts: Iterable[RollupRow]) -> list[RollupRow]:
+    """Return rollup rows of several reads as one: rows of the same group summed."""
     sums: dict[tuple[Any, ...], list[Any]] = {}
     for rows in parts:
         for row in rows:
-            key, values = tuple(row[:_ROLLUP_GROUP]), row[_ROLLUP_GROUP:]
-            known = sums.get(key)
-            sums[key] = list(values) if known is None else [a + b for a, b in zip(known, values, strict=True)]
-    return [(*key, *values) for key, values in sums.items()]
+            values = row[_ROLLUP_GROUP:]
+            known = sums.get(row.group)
+            sums[row.group] = list(values) if known is None else [a + b for a, b in zip(known, values, strict=True)]
+    return [RollupRow(*key, *values) for key, values in sums.items()]
