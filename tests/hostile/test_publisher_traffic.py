@@ -9,7 +9,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from custom_components.openusage.core.discovery import Topics
-from custom_components.openusage.core.publisher import Publisher, PublishSettings
+from custom_components.openusage.core.publisher import Publisher
+from custom_components.openusage.core.settings import PublishSettings
 from openusage_demo import generate_demo_store
 from tests.mqtt.broker import Broker, Recorder
 

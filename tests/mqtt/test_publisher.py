@@ -337,7 +337,8 @@ def test_password_and_tls(store: Path, tmp_path: Path) -> None:
         assert wrong.returncode == 4
         assert "wrong-pw" not in wrong.stderr
         # The same in this process, so that the TLS and login set-up is measured by coverage.
-        from custom_components.openusage.core.publisher import Publisher, PublishSettings
+        from custom_components.openusage.core.publisher import Publisher
+        from custom_components.openusage.core.settings import PublishSettings
 
         settings = PublishSettings(db=store, broker=url, username="agent", password="s3cret-pw",
                                    tls_ca=tls["ca.crt"], node_id="tlsproc", zone=ZoneInfo("UTC"))  # fmt: skip
@@ -356,7 +357,7 @@ def test_deployment_files_use_real_settings() -> None:
     import shlex
 
     from custom_components.openusage.core.cli import build_parser
-    from custom_components.openusage.core.publisher import load_toml
+    from custom_components.openusage.core.settings import load_toml
 
     example = load_toml(REPO / "deploy" / "publish.example.toml")
     assert {"db", "broker", "username", "password_file"} <= set(example)
@@ -369,7 +370,7 @@ def test_deployment_files_use_real_settings() -> None:
 
 
 def _settings(store: Path, broker: Broker, **changes: object):
-    from custom_components.openusage.core.publisher import PublishSettings
+    from custom_components.openusage.core.settings import PublishSettings
 
     return PublishSettings(db=store, broker=broker.url, node_id="inproc", interval=1.0, zone=ZoneInfo("UTC"),
                            **changes)  # type: ignore[arg-type]  # fmt: skip

@@ -25,17 +25,20 @@ from .dashboard import dashboard, to_yaml
 from .discovery import node_id_from
 from .exit_codes import ExitCode
 from .forecast import budget_map
-from .publisher import (
+from .publisher import Publisher, dry_run, install_signal_handlers
+from .reader import DEFAULT_ACTIVE_MINUTES, ReadOptions, StoreError, default_store_path, merge_links, read_store
+from .settings import (
     PASSWORD_ENV,
-    Publisher,
+    SCHEMA,
     PublishSettings,
     SettingsError,
-    dry_run,
-    install_signal_handlers,
+    budget_amount,
     load_toml,
+    local_zone,
+    parse_link,
+    parse_provider_budget,
+    parse_zone,
 )
-from .reader import DEFAULT_ACTIVE_MINUTES, ReadOptions, StoreError, default_store_path, merge_links, read_store
-from .settings import SCHEMA, budget_amount, local_zone, parse_link, parse_provider_budget, parse_zone
 from .settings import publish_settings as settings_from
 from .snapshot_json import snapshot_to_json
 

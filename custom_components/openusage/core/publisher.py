@@ -14,85 +14,29 @@ import json
 import logging
 import random
 import signal
-import socket
 import ssl
 import sys
 import threading
 import time
-import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .discovery import OFFLINE, ONLINE, Message, Plan, Topics, components_of, node_id_from, plan
+from .discovery import OFFLINE, ONLINE, Message, Plan, Topics, components_of, plan
 from .exit_codes import ExitCode
-from .models import Breakdown, Snapshot
-from .reader import ReadOptions, StoreError, StoreReader
+from .models import Snapshot
+from .reader import StoreError, StoreReader
+from .settings import PublishSettings
 
 _LOGGER = logging.getLogger("openusage_ha.publish")
-PASSWORD_ENV = "OPENUSAGE_HA_MQTT_PASSWORD"
 # How long to collect our own retained discovery documents before cleaning up stale ones.
 READ_BACK_SECONDS = 2.0
 BIRTH_DELAY = (1.0, 5.0)  # seconds, random within: not every publisher answers a birth at once
 CONNECT_TIMEOUT = 30.0
-
-
-class SettingsError(ValueError):
-    """A publish setting is missing or wrong; the message says which."""
-
-
-@dataclass(frozen=True, slots=True)
-class PublishSettings:
-    """Everything the publisher runs with."""
-
-    db: Path
-    broker: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)  # never printed
-    tls_ca: Path | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    discovery_prefix: str = "homeassistant"
-    node_id: str = field(default_factory=lambda: node_id_from(socket.gethostname()))
-    interval: float = 60.0
-    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
-    read_options: ReadOptions = field(default_factory=ReadOptions)
-    breakdown_sensors: frozenset[Breakdown] = frozenset()
-
-    @property
-    def host_port_tls(self) -> tuple[str, int, bool]:
-        """Return the broker's host, port and whether it takes TLS."""
-        parts = urlsplit(self.broker)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise SettingsError(f"broker must look like mqtt://HOST[:PORT] or mqtts://HOST[:PORT], not {self.broker!r}")
-        tls = parts.scheme == "mqtts"
-        try:
-            port = parts.port or (8883 if tls else 1883)
-        except ValueError:
-            raise SettingsError(f"bad port in {self.broker!r}") from None
-        return parts.hostname, port, tls
-
-
-def load_toml(path: Path) -> dict[str, Any]:
-    """Read settings from a TOML file.
-
-    The file uses the same names as the command's options, with underscores (checked, with the command line's, by
-    settings.SCHEMA).
-    """
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except OSError as err:
-        raise SettingsError(f"{path}: {err.strerror or err}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise SettingsError(f"{path}: not valid TOML ({err})") from None
 
 
 _PAHO_LOGGER = logging.getLogger("openusage_ha.mqtt")

@@ -1,4 +1,4 @@
-"""The publisher's settings: one schema for the command line and the TOML file (voluptuous).
+"""The publisher's settings, and one schema for the command line and the TOML file (voluptuous).
 
 The command line's options and the file's keys have the same names; the command line wins. Every value
 is checked here (types, ranges, finite numbers, topic-safe text) and an unknown key is refused, so a bad
@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 import socket
 import time
+import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,13 +25,64 @@ from .catalog import BREAKDOWN_OPTIONS
 from .discovery import node_id_from
 from .forecast import budget_map, parse_budget
 from .models import Breakdown
-from .publisher import PASSWORD_ENV, PublishSettings, SettingsError
 from .reader import DEFAULT_ACTIVE_MINUTES, ReadOptions, merge_links
 
+PASSWORD_ENV = "OPENUSAGE_HA_MQTT_PASSWORD"
 DRY_RUN_BROKER = "mqtt://localhost"  # a dry run connects to nothing
 MIN_INTERVAL, MAX_INTERVAL = 1.0, 3600.0  # seconds
 MAX_ACTIVE_MINUTES = 1440.0
 MAX_BUDGET = 1_000_000.0  # USD a month
+
+
+class SettingsError(ValueError):
+    """A publish setting is missing or wrong; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishSettings:
+    """Everything the publisher runs with."""
+
+    db: Path
+    broker: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never printed
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    discovery_prefix: str = "homeassistant"
+    node_id: str = field(default_factory=lambda: node_id_from(socket.gethostname()))
+    interval: float = 60.0
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    read_options: ReadOptions = field(default_factory=ReadOptions)
+    breakdown_sensors: frozenset[Breakdown] = frozenset()
+
+    @property
+    def host_port_tls(self) -> tuple[str, int, bool]:
+        """Return the broker's host, port and whether it takes TLS."""
+        parts = urlsplit(self.broker)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise SettingsError(f"broker must look like mqtt://HOST[:PORT] or mqtts://HOST[:PORT], not {self.broker!r}")
+        tls = parts.scheme == "mqtts"
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError:
+            raise SettingsError(f"bad port in {self.broker!r}") from None
+        return parts.hostname, port, tls
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Read settings from a TOML file.
+
+    The file uses the same names as the command's options, with underscores (checked, with the command line's, by
+    settings.SCHEMA).
+    """
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as err:
+        raise SettingsError(f"{path}: {err.strerror or err}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise SettingsError(f"{path}: not valid TOML ({err})") from None
 
 
 def safe_url(url: str) -> str:
