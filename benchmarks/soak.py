@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -77,36 +78,43 @@ def _sql(db: Path, *statements: str) -> None:
     conn.close()
 
 
-def faults(
-    state: Path, db: Path, broker_restart: Callable[[], None]
-) -> list[tuple[str, Callable[[], None], Callable[[], None]]]:
-    """(name, inject, clear) in the order they are injected."""
-    spool, hook = state / "telemetry-spool", state / "hook-spool"
-    ns = time.time_ns()
+class _Faults:
+    """The hostile faults the soak injects in turn, each with what clears it."""
 
-    def pipes() -> None:
-        os.mkfifo(spool / f"{ns:019d}_fifo.jsonl")
-        os.mkfifo(state / "pipe-target")
-        (spool / f"{ns + 1:019d}_link.jsonl").symlink_to(state / "pipe-target")
-        os.mkfifo(hook / "pipe.json")
+    def __init__(self, state: Path, db: Path) -> None:
+        """Inject into the state folder `state` and the store `db`."""
+        self.state, self.db = state, db
+        self.spool, self.hook = state / "telemetry-spool", state / "hook-spool"
+        self.ns = time.time_ns()
 
-    def no_pipes() -> None:
-        for path in (spool / f"{ns:019d}_fifo.jsonl", spool / f"{ns + 1:019d}_link.jsonl", state / "pipe-target",
-                     hook / "pipe.json"):  # fmt: skip
+    def pipes(self) -> None:
+        """Put pipes, and a link to a pipe, into both spools."""
+        os.mkfifo(self.spool / f"{self.ns:019d}_fifo.jsonl")
+        os.mkfifo(self.state / "pipe-target")
+        (self.spool / f"{self.ns + 1:019d}_link.jsonl").symlink_to(self.state / "pipe-target")
+        os.mkfifo(self.hook / "pipe.json")
+
+    def no_pipes(self) -> None:
+        """Remove the pipes and the link."""
+        for path in (self.spool / f"{self.ns:019d}_fifo.jsonl", self.spool / f"{self.ns + 1:019d}_link.jsonl",
+                     self.state / "pipe-target", self.hook / "pipe.json"):  # fmt: skip
             path.unlink(missing_ok=True)
 
-    def odd_names() -> None:
-        (spool / ("\u00b9" * 19 + "_x.jsonl")).write_text(json.dumps({"spool_id": "x"}) + "\n")
-        (hook / "folder.json").mkdir(exist_ok=True)
-        (hook / "dangling.json").symlink_to(state / "nowhere")
+    def odd_names(self) -> None:
+        """Put a record with an odd name, a folder and a dangling link into the spools."""
+        (self.spool / ("\u00b9" * 19 + "_x.jsonl")).write_text(json.dumps({"spool_id": "x"}) + "\n")
+        (self.hook / "folder.json").mkdir(exist_ok=True)
+        (self.hook / "dangling.json").symlink_to(self.state / "nowhere")
 
-    def no_odd_names() -> None:
-        (spool / ("\u00b9" * 19 + "_x.jsonl")).unlink(missing_ok=True)
-        shutil.rmtree(hook / "folder.json", ignore_errors=True)
-        (hook / "dangling.json").unlink(missing_ok=True)
+    def no_odd_names(self) -> None:
+        """Remove them."""
+        (self.spool / ("\u00b9" * 19 + "_x.jsonl")).unlink(missing_ok=True)
+        shutil.rmtree(self.hook / "folder.json", ignore_errors=True)
+        (self.hook / "dangling.json").unlink(missing_ok=True)
 
-    def hostile_rows() -> None:
-        conn = sqlite3.connect(db, isolation_level=None, timeout=10)
+    def hostile_rows(self) -> None:
+        """Write rows with an empty time and with 1e308 tokens."""
+        conn = sqlite3.connect(self.db, isolation_level=None, timeout=10)
         conn.execute("BEGIN IMMEDIATE")
         writer = EventWriter(conn)
         for tokens, at in ((10, ""), (10, _now()), (10, _now())):
@@ -119,12 +127,14 @@ def faults(
         conn.execute("COMMIT")
         conn.close()
 
-    def no_hostile_rows() -> None:
-        _sql(db, "DELETE FROM usage_events WHERE session_id = 'hostile'")
+    def no_hostile_rows(self) -> None:
+        """Delete them."""
+        _sql(self.db, "DELETE FROM usage_events WHERE session_id = 'hostile'")
 
-    def many_metrics() -> None:
+    def many_metrics(self) -> None:
+        """Write a quota snapshot with 20,000 metrics."""
         metrics = {f"m{i}": {"used": i, "unit": "requests"} for i in range(20_000)}
-        conn = sqlite3.connect(db, isolation_level=None, timeout=10)
+        conn = sqlite3.connect(self.db, isolation_level=None, timeout=10)
         conn.execute("BEGIN IMMEDIATE")
         writer = EventWriter(conn)
         writer.add(source_system="provider_poller", source_channel="api", event_type="limit_snapshot",
@@ -135,18 +145,26 @@ def faults(
         conn.execute("COMMIT")
         conn.close()
 
-    def store_away() -> None:
-        db.rename(db.with_name("away.db"))
+    def store_away(self) -> None:
+        """Move the store away."""
+        self.db.rename(self.db.with_name("away.db"))
 
-    def store_back() -> None:
-        db.with_name("away.db").rename(db)
+    def store_back(self) -> None:
+        """Move it back."""
+        self.db.with_name("away.db").rename(self.db)
 
+
+def faults(
+    state: Path, db: Path, broker_restart: Callable[[], None]
+) -> list[tuple[str, Callable[[], None], Callable[[], None]]]:
+    """Return (name, inject, clear) in the order they are injected."""
+    f = _Faults(state, db)
     return [
-        ("pipes and a link to a pipe in the spools", pipes, no_pipes),
-        ("odd spool names, a folder and a dangling link", odd_names, no_odd_names),
-        ("rows with an empty time and 1e308 tokens", hostile_rows, no_hostile_rows),
-        ("a quota with 20,000 metrics", many_metrics, lambda: None),
-        ("the store moved away", store_away, store_back),
+        ("pipes and a link to a pipe in the spools", f.pipes, f.no_pipes),
+        ("odd spool names, a folder and a dangling link", f.odd_names, f.no_odd_names),
+        ("rows with an empty time and 1e308 tokens", f.hostile_rows, f.no_hostile_rows),
+        ("a quota with 20,000 metrics", f.many_metrics, lambda: None),
+        ("the store moved away", f.store_away, f.store_back),
         ("the broker restarted", broker_restart, lambda: None),
     ]
 
@@ -159,6 +177,46 @@ def _rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def _inject_in_turn(
+    plan: list[tuple[str, Callable[[], None], Callable[[], None]]],
+    rec: Recorder,
+    publisher: subprocess.Popen[bytes],
+    deadline: float,
+) -> list[dict[str, Any]]:
+    """Inject each fault in turn until the deadline; return how the publisher took each."""
+    outcomes: list[dict[str, Any]] = []
+    index = 0
+    while time.monotonic() < deadline:
+        name, inject, clear = plan[index % len(plan)]
+        index += 1
+        inject()
+        time.sleep(min(30, max(0, deadline - time.monotonic())))
+        clear()
+        cleared = time.monotonic()
+        # Once the fault is gone, a new state must arrive within three intervals.
+        seen = len(rec.messages)
+        while time.monotonic() - cleared < 3 * INTERVAL + 10 and len(rec.messages) == seen:
+            time.sleep(0.5)
+        silence = time.monotonic() - cleared
+        alive = publisher.poll() is None
+        outcomes.append({"fault": name, "publisher_alive": alive, "seconds_to_next_state": round(silence, 1)})
+        print(f"{name}: alive={alive}, next state after {silence:.1f} s", flush=True)
+        if not alive:
+            break
+        time.sleep(min(30, max(0, deadline - time.monotonic())))
+    return outcomes
+
+
+def _stop(publisher: subprocess.Popen[bytes]) -> tuple[bool, float, int, float]:
+    """Stop the publisher with SIGTERM: whether it had exited by itself, its peak RSS, exit code and seconds to stop."""
+    exited_by_itself = publisher.poll() is not None
+    peak = _rss_mb(publisher.pid)
+    started = time.monotonic()
+    publisher.send_signal(signal.SIGTERM)
+    code = publisher.wait(30)
+    return exited_by_itself, peak, code, time.monotonic() - started
 
 
 def main() -> int:
@@ -176,8 +234,12 @@ def main() -> int:
     report: dict[str, object] = {"minutes": args.minutes, "faults": []}
     with mosquitto(work) as broker:
         box = generate_demo_store(work / "box", days=10, events=500, seed=4)
-        subprocess.run([*cli, "--db", str(box), "--broker", broker.url, "--node-id", "soak_box", "--once"],
-                       check=True, cwd=ROOT, capture_output=True)  # fmt: skip
+
+        def publish_box() -> None:
+            subprocess.run([*cli, "--db", str(box), "--broker", broker.url, "--node-id", "soak_box", "--once"],
+                           check=True, cwd=ROOT, capture_output=True)  # fmt: skip
+
+        publish_box()
         other = {t for t in retained(broker.port, "homeassistant/device/+/config") if "openusage_soak_box" in t}
         log = (work / "publisher.log").open("w")
         publisher = subprocess.Popen([*cli, "--db", str(db), "--broker", broker.url, "--node-id", "soak",
@@ -185,10 +247,6 @@ def main() -> int:
         stop = threading.Event()
         writer = Writer(db, stop)
         writer.start()
-
-        def publish_box() -> None:
-            subprocess.run([*cli, "--db", str(box), "--broker", broker.url, "--node-id", "soak_box", "--once"],
-                           check=True, cwd=ROOT, capture_output=True)  # fmt: skip
 
         def restart_broker() -> None:
             # The test broker keeps nothing across a restart: node soak_box's publisher, run once at the start,
@@ -198,39 +256,14 @@ def main() -> int:
             broker.start()
             publish_box()
 
-        longest_silence = 0.0
         watch = Recorder(broker.port, ("homeassistant/device/+/config",))
         with Recorder(broker.port, ("openusage/soak/#",)) as rec, watch:
-            plan = faults(state, db, restart_broker)
-            index = 0
-            while time.monotonic() < deadline:
-                name, inject, clear = plan[index % len(plan)]
-                index += 1
-                inject()
-                time.sleep(min(30, max(0, deadline - time.monotonic())))
-                clear()
-                cleared = time.monotonic()
-                # Once the fault is gone, a new state must arrive within three intervals.
-                seen = len(rec.messages)
-                while time.monotonic() - cleared < 3 * INTERVAL + 10 and len(rec.messages) == seen:
-                    time.sleep(0.5)
-                silence = time.monotonic() - cleared
-                longest_silence = max(longest_silence, silence)
-                alive = publisher.poll() is None
-                report["faults"].append({"fault": name, "publisher_alive": alive,  # type: ignore[union-attr]
-                                         "seconds_to_next_state": round(silence, 1)})  # fmt: skip
-                print(f"{name}: alive={alive}, next state after {silence:.1f} s", flush=True)
-                if not alive:
-                    break
-                time.sleep(min(30, max(0, deadline - time.monotonic())))
+            outcomes = _inject_in_turn(faults(state, db, restart_broker), rec, publisher, deadline)
+            report["faults"] = outcomes
+            longest_silence = max((o["seconds_to_next_state"] for o in outcomes), default=0.0)
             stop.set()
             writer.join(10)
-            exited_by_itself = publisher.poll() is not None
-            peak = _rss_mb(publisher.pid)
-            started = time.monotonic()
-            publisher.send_signal(signal.SIGTERM)
-            code = publisher.wait(30)
-            stop_seconds = time.monotonic() - started
+            exited_by_itself, peak, code, stop_seconds = _stop(publisher)
         left = set(retained(broker.port, "homeassistant/device/+/config"))
         # Every empty (deleting) message on node soak_box's topics: none may come, from anyone.
         removals = [m.topic for m in watch.messages if "openusage_soak_box" in m.topic and not m.payload]

@@ -190,6 +190,16 @@ def _session_starts(rng: random.Random, now: datetime, days: int) -> Iterator[tu
             yield start, False
 
 
+@dataclass(frozen=True, slots=True)
+class _Session:
+    """One agent session: who works, in which project, with which model."""
+
+    agent: _Agent
+    id: str
+    project: str
+    model: _Model
+
+
 def _write_sessions(writer: EventWriter, rng: random.Random, now: datetime, days: int, events: int) -> None:
     written = 0
     weights = [a.weight for a in _AGENTS]
@@ -197,9 +207,8 @@ def _write_sessions(writer: EventWriter, rng: random.Random, now: datetime, days
     while written < events:
         start, live = next(starts)
         agent = rng.choices(_AGENTS, weights)[0]
-        session = writer._uuid()
-        project = rng.choice(_PROJECTS)
-        model = rng.choice(agent.models)
+        session_id, project = writer._uuid(), rng.choice(_PROJECTS)
+        session = _Session(agent, session_id, project, rng.choice(agent.models))
         turns = rng.randint(3, 12) if live else rng.randint(5, 60)
         at = start
         for turn in range(turns):
@@ -208,71 +217,10 @@ def _write_sessions(writer: EventWriter, rng: random.Random, now: datetime, days
             at += timedelta(seconds=rng.randint(4, 90), microseconds=rng.randrange(1_000_000))
             if at > now:
                 break
-            stamp = _stamp(at)
-            provider = rng.choice(agent.providers)
-            inp, out = rng.randint(200, 6000), rng.randint(50, 2500)
-            cache_read, cache_write = rng.randint(0, 40_000), rng.randint(0, 3_000)
-            reasoning = rng.randint(0, 800) if model in (_GPT5, _CODEX) else 0
-            cost = inp * model.input_price + out * model.output_price + cache_read * model.input_price / 10
-            status = rng.choices(("ok", "error", "aborted", "unknown"), (960, 25, 10, 5))[0]
-            message_id = f"msg_{writer._uuid()[:18]}"
-            ingested = _stamp(at + timedelta(seconds=rng.randint(1, 20)))
-            recent = now - at < timedelta(hours=20)
-            message = {
-                "occurred_at": stamp, "provider_id": provider, "agent_name": agent.source, "account_id": agent.account,
-                "workspace_id": project, "session_id": session, "turn_id": f"turn-{turn}", "message_id": message_id,
-                "event_type": "message_usage", "model_raw": model.name,
-                "input_tokens": inp, "output_tokens": out, "reasoning_tokens": reasoning,
-                "cache_read_tokens": cache_read, "cache_write_tokens": cache_write,
-                "cost_usd": round(cost, 6) if status != "error" else None,
-                "requests": None if agent.null_requests else 1, "status": status,
-            }  # fmt: skip
-            payload = json.dumps({"cwd": f"/home/dev/src/{project}", "model": model.name}) if recent else "{}"
-            writer.add(
-                source_system=agent.source,
-                source_channel=agent.channel,
-                source_schema_version=agent.schema,
-                payload=payload,
-                ingested_at=ingested,
-                **message,
-            )
-            written += 1
-            if agent.duplicate_rate and rng.random() < agent.duplicate_rate and written < events:
-                # The hook reports the same message without the project: a second row openusage
-                # only collapses at read time (openusage-store.md §2.5).
-                writer.add(
-                    source_system=agent.source,
-                    source_channel="hook",
-                    source_schema_version=agent.duplicate_schema,
-                    payload=payload,
-                    ingested_at=ingested,
-                    **{**message, "workspace_id": None, "requests": 1},
-                )
-                written += 1
-            for _ in range(rng.choices((0, 1, 2, 3), (30, 35, 20, 15))[0]):
-                if written >= events:
-                    break
-                at += timedelta(seconds=rng.randint(1, 30), microseconds=rng.randrange(1_000_000))
-                if at > now:
-                    break
-                writer.add(
-                    source_system=agent.source,
-                    source_channel=agent.channel,
-                    source_schema_version=agent.schema,
-                    payload="{}",
-                    event_type="tool_usage",
-                    occurred_at=_stamp(at),
-                    provider_id=provider,
-                    agent_name=agent.source,
-                    account_id=agent.account,
-                    workspace_id=project,
-                    session_id=session,
-                    tool_call_id=f"toolu_{writer._uuid()[:20]}",
-                    tool_name=rng.choice(_TOOLS),
-                    requests=1,
-                    status=rng.choices(("ok", "error", "aborted"), (92, 6, 2))[0],
-                )
-                written += 1
+            provider, rows = _write_message(writer, rng, session, turn=turn, at=at, now=now, room=events - written)
+            written += rows
+            rows, at = _write_tool_calls(writer, rng, session, provider=provider, at=at, now=now, room=events - written)
+            written += rows
             if turn % 4 == 3:  # turn markers and unnormalised envelopes never count as usage
                 writer.add(
                     source_system=agent.source,
@@ -280,10 +228,90 @@ def _write_sessions(writer: EventWriter, rng: random.Random, now: datetime, days
                     occurred_at=_stamp(at),
                     provider_id=provider,
                     account_id=agent.account,
-                    session_id=session,
+                    session_id=session.id,
                     turn_id=f"turn-{turn}-done",
                     requests=1,
                 )
+
+
+def _write_message(
+    writer: EventWriter, rng: random.Random, session: _Session, *, turn: int, at: datetime, now: datetime, room: int
+) -> tuple[str, int]:
+    """Write one message of a turn (and at times its hook duplicate); return its provider and the rows written."""
+    agent, model = session.agent, session.model
+    provider = rng.choice(agent.providers)
+    inp, out = rng.randint(200, 6000), rng.randint(50, 2500)
+    cache_read, cache_write = rng.randint(0, 40_000), rng.randint(0, 3_000)
+    reasoning = rng.randint(0, 800) if model in (_GPT5, _CODEX) else 0
+    cost = inp * model.input_price + out * model.output_price + cache_read * model.input_price / 10
+    status = rng.choices(("ok", "error", "aborted", "unknown"), (960, 25, 10, 5))[0]
+    message_id = f"msg_{writer._uuid()[:18]}"
+    ingested = _stamp(at + timedelta(seconds=rng.randint(1, 20)))
+    recent = now - at < timedelta(hours=20)
+    message = {
+        "occurred_at": _stamp(at), "provider_id": provider, "agent_name": agent.source, "account_id": agent.account,
+        "workspace_id": session.project, "session_id": session.id, "turn_id": f"turn-{turn}",
+        "message_id": message_id, "event_type": "message_usage", "model_raw": model.name,
+        "input_tokens": inp, "output_tokens": out, "reasoning_tokens": reasoning,
+        "cache_read_tokens": cache_read, "cache_write_tokens": cache_write,
+        "cost_usd": round(cost, 6) if status != "error" else None,
+        "requests": None if agent.null_requests else 1, "status": status,
+    }  # fmt: skip
+    payload = json.dumps({"cwd": f"/home/dev/src/{session.project}", "model": model.name}) if recent else "{}"
+    writer.add(
+        source_system=agent.source,
+        source_channel=agent.channel,
+        source_schema_version=agent.schema,
+        payload=payload,
+        ingested_at=ingested,
+        **message,
+    )
+    if agent.duplicate_rate and rng.random() < agent.duplicate_rate and room > 1:
+        # The hook reports the same message without the project: a second row openusage
+        # only collapses at read time (openusage-store.md §2.5).
+        writer.add(
+            source_system=agent.source,
+            source_channel="hook",
+            source_schema_version=agent.duplicate_schema,
+            payload=payload,
+            ingested_at=ingested,
+            **{**message, "workspace_id": None, "requests": 1},
+        )
+        return provider, 2
+    return provider, 1
+
+
+def _write_tool_calls(
+    writer: EventWriter, rng: random.Random, session: _Session, *, provider: str, at: datetime, now: datetime, room: int
+) -> tuple[int, datetime]:
+    """Write the tool calls after a message; return how many, and the time of the last."""
+    written = 0
+    agent = session.agent
+    for _ in range(rng.choices((0, 1, 2, 3), (30, 35, 20, 15))[0]):
+        if written >= room:
+            break
+        at += timedelta(seconds=rng.randint(1, 30), microseconds=rng.randrange(1_000_000))
+        if at > now:
+            break
+        writer.add(
+            source_system=agent.source,
+            source_channel=agent.channel,
+            source_schema_version=agent.schema,
+            payload="{}",
+            event_type="tool_usage",
+            occurred_at=_stamp(at),
+            provider_id=provider,
+            agent_name=agent.source,
+            account_id=agent.account,
+            workspace_id=session.project,
+            session_id=session.id,
+            tool_call_id=f"toolu_{writer._uuid()[:20]}",
+            tool_name=rng.choice(_TOOLS),
+            requests=1,
+            status=rng.choices(("ok", "error", "aborted"), (92, 6, 2))[0],
+        )
+        written += 1
+    return written, at
 
 
 def _metric(used: float | None, limit: float | None, remaining: float | None, unit: str, window: str) -> dict[str, Any]:

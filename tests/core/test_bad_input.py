@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,10 +27,9 @@ from custom_components.openusage.core.reader import (
 from custom_components.openusage.core.schema import create_schema
 from custom_components.openusage.core.spool import read_spools
 from openusage_demo import generate_demo_store
+from tests.constants import NOW
 from tests.storebuilder import message, store
 from tests.unprivileged import run_unprivileged
-
-NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
 
 
 async def read(path: Path, **options):

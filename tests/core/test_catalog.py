@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,9 +12,8 @@ from custom_components.openusage.core.devices import HUB, HUB_DEVICE, account_de
 from custom_components.openusage.core.discovery import Topics, mqtt_entity_id
 from custom_components.openusage.core.providers import MoneyKind, money_kind, provider
 from custom_components.openusage.core.reader import read_store
+from tests.constants import NOW
 from tests.storebuilder import limit_snapshot, message, store
-
-NOW = datetime.fromisoformat("2026-08-17T12:00:00+00:00")
 
 
 def _metric(used: float | None, limit: float | None, remaining: float | None, unit: str | None, window: str) -> dict:

@@ -8,15 +8,14 @@ import shutil
 import subprocess
 import sys
 import venv
-from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
 from custom_components.openusage.core.reader import ReadOptions, merge_links, read_store
 from custom_components.openusage.core.snapshot_json import snapshot_to_json
+from tests.constants import DEMO_NOW, WARSAW
 
 REPO = Path(__file__).parents[2]
 COMMAND = shutil.which("openusage-ha", path=str(Path(sys.executable).parent)) or "openusage-ha"
@@ -43,9 +42,7 @@ async def test_snapshot_prints_the_core_figures(demo: Path) -> None:
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     options = ReadOptions(provider_links=merge_links({"openrouter": "opencode"}))
-    expected = snapshot_to_json(
-        await read_store(demo, datetime(2026, 11, 23, 12, tzinfo=UTC), ZoneInfo("Europe/Warsaw"), options)
-    )
+    expected = snapshot_to_json(await read_store(demo, DEMO_NOW, WARSAW, options))
     assert printed == json.loads(json.dumps(expected))
     assert printed["schema_version"] == 1
     assert printed["now"] == NOW

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from custom_components.openusage.core.reader import ReadOptions, read_store
 from custom_components.openusage.core.snapshot_json import snapshot_to_json
+from tests.constants import NOW, WARSAW
+from tests.constants import UTC_ZONE as UTC
 from tests.storebuilder import message, store
-
-UTC = ZoneInfo("UTC")
-NOW = datetime.fromisoformat("2026-08-17T12:00:00+00:00")  # a Monday
 
 
 def _hourly(w, first: datetime, hours: int, cost: float, **fields: object) -> None:
@@ -92,7 +90,7 @@ async def test_october_in_warsaw_has_745_hours(tmp_path: Path) -> None:
     now = datetime.fromisoformat("2026-10-20T12:15:00+00:00")
     with store(db) as w:
         _hourly(w, datetime.fromisoformat("2026-09-21T12:00:00+00:00"), 29 * 24, 1.0)
-    month = (await read_store(db, now, ZoneInfo("Europe/Warsaw"), ReadOptions())).forecast.month
+    month = (await read_store(db, now, WARSAW, ReadOptions())).forecast.month
     # October began at 22:00 UTC on 30 September (summer time) and ends at 23:00 UTC on the 31st (winter
     # time): 745 hours. So far: 19 days and 14 hours plus the row at 12:30 not yet (470 rows); the current
     # hour counts three quarters.

@@ -14,10 +14,9 @@ import pytest
 
 from custom_components.openusage.core.models import Breakdown, Window
 from custom_components.openusage.core.reader import ReadOptions, StoreReader, read_store
+from tests.constants import UTC_ZONE as UTC
+from tests.constants import WARSAW
 from tests.storebuilder import message, rollup, store, tool
-
-WARSAW = ZoneInfo("Europe/Warsaw")
-UTC = ZoneInfo("UTC")
 
 
 async def _totals(path: Path, now: str, zone: ZoneInfo) -> dict[Window, int]:

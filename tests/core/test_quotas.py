@@ -10,9 +10,8 @@ import pytest
 
 from custom_components.openusage.core.models import QuotaStatus
 from custom_components.openusage.core.reader import read_store
+from tests.constants import NOW
 from tests.storebuilder import limit_snapshot, store
-
-NOW = datetime.fromisoformat("2026-08-17T12:00:00+00:00")
 
 
 def payload(status: str = "OK", metrics: dict | None = None, resets: dict | None = None) -> dict:

@@ -8,15 +8,13 @@ import hashlib
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from custom_components.openusage.core.models import Window
 from custom_components.openusage.core.reader import StoreReader
 from openusage_demo import generate_demo_store
-
-NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
+from tests.constants import NOW, WARSAW
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[int, str]]:
@@ -53,7 +51,7 @@ async def test_refreshing_many_times_changes_nothing(tmp_path: Path) -> None:
     before = fingerprint(tmp_path)
     reader = StoreReader(db)
     for _ in range(20):
-        snapshot = await reader.refresh(NOW, ZoneInfo("Europe/Warsaw"))
+        snapshot = await reader.refresh(NOW, WARSAW)
     assert snapshot.usage.totals[Window.D30].messages > 0
     assert snapshot.spool.hook_spool_files == 3
     assert fingerprint(tmp_path) == before

@@ -11,10 +11,9 @@ import pytest
 
 from custom_components.openusage.core.models import Breakdown, Window
 from custom_components.openusage.core.reader import ReadOptions, merge_links, read_store
+from tests.constants import NOW, WARSAW
+from tests.constants import UTC_ZONE as UTC
 from tests.storebuilder import message, rollup, store, tool
-
-NOW = datetime.fromisoformat("2026-08-17T12:00:00+00:00")
-UTC = ZoneInfo("UTC")
 
 
 async def figures(path: Path, now: datetime = NOW, zone: ZoneInfo = UTC, **options):
@@ -104,7 +103,7 @@ async def test_today_starts_at_local_midnight_of_the_time_zone(tmp_path: Path) -
         message(w, "2026-08-17T03:59:59Z", message_id="c", input_tokens=100)  # 23:59 in New York (UTC-4)
         message(w, "2026-08-17T04:00:00Z", message_id="d", input_tokens=1000)
         message(w, "2026-08-18T00:00:00Z", message_id="future", input_tokens=10000)  # future still counts
-    warsaw = await figures(db, zone=ZoneInfo("Europe/Warsaw"))
+    warsaw = await figures(db, zone=WARSAW)
     new_york = await figures(db, zone=ZoneInfo("America/New_York"))
     utc = await figures(db)
     assert warsaw.totals[Window.TODAY].input_tokens == 11110

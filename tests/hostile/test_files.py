@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,10 +17,10 @@ import pytest
 from custom_components.openusage.core.models import Window
 from custom_components.openusage.core.reader import ReadOptions, StoreError, StoreErrorKind, read_store
 from custom_components.openusage.core.spool import read_spools
+from tests.constants import NOW
 from tests.storebuilder import message, store
 from tests.unprivileged import run_unprivileged
 
-NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
 NS = int(NOW.timestamp()) * 10**9
 
 

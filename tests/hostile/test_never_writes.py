@@ -16,7 +16,6 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,11 +23,11 @@ import pytest
 
 from custom_components.openusage.core.models import Window
 from custom_components.openusage.core.reader import StoreReader
+from tests.constants import NOW
 from tests.storebuilder import message, store
 from tests.unprivileged import run_unprivileged
 
 REPO = Path(__file__).parents[2]
-NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
 STRACE = shutil.which("strace")  # scripts/setup-system installs it
 _WRITES = ("write", "pwrite64", "pwritev", "pwritev2", "ftruncate", "fallocate")
 _CHANGES = ("truncate", "unlink", "unlinkat", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "rmdir",

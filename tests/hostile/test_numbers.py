@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from custom_components.openusage.core.models import Window
 from custom_components.openusage.core.reader import read_store
 from custom_components.openusage.core.snapshot_json import snapshot_to_json
+from tests.constants import NOW
 from tests.storebuilder import limit_snapshot, message, rollup, store
-
-NOW = datetime(2026, 8, 17, 12, tzinfo=UTC)
 
 
 def _strict_json(document: object) -> object:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,7 @@ from custom_components.openusage.const import (
     DOMAIN,
 )
 from openusage_demo import generate_demo_store
-
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+from tests.constants import DEMO_NOW as NOW
 
 
 @pytest.fixture(autouse=True)

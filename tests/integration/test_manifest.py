@@ -115,3 +115,22 @@ def test_icons_follow_hassfest_rules() -> None:
             for state_icon in icon.get("state", {}).values():
                 assert state_icon.startswith("mdi:")
                 assert state_icon != icon["default"]
+
+
+def test_the_core_s_entity_kinds_are_home_assistant_s() -> None:
+    """The core names device classes, state classes and categories without importing Home Assistant."""
+    from homeassistant.components.binary_sensor import BinarySensorDeviceClass
+    from homeassistant.components.sensor import SensorDeviceClass, SensorStateClass
+    from homeassistant.const import EntityCategory as HomeAssistantCategory
+    from homeassistant.const import Platform as HomeAssistantPlatform
+
+    from custom_components.openusage.core.kinds import DeviceClass, EntityCategory, Platform, StateClass
+
+    device_classes = {Platform.SENSOR: SensorDeviceClass, Platform.BINARY_SENSOR: BinarySensorDeviceClass}
+    for description in DESCRIPTIONS:
+        if description.device_class is not None:
+            device_classes[description.platform](description.device_class.value)  # raises for an unknown one
+    assert {c.value for c in DeviceClass} <= {c.value for c in (*SensorDeviceClass, *BinarySensorDeviceClass)}
+    assert {c.value for c in StateClass} <= {c.value for c in SensorStateClass}
+    assert {c.value for c in EntityCategory} <= {c.value for c in HomeAssistantCategory}
+    assert {p.value for p in Platform} <= {p.value for p in HomeAssistantPlatform}

@@ -13,7 +13,6 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -26,6 +25,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.openusage.core.clock import period_start
 from custom_components.openusage.core.models import Window
 from openusage_demo import generate_demo_store
+from tests.constants import WARSAW
 from tests.mqtt.broker import Broker, mosquitto, publish
 
 from .test_dashboard import entity_ids_of
@@ -119,7 +119,7 @@ async def test_home_assistant_mqtt_creates_the_entities(
     assert hass.states.get("sensor.claude_code_workstation_quota_status").state == "OK"  # a text, as natively
     # This month, its projection and the budgets, as natively (last_reset at the 1st, local midnight).
     month = hass.states.get("sensor.openusage_workstation_cost_this_month")
-    first = period_start(Window.MONTH, datetime.now(UTC), ZoneInfo("Europe/Warsaw"))
+    first = period_start(Window.MONTH, datetime.now(UTC), WARSAW)
     assert month.attributes["last_reset"] == first.isoformat()
     assert float(month.state) > 0
     budget = hass.states.get("sensor.openusage_workstation_budget_used")

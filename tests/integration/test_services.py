@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from homeassistant.core import HomeAssistant
@@ -14,6 +13,7 @@ from custom_components.openusage.const import CONF_PATH, DOMAIN
 from custom_components.openusage.core.models import Window
 from custom_components.openusage.core.reader import read_store
 from openusage_demo import generate_demo_store
+from tests.constants import WARSAW
 
 from .conftest import NOW
 
@@ -24,7 +24,7 @@ async def call(hass: HomeAssistant, **data: str) -> dict:
 
 
 async def test_totals_and_breakdowns(hass: HomeAssistant, loaded_entry: MockConfigEntry, store_path: Path) -> None:
-    core = await read_store(store_path, NOW, ZoneInfo("Europe/Warsaw"))
+    core = await read_store(store_path, NOW, WARSAW)
     today = await call(hass, window="today")
     assert today["window"] == "today"
     assert today["computed_at"] == "2026-11-23T12:00:00Z"

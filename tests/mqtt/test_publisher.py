@@ -239,18 +239,20 @@ def test_dry_run_prints_without_connecting(store: Path) -> None:
     assert any(line.startswith("openusage/testbox/availability online") for line in lines)
 
 
-def test_settings_errors_exit_2(store: Path, tmp_path: Path) -> None:
-    bad_toml = tmp_path / "bad.toml"
-    bad_toml.write_text("broker = [\n")
-    unknown = tmp_path / "unknown.toml"
-    unknown.write_text('colour = "blue"\n')
-    for args in (["--broker", "http://x"], ["--config", str(bad_toml)], ["--config", str(unknown)],
-                 ["--password-file", str(tmp_path / "none")]):  # fmt: skip
-        result = subprocess.run(command(store, "mqtt://127.0.0.1", *args), capture_output=True, text=True,
-                                cwd=REPO, check=False, timeout=60)  # fmt: skip
-        assert result.returncode == 2, (args, result.stderr)
-        assert "Traceback" not in result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1
+@pytest.mark.parametrize(
+    ("option", "file_text"),
+    [("--broker", None), ("--config", "broker = [\n"), ("--config", 'colour = "blue"\n'), ("--password-file", None)],
+    ids=["not an MQTT URL", "not TOML", "an unknown key", "no password file"],
+)
+def test_settings_errors_exit_2(store: Path, tmp_path: Path, option: str, file_text: str | None) -> None:
+    value = "http://x" if option == "--broker" else str(tmp_path / "settings")
+    if file_text is not None:
+        (tmp_path / "settings").write_text(file_text)
+    result = subprocess.run(command(store, "mqtt://127.0.0.1", option, value), capture_output=True, text=True,
+                            cwd=REPO, check=False, timeout=60)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_settings_from_toml(store: Path, broker: Broker, tmp_path: Path) -> None:
