@@ -77,6 +77,8 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
             config_entry=entry,
             name=DOMAIN,
             update_interval=timedelta(seconds=options.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL)),
+            # Every refresh has a new `now`, so no two are equal: comparing them (always_update=False) would save
+            # nothing. The entities write only the states that changed.
         )
         self.path = Path(entry.data[CONF_PATH])
         self.reader = StoreReader(

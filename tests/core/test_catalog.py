@@ -10,6 +10,7 @@ import pytest
 from custom_components.openusage.core.catalog import catalog, entity_id
 from custom_components.openusage.core.devices import HUB, HUB_DEVICE, account_devices
 from custom_components.openusage.core.discovery import Topics, mqtt_entity_id
+from custom_components.openusage.core.models import Breakdown
 from custom_components.openusage.core.providers import MoneyKind, money_kind, provider
 from custom_components.openusage.core.reader import read_store
 from tests.constants import NOW
@@ -130,3 +131,21 @@ def test_entity_ids_follow_home_assistant_s_rule_in_both_modes() -> None:
     assert mqtt_entity_id(cost_7d, HUB_DEVICE, "dev_box") == "sensor.openusage_dev_box_cost_7_days"
     assert entity_id(cost_7d, "Zürich Café") == "sensor.zurich_cafe_cost_7_days"  # accents go, as slugify does
     assert Topics("homeassistant", "x").device_id("") == "openusage_x"
+
+
+async def test_entities_are_made_again_only_when_the_keys_change(tmp_path: Path) -> None:
+    """A refresh with the same keys reuses the bound entities; a new key (a model) makes them again."""
+    db = tmp_path / "telemetry.db"
+    with store(db) as w:
+        message(w, "2026-08-17T10:00:00Z", message_id="a", model_raw="gpt-5")
+    models = frozenset({Breakdown.MODEL})
+    first = catalog(await _snapshot(db), models)
+    with store(db) as w:
+        message(w, "2026-08-17T10:05:00Z", message_id="b", model_raw="gpt-5", input_tokens=7)
+    second = catalog(await _snapshot(db), models)
+    assert second is first  # other figures, the same keys
+    with store(db) as w:
+        message(w, "2026-08-17T10:10:00Z", message_id="c", model_raw="claude-opus-4-1")
+    third = catalog(await _snapshot(db), models)
+    assert third is not first
+    assert {s.key for s in third} - {s.key for s in first} == {"model_claude_opus_4_1_cost_today"}
