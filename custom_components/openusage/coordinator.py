@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from homeassistant.config_entries import ConfigEntry
@@ -18,24 +17,15 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 
 from .const import (
-    CONF_ACTIVE_MINUTES,
-    CONF_BREAKDOWN_SENSORS,
-    CONF_MONTHLY_BUDGET,
     CONF_PATH,
-    CONF_PROVIDER_BUDGETS,
-    CONF_PROVIDER_LINKS,
-    CONF_UPDATE_INTERVAL,
-    DEFAULT_ACTIVE_MINUTES,
-    DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
     REPAIR_AFTER,
 )
 from .core.catalog import EntitySpec, catalog
 from .core.devices import DeviceSpec, all_devices
-from .core.forecast import budget_map, parse_budgets
-from .core.models import Breakdown, Snapshot
-from .core.pairs import parse_links
-from .core.reader import ReadOptions, StoreError, StoreErrorKind, StoreReader, merge_links, probe_store
+from .core.models import Snapshot
+from .core.reader import StoreError, StoreErrorKind, StoreReader, probe_store
+from .options import EntryOptions
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,13 +41,6 @@ class OpenUsageData:
     devices: dict[str, DeviceSpec]  # by device key, the hub first
 
 
-def budgets_from(options: Mapping[str, Any]) -> dict[str | None, float]:
-    """Return the entry's monthly budgets: the whole store's under None, each provider's under its id."""
-    return budget_map(
-        float(options.get(CONF_MONTHLY_BUDGET) or 0), parse_budgets(options.get(CONF_PROVIDER_BUDGETS, ""))
-    )
-
-
 def repair_issue_id(entry: ConfigEntry) -> str:
     """Return the id of the entry's repair issue for a store that stays unreadable."""
     return f"store_unreadable_{entry.entry_id}"
@@ -70,27 +53,20 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
 
     def __init__(self, hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
         """Make the coordinator and the reader of the entry's store from its options."""
-        options = entry.options
+        chosen = EntryOptions.of(entry.options)
         super().__init__(
             hass,
             _LOGGER,
             config_entry=entry,
             name=DOMAIN,
-            update_interval=timedelta(seconds=options.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL)),
+            update_interval=chosen.update_interval,
             # Every refresh has a new `now`, so no two are equal: comparing them (always_update=False) would save
             # nothing. The entities write only the states that changed.
         )
         self.path = Path(entry.data[CONF_PATH])
-        self.reader = StoreReader(
-            self.path,
-            ReadOptions(
-                active_minutes=float(options.get(CONF_ACTIVE_MINUTES, DEFAULT_ACTIVE_MINUTES)),
-                provider_links=merge_links(parse_links(options.get(CONF_PROVIDER_LINKS, ""))),
-                budgets=budgets_from(options),
-            ),
-        )
-        self.options = dict(options)  # what this coordinator was made from: a change means a reload
-        self.breakdown_sensors = frozenset(Breakdown(b) for b in options.get(CONF_BREAKDOWN_SENSORS, []))
+        self.reader = StoreReader(self.path, chosen.read)
+        self.options = dict(entry.options)  # what this coordinator was made from: a change means a reload
+        self.breakdown_sensors = chosen.breakdown_sensors
         self._failing_since: datetime | None = None
 
     async def async_shutdown(self) -> None:

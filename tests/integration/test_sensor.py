@@ -20,9 +20,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.openusage.const import CONF_BREAKDOWN_SENSORS, DOMAIN
-from custom_components.openusage.coordinator import budgets_from
 from custom_components.openusage.core.catalog import catalog
 from custom_components.openusage.core.reader import ReadOptions, read_store
+from custom_components.openusage.options import budgets_from
 from tests.storebuilder import limit_snapshot, message
 
 from .conftest import NOW
