@@ -19,7 +19,8 @@ from homeassistant.helpers.typing import ConfigType
 
 from .config_flow import entry_title
 from .const import CONF_PATH, CONF_STATISTIC_PREFIX, DOMAIN
-from .coordinator import OpenUsageConfigEntry, OpenUsageCoordinator, repair_issue_id
+from .coordinator import OpenUsageConfigEntry, OpenUsageCoordinator, mirror_cache, repair_issue_id
+from .core.cache import remove_cache_file
 from .core.devices import HUB, HUB_DEVICE, account_device
 from .core.naming import entity_slug
 from .entity import device_identifier, device_info
@@ -104,7 +105,8 @@ def _move_entity_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
 
 async def async_setup_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> bool:
     """Set up one store: check it, add its devices and platforms, and start the first read."""
-    coordinator = OpenUsageCoordinator(hass, entry)
+    cache = await hass.async_add_executor_job(mirror_cache, hass, entry)
+    coordinator = OpenUsageCoordinator(hass, entry, cache)
     # A quick look first, so that a store that cannot be read stops the setup with its reason. The first
     # read of every figure then runs in the background: on a store of a million rows it takes a while,
     # and neither the setup dialog nor Home Assistant's start waits for it. Entities appear when it is done.
@@ -193,10 +195,17 @@ async def async_unload_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
-    """Remove what the entry left behind: its repair issue and imported statistics."""
+    """Remove what the entry left behind: its repair issue, kept mirror and imported statistics."""
     ir.async_delete_issue(hass, DOMAIN, repair_issue_id(entry))
+    await hass.async_add_executor_job(_remove_mirror_cache, hass, entry)
     if "recorder" in hass.config.components:
         await async_clear_statistics(hass, entry)
+
+
+def _remove_mirror_cache(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
+    cache = mirror_cache(hass, entry)
+    if cache is not None:
+        remove_cache_file(cache)
 
 
 def _current_identifiers(entry: OpenUsageConfigEntry) -> set[tuple[str, str]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import cast
@@ -13,6 +13,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -21,6 +22,7 @@ from .const import (
     DOMAIN,
     REPAIR_AFTER,
 )
+from .core.cache import CacheLocationError, cache_file_in
 from .core.catalog import EntitySpec, catalog
 from .core.devices import DeviceSpec, all_devices
 from .core.models import Snapshot
@@ -41,6 +43,20 @@ class OpenUsageData:
     devices: dict[str, DeviceSpec]  # by device key, the hub first
 
 
+def mirror_cache(hass: HomeAssistant, entry: ConfigEntry) -> Path | None:
+    """Return the file the entry's reader keeps its mirror in, in Home Assistant's storage folder.
+
+    None when that folder is inside openusage's state folder (which is never written to) or cannot be made.
+    Blocking (it makes the folder): run it in the executor.
+    """
+    try:
+        return cache_file_in(Path(hass.config.path(STORAGE_DIR)), Path(entry.data[CONF_PATH]),
+                             f"{DOMAIN}.{entry.entry_id}.mirror.db")  # fmt: skip
+    except CacheLocationError as err:
+        _LOGGER.info("the reader of %s keeps no mirror between starts: %s", entry.data[CONF_PATH], err)
+        return None
+
+
 def repair_issue_id(entry: ConfigEntry) -> str:
     """Return the id of the entry's repair issue for a store that stays unreadable."""
     return f"store_unreadable_{entry.entry_id}"
@@ -51,8 +67,8 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
 
     config_entry: OpenUsageConfigEntry
 
-    def __init__(self, hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
-        """Make the coordinator and the reader of the entry's store from its options."""
+    def __init__(self, hass: HomeAssistant, entry: OpenUsageConfigEntry, cache: Path | None = None) -> None:
+        """Make the coordinator and the reader of the entry's store from its options (`cache`: see mirror_cache)."""
         chosen = EntryOptions.of(entry.options)
         super().__init__(
             hass,
@@ -64,7 +80,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
             # nothing. The entities write only the states that changed.
         )
         self.path = Path(entry.data[CONF_PATH])
-        self.reader = StoreReader(self.path, chosen.read)
+        self.reader = StoreReader(self.path, replace(chosen.read, cache=cache))
         self.options = dict(entry.options)  # what this coordinator was made from: a change means a reload
         self.breakdown_sensors = chosen.breakdown_sensors
         self._failing_since: datetime | None = None

@@ -33,6 +33,7 @@ from .settings import (
     PublishSettings,
     SettingsError,
     budget_amount,
+    cache_file,
     load_toml,
     local_zone,
     parse_link,
@@ -97,6 +98,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _cache_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache-dir", type=Path, help="where to keep what was read between runs "
+                        "(default: $XDG_CACHE_HOME/openusage-ha)")  # fmt: skip
+    parser.add_argument("--no-cache", action="store_const", const=True, default=None,
+                        help="read the whole store on every start")  # fmt: skip
+
+
 def _budget_arguments(
     parser: argparse.ArgumentParser, default_total: float | None, default_providers: list[Any] | None
 ) -> None:
@@ -122,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--spool", type=Path, help="telemetry spool folder (default: beside the store)")
     snap.add_argument("--busy-timeout", type=_positive, default=5.0, help="seconds to wait for a lock")
     _budget_arguments(snap, default_total=0.0, default_providers=[])
+    _cache_arguments(snap)
 
     pub = commands.add_parser("publish", help="publish the figures to an MQTT broker with HA discovery")
     pub.add_argument("--config", type=Path, help="TOML file with any of these settings")
@@ -139,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--active-minutes", type=_positive)
     pub.add_argument("--link", type=_link, action="append", default=None, metavar="SRC=DST")
     _budget_arguments(pub, default_total=None, default_providers=None)
+    _cache_arguments(pub)
     pub.add_argument(
         "--breakdown-sensors", metavar="KINDS", help="also a sensor per model, agent, project or tool: KINDS=model,tool"
     )
@@ -152,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--link", type=_link, action="append", default=[], metavar="SRC=DST",
                        help="an extra provider link, as set in the integration's options")  # fmt: skip
     _budget_arguments(board, default_total=0.0, default_providers=[])
+    _cache_arguments(board)
 
     demo = commands.add_parser("demo-store", help="write a realistic demo store and spools")
     demo.add_argument("dir", type=Path)
@@ -163,7 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _snapshot(args: argparse.Namespace) -> int:
+    try:
+        cache = cache_file(args.db, args.cache_dir, no_cache=bool(args.no_cache), environ=os.environ)
+    except SettingsError as err:
+        print(f"openusage-ha: {err}", file=sys.stderr)
+        return ExitCode.USAGE
     options = ReadOptions(
+        cache=cache,
         active_minutes=args.active_minutes,
         provider_links=merge_links(dict(args.link)),
         budgets=budget_map(args.budget, dict(args.provider_budget)),
@@ -185,8 +202,15 @@ def _snapshot(args: argparse.Namespace) -> int:
 
 def _dashboard(args: argparse.Namespace) -> int:
     path = args.db or default_store_path()
+    try:
+        cache = cache_file(path, args.cache_dir, no_cache=bool(args.no_cache), environ=os.environ)
+    except SettingsError as err:
+        print(f"openusage-ha: {err}", file=sys.stderr)
+        return ExitCode.USAGE
     options = ReadOptions(
-        provider_links=merge_links(dict(args.link)), budgets=budget_map(args.budget, dict(args.provider_budget))
+        provider_links=merge_links(dict(args.link)),
+        budgets=budget_map(args.budget, dict(args.provider_budget)),
+        cache=cache,
     )
     try:
         snapshot = asyncio.run(read_store(path, datetime.now(UTC), local_zone(), options))

@@ -21,6 +21,8 @@ An in-place change to an older row cannot be seen cheaply, so a full rebuild run
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -175,6 +177,18 @@ ORDER BY e.occurred_at LIMIT 1
 """
 
 
+_META_SQL = "CREATE TABLE IF NOT EXISTS cache_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+def _same_store(conn: sqlite3.Connection) -> bool:
+    """Whether the mirror's newest row is still the store's row of that rowid (a restored mirror's check)."""
+    top = conn.execute("SELECT rid, event_id FROM mirror_rows ORDER BY rid DESC LIMIT 1").fetchone()
+    if top is None:
+        return True
+    found = conn.execute("SELECT event_id FROM usage_events WHERE rowid = ?", (top[0],)).fetchone()
+    return found is not None and found[0] == top[1]
+
+
 def _window_params(bounds: WindowBounds) -> dict[str, str]:
     return {
         "today": bounds.keys[Window.TODAY],
@@ -261,8 +275,42 @@ class _Kept:
     figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
 
 
+def _kept_state(kept: _Kept) -> dict[str, Any]:
+    """Return what a cache file keeps of `kept`: the sums and where the mirror stands (the rest is read again)."""
+    return {
+        "usage": kept.usage.state(),
+        "bounds": {str(bit): bound for bit, bound in kept.bounds.items()},
+        "floor": kept.floor,
+        "tail_after": kept.tail_after,
+        "max_rowid": kept.max_rowid,
+        "rebuilt_at": kept.rebuilt_at.isoformat(),
+        "left_out": kept.left_out,
+    }
+
+
+def _kept_of_state(links: Mapping[str, str], state: Mapping[str, Any]) -> _Kept:
+    """Return the kept figures of a cache file's state (raises KeyError, TypeError or ValueError when malformed)."""
+    rebuilt_at = datetime.fromisoformat(state["rebuilt_at"])
+    if rebuilt_at.tzinfo is None:
+        raise ValueError("a naive rebuild time")
+    return _Kept(
+        usage=KeptUsage.restored(links, state["usage"]),
+        bounds={int(bit): str(bound) for bit, bound in state["bounds"].items()},
+        floor=str(state["floor"]),
+        tail_after=int(state["tail_after"]),
+        max_rowid=int(state["max_rowid"]),
+        rebuilt_at=rebuilt_at,
+        left_out=int(state["left_out"]),
+    )
+
+
 class UsageMirror:
-    """The kept usage figures of one store. Not thread-safe: one refresh at a time."""
+    """The kept usage figures of one store. Not thread-safe: one refresh at a time.
+
+    With a cache file as its database, the mirror's rows are on disk already; `save` adds the kept sums and
+    marks the file clean, and `restore` takes them up at the next start. The first change after that marks it
+    unclean in the same transaction, so a file left by a crash (or a kill) is never taken up.
+    """
 
     def __init__(
         self,
@@ -275,6 +323,41 @@ class UsageMirror:
         self._reconcile_after = reconcile_after
         self._recent_rows = recent_rows
         self._kept: _Kept | None = None
+        self._clean = False  # the cache file's kept sums match its rows: mark it unclean before the next change
+        self._restored = False  # the kept sums come from a cache file: check it is this store's at the next refresh
+
+    def restore(self, conn: sqlite3.Connection, identity: str) -> bool:
+        """Take up the kept sums of a cache file closed cleanly by this release for this store and these options."""
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM cache_meta").fetchall())
+            if meta.get("identity") != identity or meta.get("clean") != "1":
+                return False
+            text = meta["kept"]
+            if hashlib.sha256(text.encode()).hexdigest() != meta.get("kept_sha256"):
+                return False  # torn or changed by hand
+            self._kept = _kept_of_state(self._links, json.loads(text))
+        except (sqlite3.OperationalError, KeyError, TypeError, ValueError, AttributeError):
+            self._kept = None
+            return False
+        self._clean = self._restored = True
+        return True
+
+    def save(self, conn: sqlite3.Connection, identity: str) -> None:
+        """Keep the sums beside the mirror's rows in its cache file, and mark it clean (one transaction)."""
+        if self._kept is None:
+            return
+        text = json.dumps(_kept_state(self._kept), separators=(",", ":"))
+        meta = {"identity": identity, "kept": text, "kept_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "clean": "1"}  # fmt: skip
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_META_SQL)
+            conn.executemany("INSERT OR REPLACE INTO cache_meta (key, value) VALUES (?, ?)", meta.items())
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        self._clean = True
 
     def forget(self) -> None:
         """Drop the kept figures: the next refresh rebuilds (after a failed refresh, or on request)."""
@@ -300,7 +383,16 @@ class UsageMirror:
         oldest = conn.execute(_OLDEST_SQL).fetchone()
         oldest_at: str | None = oldest[0] if oldest else None
         floor = _floor_of(oldest_at)
+        if self._clean:
+            # In the transaction of the changes to come: a file left before it commits is still clean and right.
+            conn.execute(_META_SQL)
+            conn.execute("INSERT OR REPLACE INTO cache_meta (key, value) VALUES ('clean', '0')")
+            self._clean = False
         kept = self._kept
+        if self._restored:
+            self._restored = False
+            if not _same_store(conn):
+                kept = None  # the top row is another: a store replaced under the same path
         if (
             kept is None
             or not kept.rebuilt_at <= now < kept.rebuilt_at + self._reconcile_after

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from .cache import cache_identity, remove_cache_file
 from .clock import WindowBounds, parse_time
 from .forecast import HourlyCost, budget_statuses, month_forecast
 from .mirror import DEFAULT_RECONCILE_AFTER, RECENT_ROWS, UsageMirror
@@ -103,6 +104,8 @@ class ReadOptions:
     recent_rows: int = RECENT_ROWS  # newest rows re-read on every refresh, for in-place enrichment
     # Monthly budgets in USD: the whole store's under None, a provider's under its key (metrics.md §8).
     budgets: Mapping[str | None, float] = field(default_factory=dict)
+    # A file to keep the mirror in between runs (cache.py), so that a restart reads only what changed.
+    cache: Path | None = None
 
 
 def default_store_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -342,6 +345,7 @@ class StoreReader:
         self.options = options or ReadOptions()
         self._mirror = UsageMirror(self.options.provider_links, self.options.reconcile_after, self.options.recent_rows)
         self._conn: sqlite3.Connection | None = None
+        self._cache_in_use = False
         self._lock = asyncio.Lock()
 
     @property
@@ -355,12 +359,61 @@ class StoreReader:
         return self.options.telemetry_spool or self.path.parent / TELEMETRY_SPOOL_DIR
 
     async def close(self) -> None:
-        """Close the mirror (SQLite deletes its file) once no refresh runs; a later refresh starts afresh."""
+        """Close the mirror once no refresh runs; a later refresh starts afresh.
+
+        A cache file keeps the mirror and its sums for the next start; without one SQLite deletes its file.
+        """
         async with self._lock:
             conn, self._conn = self._conn, None
-            self._mirror.forget()
             if conn is not None:
-                await asyncio.to_thread(conn.close)
+                await asyncio.to_thread(self._close, conn)
+            self._mirror.forget()
+
+    def _close(self, conn: sqlite3.Connection) -> None:
+        try:
+            if self._cache_in_use:
+                self._mirror.save(conn, self._identity)
+        except sqlite3.Error:
+            _LOGGER.debug("keeping the mirror of %s failed", self.path, exc_info=True)
+        finally:
+            conn.close()
+
+    @property
+    def _identity(self) -> str:
+        return cache_identity(self.path, self.options.provider_links)
+
+    def _open_private(self) -> sqlite3.Connection:
+        """Open the mirror's database: the cache file, taking up what it keeps, else a private temporary file."""
+        self._cache_in_use = False
+        cache = self.options.cache
+        conn = self._open_cache(cache) if cache is not None else None
+        if conn is None:
+            return connect_private("", self.options.busy_timeout)
+        self._cache_in_use = True
+        return conn
+
+    def _open_cache(self, cache: Path) -> sqlite3.Connection | None:
+        """Open the cache file for this reader alone and take up what it keeps; None when another reader has it."""
+        for attempt in range(2):
+            conn = None
+            try:
+                conn = connect_private(f"file:{quote(os.fsencode(cache))}", self.options.busy_timeout)
+                # Only this reader may use the file (`main`: not the store attached later); another process that
+                # reads the same store with the same cache folder gets a private mirror instead.
+                conn.execute("PRAGMA main.locking_mode = EXCLUSIVE")
+                conn.execute("BEGIN EXCLUSIVE")
+                conn.execute("COMMIT")
+                self._mirror.restore(conn, self._identity)
+            except sqlite3.Error as err:
+                if conn is not None:
+                    conn.close()
+                if attempt or "locked" in str(err):
+                    _LOGGER.info("not keeping the mirror of %s in %s: %s", self.path, cache, err)
+                    return None
+                remove_cache_file(cache)  # not a database, or a damaged one: made again
+            else:
+                return conn
+        return None
 
     def _read(self, now: datetime, bounds: WindowBounds) -> _StoreRead:
         """Everything read inside the store's transaction (blocking, in a worker thread)."""
@@ -378,7 +431,7 @@ class StoreReader:
     def _read_once(self, now: datetime, bounds: WindowBounds) -> _StoreRead:
         conn = self._conn
         if conn is None:
-            conn = self._conn = connect_private("", self.options.busy_timeout)
+            conn = self._conn = self._open_private()
             conn.execute("PRAGMA cache_size = -8192")  # 8 MiB; the OS caches the rest of the file
             # No sorter helper threads (`PRAGMA threads`): on two cores they crowd out the event loop.
         try:
@@ -393,6 +446,8 @@ class StoreReader:
             self._mirror.forget()
             self._conn = None
             conn.close()
+            if self._cache_in_use and self.options.cache is not None:
+                remove_cache_file(self.options.cache)  # its rows may not match what it said; made again
             raise
         return _StoreRead(usage, quotas, last_snapshot_at, watermark, tables)
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import voluptuous as vol
 
 from . import pairs
+from .cache import CacheLocationError, cache_file_in, default_cache_dir
 from .catalog import BREAKDOWN_OPTIONS
 from .discovery import node_id_from
 from .forecast import budget_map, parse_budget
@@ -198,6 +199,8 @@ SCHEMA = vol.Schema(
         vol.Optional("link", default=list): [parse_link],
         vol.Optional("breakdown_sensors", default=list): _kinds,
         vol.Optional("budget", default=0.0): budget_amount,
+        vol.Optional("cache_dir"): vol.All(vol.Any(str, Path), vol.Coerce(Path)),
+        vol.Optional("no_cache", default=False): bool,
         vol.Optional("provider_budget", default=list): [parse_provider_budget],
     },
     extra=vol.PREVENT_EXTRA,
@@ -246,9 +249,23 @@ def publish_settings(given: Mapping[str, Any], environ: Mapping[str, str], *, dr
             active_minutes=values["active_minutes"],
             provider_links=merge_links(dict(values["link"])),
             budgets=budget_map(values["budget"], dict(values["provider_budget"])),
+            cache=cache_file(values["db"], values.get("cache_dir"), no_cache=values["no_cache"], environ=environ),
         ),
         breakdown_sensors=frozenset(Breakdown(b) for b in values["breakdown_sensors"]),
     )
+
+
+def cache_file(store: Path, folder: Path | None, *, no_cache: bool, environ: Mapping[str, str]) -> Path | None:
+    """Return the file the mirror of `store` is kept in between runs (None with `no_cache`).
+
+    Raises SettingsError for a folder that cannot be used.
+    """
+    if no_cache:
+        return None
+    try:
+        return cache_file_in(folder or default_cache_dir(environ), store)
+    except CacheLocationError as err:
+        raise SettingsError(f"--cache-dir {err}") from None
 
 
 def local_zone() -> ZoneInfo:

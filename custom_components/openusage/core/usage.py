@@ -273,6 +273,23 @@ def _distinct(kept: Mapping[str, int], extra: Mapping[str, int]) -> int:
     return len(kept) + sum((kept.get(k, 0) + c > 0) - (k in kept) for k, c in extra.items())
 
 
+def _targets_state(sums: Mapping[Target, _Acc]) -> list[list[Any]]:
+    return [
+        [b.value if b else None, key, acc.slots, acc.sessions, acc.shared_messages] for (b, key), acc in sums.items()
+    ]
+
+
+def _targets_of_state(rows: Iterable[Sequence[Any]]) -> dict[Target, _Acc]:
+    sums: dict[Target, _Acc] = {}
+    for breakdown, key, slots, sessions, shared in rows:
+        if len(slots) != _N_SLOTS:
+            raise ValueError("kept sums of another shape")
+        target = (Breakdown(breakdown) if breakdown is not None else None, str(key))
+        sums[target] = _Acc([int(v) for v in slots], {str(k): int(v) for k, v in sessions.items()},
+                            {str(k): int(v) for k, v in shared.items()})  # fmt: skip
+    return sums
+
+
 def map_provider(provider: str, links: Mapping[str, str]) -> str:
     """Return the provider key of metrics.md §3: links applied, blank → `unknown`."""
     provider = provider.strip().lower()
@@ -322,6 +339,26 @@ class KeptUsage:
         self._frozen: dict[Window, dict[Target, Measures]] = {w: {} for w in ALL_WINDOWS}
         self._dirty: dict[Window, set[Target]] = {w: set() for w in ALL_WINDOWS}
         self._frozen_extra: dict[Window, dict[Target, _Acc]] = {}
+
+    def state(self) -> dict[str, Any]:
+        """Return the sums as plain JSON values, to keep them across a restart (`restored` reads them back)."""
+        return {
+            "windows": {str(w): _targets_state(sums) for w, sums in self._windows.items()},
+            "days": {day: _targets_state(sums) for day, sums in self._days.items()},
+            "active": self.active,
+        }
+
+    @classmethod
+    def restored(cls, links: Mapping[str, str], state: Mapping[str, Any]) -> KeptUsage:
+        """Return the sums `state` holds (raises KeyError, TypeError or ValueError when it is malformed)."""
+        kept = cls(links)
+        for window, sums in state["windows"].items():
+            kept._windows[Window(window)] = _targets_of_state(sums)
+        kept._days = {str(day): _targets_of_state(sums) for day, sums in state["days"].items()}
+        kept.active = {str(k): int(v) for k, v in state["active"].items()}
+        # Nothing was handed out yet: every target is worked out on the first `figures`.
+        kept._dirty = {w: set(sums) for w, sums in kept._windows.items()}
+        return kept
 
     def sibling(self) -> KeptUsage:
         """Return an empty KeptUsage with the same provider links, sharing the work of mapping keys to targets."""
