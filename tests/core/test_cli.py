@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import venv
@@ -260,3 +261,27 @@ def test_dashboard_for_the_native_integration_and_for_an_mqtt_node(demo: Path) -
     missing = run("dashboard", "--db", str(demo.with_name("nope.db")))
     assert missing.returncode == 3
     assert missing.stdout == ""
+
+
+def test_snapshot_keeps_what_it_read_in_the_cache_folder(demo: Path, tmp_path: Path) -> None:
+    """Run twice with a cache folder: the same figures, the second from the kept mirror (a clean file is there)."""
+    folder = tmp_path / "cache"
+    first = run("snapshot", "--db", str(demo), "--now", NOW, "--tz", "UTC", "--cache-dir", str(folder))
+    assert first.returncode == 0, first.stderr
+    (kept,) = folder.glob("mirror-*.db")
+    conn = sqlite3.connect(kept)
+    assert dict(conn.execute("SELECT key, value FROM cache_meta").fetchall())["clean"] == "1"
+    conn.close()
+    second = run("snapshot", "--db", str(demo), "--now", NOW, "--tz", "UTC", "--cache-dir", str(folder))
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    uncached = run("snapshot", "--db", str(demo), "--now", NOW, "--tz", "UTC", "--no-cache",
+                   "--cache-dir", str(tmp_path / "none"))  # fmt: skip
+    assert uncached.stdout == first.stdout
+    assert not (tmp_path / "none").exists()
+    inside = run("snapshot", "--db", str(demo), "--cache-dir", str(demo.parent / "cache"))
+    assert inside.returncode == 2
+    assert inside.stderr.strip().splitlines() == [
+        f"openusage-ha: --cache-dir {demo.parent / 'cache'}: inside openusage's state folder, which is never written to"
+    ]
+    assert not (demo.parent / "cache").exists()

@@ -23,6 +23,7 @@ import custom_components.openusage as integration
 from custom_components.openusage.const import CONF_BREAKDOWN_SENSORS, CONF_PATH, CONF_STATISTIC_PREFIX, DOMAIN
 from custom_components.openusage.coordinator import repair_issue_id
 from openusage_demo import generate_demo_store
+from tests.counting import count_rebuilds
 
 from .conftest import NOW
 
@@ -221,3 +222,19 @@ async def test_an_unload_during_the_first_read_stops_it_cleanly(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert float(hass.states.get(COST).state) > 0
+
+
+async def test_the_entry_keeps_its_mirror_between_starts_and_removes_it_with_itself(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = Path(hass.config.path(".storage", f"{DOMAIN}.{loaded_entry.entry_id}.mirror.db"))
+    before = hass.states.get(COST).state
+    rebuilds = count_rebuilds(monkeypatch)
+    assert await hass.config_entries.async_reload(loaded_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert cache.exists()
+    assert rebuilds == []  # the restart took up the kept mirror: it read only what changed
+    assert hass.states.get(COST).state == before
+    assert await hass.config_entries.async_remove(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+    assert not cache.exists()
