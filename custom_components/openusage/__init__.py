@@ -106,15 +106,15 @@ def _move_entity_ids(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> None:
 async def async_setup_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) -> bool:
     """Set up one store: check it, add its devices and platforms, and start the first read."""
     cache = await hass.async_add_executor_job(mirror_cache, hass, entry)
-    coordinator = OpenUsageCoordinator(hass, entry, cache)
+    # The hub first: the account devices name it as the device they are connected through.
+    hub = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **device_info(entry.entry_id, HUB_DEVICE)
+    )
+    coordinator = OpenUsageCoordinator(hass, entry, cache, hub.id)
     # A quick look first, so that a store that cannot be read stops the setup with its reason. The first
     # read of every figure then runs in the background: on a store of a million rows it takes a while,
     # and neither the setup dialog nor Home Assistant's start waits for it. Entities appear when it is done.
     await coordinator.async_check_store()
-    # The hub first: the account devices name it as the device they are connected through.
-    dr.async_get(hass).async_get_or_create(
-        config_entry_id=entry.entry_id, **device_info(hass, entry.entry_id, HUB_DEVICE)
-    )
     entry.runtime_data = coordinator
     entry.async_on_unload(coordinator.async_add_listener(_device_pruner(hass, entry)))
     entry.async_on_unload(entry.add_update_listener(_options_changed))

@@ -67,8 +67,14 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
 
     config_entry: OpenUsageConfigEntry
 
-    def __init__(self, hass: HomeAssistant, entry: OpenUsageConfigEntry, cache: Path | None = None) -> None:
-        """Make the coordinator and the reader of the entry's store from its options (`cache`: see mirror_cache)."""
+    def __init__(
+        self, hass: HomeAssistant, entry: OpenUsageConfigEntry, cache: Path | None, hub_device_id: str
+    ) -> None:
+        """Make the coordinator and the reader of the entry's store from its options.
+
+        `cache` is where the reader keeps its mirror (mirror_cache); `hub_device_id` the hub's device, which the
+        account devices are connected through.
+        """
         chosen = EntryOptions.of(entry.options)
         super().__init__(
             hass,
@@ -83,6 +89,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
         self.reader = StoreReader(self.path, replace(chosen.read, cache=cache))
         self.options = dict(entry.options)  # what this coordinator was made from: a change means a reload
         self.breakdown_sensors = chosen.breakdown_sensors
+        self.hub_device_id = hub_device_id
         self._failing_since: datetime | None = None
 
     async def async_shutdown(self) -> None:

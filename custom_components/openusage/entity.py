@@ -7,8 +7,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
@@ -28,8 +27,8 @@ def device_identifier(entry_id: str, device_key: str) -> tuple[str, str]:
     return (DOMAIN, f"{entry_id}_{device_key}")
 
 
-def device_info(hass: HomeAssistant, entry_id: str, device: DeviceSpec) -> DeviceInfo:
-    """Return a device of the entry; the account devices are connected through the hub."""
+def device_info(entry_id: str, device: DeviceSpec, hub_device_id: str = "") -> DeviceInfo:
+    """Return a device of the entry; the account devices are connected through the hub (`hub_device_id`)."""
     info: dict[str, Any] = {
         "identifiers": {device_identifier(entry_id, device.key)},
         "name": device.name,
@@ -40,8 +39,7 @@ def device_info(hass: HomeAssistant, entry_id: str, device: DeviceSpec) -> Devic
     if device.is_hub:
         return cast(DeviceInfo, info)
     if "via_device_id" in DeviceInfo.__annotations__:  # Home Assistant 2026.8 and later
-        hub = dr.async_get(hass).async_get_device({device_identifier(entry_id, HUB)})
-        info["via_device_id"] = hub.id if hub else None
+        info["via_device_id"] = hub_device_id
     else:  # earlier releases know the hub by its identifier only
         info["via_device"] = device_identifier(entry_id, HUB)
     return cast(DeviceInfo, info)
@@ -79,7 +77,8 @@ class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
         self._attr_entity_registry_enabled_default = description.enabled_default
         if description.entity_category is CoreEntityCategory.DIAGNOSTIC:
             self._attr_entity_category = EntityCategory.DIAGNOSTIC
-        self._attr_device_info = device_info(coordinator.hass, entry_id, coordinator.data.devices[spec.device])
+        device = coordinator.data.devices[spec.device]
+        self._attr_device_info = device_info(entry_id, device, coordinator.hub_device_id)
         # Worked out once per snapshot. Home Assistant may write the state before adding the entity (a registry
         # update), and the snapshot may have changed by the time it is added.
         self.shown = self._work_out()
