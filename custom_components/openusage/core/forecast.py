@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from .clock import period_first_days, start_of_day
@@ -55,11 +56,13 @@ def month_end(now: datetime, zone: ZoneInfo) -> datetime:
     return start_of_day(following, zone)
 
 
+@lru_cache(maxsize=2048)  # the same four weeks of hours, refresh after refresh
 def _slot(hour: datetime, zone: ZoneInfo) -> Slot:
     local = hour.astimezone(zone)
     return local.weekday(), local.hour
 
 
+@lru_cache(maxsize=2)  # one projection asks for each provider alike
 def _remaining_hours(now: datetime, end: datetime, zone: ZoneInfo) -> dict[Slot, float]:
     """How much of each weekday-hour slot is left between now and `end` (the current hour in part)."""
     left: dict[Slot, float] = defaultdict(float)
@@ -69,7 +72,7 @@ def _remaining_hours(now: datetime, end: datetime, zone: ZoneInfo) -> dict[Slot,
         if share > 0:
             left[_slot(hour, zone)] += share
         hour += HOUR
-    return left
+    return dict(left)
 
 
 def project_month(
