@@ -273,7 +273,7 @@ async def _entry_restart(hass: Any, entry: Any) -> float:
 def home_assistant_stalls(path: Path, rounds: int, rebuilds: int) -> tuple[dict[str, float], int]:
     """See _home_assistant_stalls: in a configuration folder of its own, removed afterwards."""
     logging.getLogger("homeassistant.loader").setLevel(logging.ERROR)  # "custom integration not tested"
-    # Outside the store's folder: the entry keeps its mirror in the configuration's storage folder, which must not
+    # Outside the store's folder: the entry keeps its mirror in the configuration's cache folder, which must not
     # be inside openusage's state folder (it is refused there).
     config = Path(tempfile.mkdtemp(prefix="openusage-ha-bench-"))
     (config / "custom_components").mkdir(parents=True)

@@ -13,7 +13,6 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.storage import STORAGE_DIR
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -44,14 +43,17 @@ class OpenUsageData:
 
 
 def mirror_cache(hass: HomeAssistant, entry: ConfigEntry) -> Path | None:
-    """Return the file the entry's reader keeps its mirror in, in Home Assistant's storage folder.
+    """Return the file the entry's reader keeps its mirror in: in Home Assistant's cache folder, `.cache/openusage`.
+
+    That folder is what `hass.config.cache_path` names (Home Assistant 2026.x), which backups leave out: a mirror of a
+    large store is hundreds of MB, and is made again from the store whenever it is missing.
 
     None when that folder is inside openusage's state folder (which is never written to) or cannot be made.
     Blocking (it makes the folder): run it in the executor.
     """
     try:
-        return cache_file_in(Path(hass.config.path(STORAGE_DIR)), Path(entry.data[CONF_PATH]),
-                             f"{DOMAIN}.{entry.entry_id}.mirror.db")  # fmt: skip
+        return cache_file_in(Path(hass.config.path(".cache", DOMAIN)), Path(entry.data[CONF_PATH]),
+                             f"{entry.entry_id}.mirror.db")  # fmt: skip
     except CacheLocationError as err:
         _LOGGER.info("the reader of %s keeps no mirror between starts: %s", entry.data[CONF_PATH], err)
         return None

@@ -52,7 +52,7 @@ async def allow_store(hass: HomeAssistant, tmp_path: Path) -> None:
     """Let Home Assistant read the test's folder, and set a zone whose midnight is not UTC's."""
     hass.config.allowlist_external_dirs = {str(tmp_path)}
     await hass.config.async_set_time_zone("Europe/Warsaw")
-    # The entry keeps its mirror in Home Assistant's storage folder: the test's own, not the harness's shared one.
+    # The entry keeps its mirror in Home Assistant's cache folder: the test's own, not the harness's shared one.
     hass.config.config_dir = str(tmp_path / "config")
 
 

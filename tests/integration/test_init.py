@@ -227,7 +227,7 @@ async def test_an_unload_during_the_first_read_stops_it_cleanly(
 async def test_the_entry_keeps_its_mirror_between_starts_and_removes_it_with_itself(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cache = Path(hass.config.path(".storage", f"{DOMAIN}.{loaded_entry.entry_id}.mirror.db"))
+    cache = Path(hass.config.path(".cache", DOMAIN, f"{loaded_entry.entry_id}.mirror.db"))
     before = hass.states.get(COST).state
     rebuilds = count_rebuilds(monkeypatch)
     assert await hass.config_entries.async_reload(loaded_entry.entry_id)
