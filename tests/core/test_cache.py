@@ -239,3 +239,18 @@ async def test_a_kill_in_the_middle_of_a_refresh_or_a_cache_write_leaves_right_f
         child.wait(30)
         assert child.returncode == -signal.SIGKILL
         assert await _read(db, cache, minutes=0) == await _fresh(db, minutes=0)
+
+
+async def test_a_store_replaced_while_a_reader_runs_is_not_kept_as_its_own(
+    db: Path, tmp_path: Path, rebuilds: list[int]
+) -> None:
+    cache = cache_file_in(tmp_path / "cache", db)
+    await _read(db, cache)
+    reader = StoreReader(db, ReadOptions(cache=cache))
+    await reader.refresh(NOW + timedelta(minutes=2), UTC_ZONE)  # takes up the kept mirror
+    other = tmp_path / "other.db"
+    _write(other, 40)
+    os.replace(other, db)  # another file under the same path, with the same row count
+    await reader.close()
+    assert await _read(db, cache, minutes=3) == await _fresh(db, minutes=3)
+    assert len(rebuilds) == 3  # the first read, the read after the replacement, the fresh one

@@ -346,6 +346,7 @@ class StoreReader:
         self._mirror = UsageMirror(self.options.provider_links, self.options.reconcile_after, self.options.recent_rows)
         self._conn: sqlite3.Connection | None = None
         self._cache_in_use = False
+        self._opened_identity = ""  # the store file's identity when the cache file was opened
         self._lock = asyncio.Lock()
 
     @property
@@ -371,7 +372,8 @@ class StoreReader:
 
     def _close(self, conn: sqlite3.Connection) -> None:
         try:
-            if self._cache_in_use:
+            # Kept only for the store file it was read from: a store replaced while this reader ran is read afresh.
+            if self._cache_in_use and self._identity == self._opened_identity:
                 self._mirror.save(conn, self._identity)
         except sqlite3.Error:
             _LOGGER.debug("keeping the mirror of %s failed", self.path, exc_info=True)
@@ -403,7 +405,8 @@ class StoreReader:
                 conn.execute("PRAGMA main.locking_mode = EXCLUSIVE")
                 conn.execute("BEGIN EXCLUSIVE")
                 conn.execute("COMMIT")
-                self._mirror.restore(conn, self._identity)
+                self._opened_identity = self._identity
+                self._mirror.restore(conn, self._opened_identity)
             except sqlite3.Error as err:
                 if conn is not None:
                     conn.close()
