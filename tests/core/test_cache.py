@@ -254,3 +254,9 @@ async def test_a_store_replaced_while_a_reader_runs_is_not_kept_as_its_own(
     await reader.close()
     assert await _read(db, cache, minutes=3) == await _fresh(db, minutes=3)
     assert len(rebuilds) == 3  # the first read, the read after the replacement, the fresh one
+
+
+def test_a_cache_folder_that_cannot_be_made_is_said_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ValueError, match=r"a-file/cache: Not a directory"):
+        cache_file_in(tmp_path / "a-file" / "cache", tmp_path / "state" / "telemetry.db")

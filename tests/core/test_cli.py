@@ -285,3 +285,14 @@ def test_snapshot_keeps_what_it_read_in_the_cache_folder(demo: Path, tmp_path: P
         f"openusage-ha: --cache-dir {demo.parent / 'cache'}: inside openusage's state folder, which is never written to"
     ]
     assert not (demo.parent / "cache").exists()
+
+
+@pytest.mark.parametrize("command", ["snapshot", "dashboard"])
+def test_a_cache_folder_in_the_state_folder_is_refused_before_anything_is_read(
+    demo: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from custom_components.openusage.core.cli import main
+
+    assert main([command, "--db", str(demo), "--cache-dir", str(demo.parent / "kept")]) == 2
+    assert "inside openusage's state folder" in capsys.readouterr().err
+    assert not (demo.parent / "kept").exists()

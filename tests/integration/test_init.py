@@ -238,3 +238,16 @@ async def test_the_entry_keeps_its_mirror_between_starts_and_removes_it_with_its
     assert await hass.config_entries.async_remove(loaded_entry.entry_id)
     await hass.async_block_till_done()
     assert not cache.exists()
+
+
+async def test_no_mirror_is_kept_when_home_assistant_s_folder_is_inside_the_state_folder(
+    hass: HomeAssistant, config_entry: MockConfigEntry, allow_store: None, frozen: None, state_dir: Path
+) -> None:
+    hass.config.config_dir = str(state_dir / "home-assistant")
+    before = sorted(p.name for p in state_dir.iterdir())
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert hass.states.get(COST) is not None
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    assert sorted(p.name for p in state_dir.iterdir()) == before  # nothing made in openusage's folder
