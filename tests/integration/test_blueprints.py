@@ -176,7 +176,7 @@ async def test_quota_alerts_fire_once_per_crossing_of_the_real_sensor(
     assert len(calls) == len(readme_calls) == 1
     assert "Claude Code 5-hour usage is at 85.0 %" in calls[0].data["message"]
     assert await hass.config_entries.async_reload(loaded_entry.entry_id)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)  # the reload's first read, before the outage
     hidden = store_path.with_name("hidden.db")
     store_path.rename(hidden)
     await refresh()
