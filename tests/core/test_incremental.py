@@ -2,7 +2,7 @@
 
 After every insert, duplicate delivery, enrichment of a recent row, pruned day and clock advance, the
 kept figures must equal those a fresh reader computes from scratch; after an in-place update of an old
-row (which a refresh cannot see cheaply) they must be equal once a reconciliation has run.
+row they must be equal once a check period has passed (the blocks' fingerprints find it), without a rebuild.
 """
 
 from __future__ import annotations
@@ -16,17 +16,21 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custom_components.openusage.core.models import Snapshot, Window
+from custom_components.openusage.core import mirror
+from custom_components.openusage.core.models import Breakdown, Snapshot, Window
 from custom_components.openusage.core.reader import ReadOptions, StoreReader, read_store
 from custom_components.openusage.core.schema import create_schema
 from openusage_demo import EventWriter, build_rollup, generate_demo_store
+from tests.counting import count_rebuilds
 from tests.strategies import NOW, ZONES, add_row, row
 
 RECENT = 3  # a short re-read tail, so that most rows are "old" and the tail's edge is exercised
-RECONCILE = timedelta(minutes=15)
+CHECK = timedelta(hours=1)
+BLOCK = 4  # blocks of four rowids: most rows are in sealed blocks, and blocks are sealed as rows arrive
 
 # Values each changed column may take (status is NOT NULL in the store).
 _CHANGE_VALUES: dict[str, list[Any]] = {
@@ -48,6 +52,9 @@ _step = st.one_of(
     # the same message kept again under another session: one message, its tokens twice (metrics.md §2.3)
     st.tuples(st.just("other_session"), st.integers(0, 10**6), st.sampled_from(["hook", "jsonl"]), st.just({})),
     st.tuples(st.just("update_old"), st.integers(0, 10**6), _changes),
+    st.tuples(st.just("delete_old"), st.integers(0, 10**6)),
+    # openusage resetting a corrupt store: a new file, with rows of its own, at the same path
+    st.tuples(st.just("replace"), st.lists(row, min_size=0, max_size=40)),
     st.tuples(st.just("prune"), st.just(0)),
     st.tuples(st.just("prune_before"), st.sampled_from([50.5, 40, 31.25, 20, 2])),  # days before the clock
     # up to a new week and, from 17 August, past the 1st of September: the calendar windows move on too
@@ -97,9 +104,33 @@ def _prune_before(conn: sqlite3.Connection, cutoff: datetime) -> None:
     conn.execute(f"DELETE FROM usage_events WHERE {_USAGE} AND occurred_at < ?", (f"{cutoff:%Y-%m-%dT%H:%M:%S}",))
 
 
-def _apply(conn: sqlite3.Connection, step: tuple[Any, ...], now: datetime) -> datetime:
-    """Change the store as the step says; returns the clock after it."""
+def _new_store(path: Path, rows: list[dict[str, Any]], now: datetime = NOW) -> sqlite3.Connection:
+    """Make a store at `path` (in place of any there) with `rows`; return a connection to it."""
+    fresh = path.with_name("replacement.db")
+    conn = sqlite3.connect(fresh, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    create_schema(conn)
+    conn.execute("BEGIN")
+    writer = EventWriter(conn)
+    for spec in rows:
+        add_row(writer, spec, uuid.uuid4().hex, now)
+    writer.flush()
+    conn.execute("COMMIT")
+    conn.close()
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    fresh.replace(path)
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def _apply(
+    conn: sqlite3.Connection, step: tuple[Any, ...], now: datetime, path: Path
+) -> tuple[datetime, sqlite3.Connection]:
+    """Change the store as the step says; returns the clock after it, and the connection to the store now."""
     kind, arg = step[0], step[1]
+    if kind == "replace":
+        conn.close()
+        return now, _new_store(path, arg, now)
     recent, old = _usage_rowids(conn)
     rowids = old + recent
     conn.execute("BEGIN")
@@ -116,7 +147,10 @@ def _apply(conn: sqlite3.Connection, step: tuple[Any, ...], now: datetime) -> da
         _update(conn, recent[arg % len(recent)], step[2])
     elif kind == "update_old" and old:
         _update(conn, old[arg % len(old)], step[2])
-        now += RECONCILE  # only a reconciliation sees this change
+        now += CHECK  # every block is checked once a period
+    elif kind == "delete_old" and old:
+        conn.execute("DELETE FROM usage_events WHERE rowid = ?", (old[arg % len(old)],))
+        now += CHECK
     elif kind == "prune":
         conn.execute(
             f"DELETE FROM usage_events WHERE {_USAGE} AND substr(occurred_at, 1, 10) = "
@@ -127,7 +161,7 @@ def _apply(conn: sqlite3.Connection, step: tuple[Any, ...], now: datetime) -> da
     elif kind == "advance":
         now += timedelta(minutes=arg)
     conn.execute("COMMIT")
-    return now
+    return now, conn
 
 
 def _same(incremental: Snapshot, full: Snapshot, where: str) -> None:
@@ -147,7 +181,7 @@ def _same(incremental: Snapshot, full: Snapshot, where: str) -> None:
 def test_incremental_refresh_equals_full_recomputation(
     initial: list[dict[str, Any]], steps: list[tuple[Any, ...]], rollup: bool, zone: str, active_minutes: float
 ) -> None:
-    options = ReadOptions(active_minutes=active_minutes, reconcile_after=RECONCILE, recent_rows=RECENT)
+    options = ReadOptions(active_minutes=active_minutes, recent_rows=RECENT, check_block_rows=BLOCK)
     tz = ZoneInfo(zone)
     loop = asyncio.new_event_loop()  # not asyncio.run: that would unset the main thread's loop
     with tempfile.TemporaryDirectory() as folder:
@@ -168,7 +202,7 @@ def test_incremental_refresh_equals_full_recomputation(
             now = NOW
             loop.run_until_complete(reader.refresh(now, tz))
             for number, step in enumerate(steps):
-                now = _apply(conn, step, now)
+                now, conn = _apply(conn, step, now, path)
                 incremental = loop.run_until_complete(reader.refresh(now, tz))
                 full = loop.run_until_complete(read_store(path, now, tz, options))
                 _same(incremental, full, f"after step {number}: {step[0]}")
@@ -178,28 +212,100 @@ def test_incremental_refresh_equals_full_recomputation(
             conn.close()
 
 
-async def test_an_old_row_updated_in_place_counts_after_the_reconciliation(tmp_path: Path) -> None:
-    """The documented limit: an update below the re-read tail shows at the next reconciliation."""
+def _messages(conn: sqlite3.Connection, count: int, hours_ago: float = 2) -> None:
+    writer = EventWriter(conn)
+    for i in range(count):
+        at = f"{NOW - timedelta(hours=hours_ago) + timedelta(minutes=i):%Y-%m-%dT%H:%M:%SZ}"
+        writer.add(source_system="claude_code", occurred_at=at, message_id=f"m{i}", cost_usd=1.0, session_id="s",
+                   dedup_key=uuid.uuid4().hex)  # fmt: skip
+    writer.flush()
+
+
+async def test_old_rows_updated_in_place_count_within_a_check_period_without_a_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-place updates far below the re-read tail show within an hour of refreshes a minute apart, block by block."""
     path = tmp_path / "telemetry.db"
     conn = sqlite3.connect(path, isolation_level=None)
     create_schema(conn)
-    writer = EventWriter(conn)
-    at = f"{NOW - timedelta(hours=2):%Y-%m-%dT%H:%M:%SZ}"
-    for i in range(RECENT + 2):
-        writer.add(source_system="claude_code", occurred_at=at, message_id=f"m{i}", cost_usd=1.0, session_id="s")
-    writer.flush()
-    reader = StoreReader(path, ReadOptions(reconcile_after=RECONCILE, recent_rows=RECENT))
+    _messages(conn, 40)
+    reader = StoreReader(path, ReadOptions(recent_rows=RECENT, check_block_rows=BLOCK))
+    rebuilds = count_rebuilds(monkeypatch)
+    zone = ZoneInfo("UTC")
+    costs = []
     try:
-        before = await reader.refresh(NOW, ZoneInfo("UTC"))
-        conn.execute("UPDATE usage_events SET cost_usd = 3.0 WHERE rowid = 1")
-        soon = await reader.refresh(NOW + RECONCILE - timedelta(seconds=1), ZoneInfo("UTC"))
-        later = await reader.refresh(NOW + RECONCILE, ZoneInfo("UTC"))
+        before = await reader.refresh(NOW, zone)
+        conn.execute("UPDATE usage_events SET cost_usd = 3.0 WHERE rowid IN (1, 22)")  # two blocks, far apart
+        conn.execute("DELETE FROM usage_events WHERE rowid = 13")
+        for minute in range(1, 61):
+            costs.append(
+                (await reader.refresh(NOW + timedelta(minutes=minute), zone)).usage.totals[Window.ALL].cost_usd
+            )
+        rebuilt = len(rebuilds)
+        full = await read_store(path, NOW + timedelta(minutes=60), zone)
     finally:
         await reader.close()
         conn.close()
-    assert before.usage.totals[Window.D7].cost_usd == RECENT + 2
-    assert soon.usage.totals[Window.D7].cost_usd == RECENT + 2
-    assert later.usage.totals[Window.D7].cost_usd == RECENT + 4
+    assert before.usage.totals[Window.ALL].cost_usd == 40
+    assert full.usage.totals[Window.ALL].cost_usd == 43
+    assert costs[-1] == 43  # every block was checked within the hour
+    assert costs[0] == 40  # a refresh checks its share of the blocks only
+    assert len(set(costs)) == 4  # the changes were found one block at a time
+    assert rebuilt == 1  # the first refresh only
+
+
+async def test_each_block_is_checked_once_a_period(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refreshes 5 s apart or 10 min apart check every block once a period, not more: the check's cost is fixed."""
+    path = tmp_path / "telemetry.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    create_schema(conn)
+    _messages(conn, 4 * 25)  # 25 blocks of four, the last in the tail
+    checked: list[int] = []
+    fingerprint = mirror.UsageMirror._fingerprint
+
+    def counting(self: mirror.UsageMirror, conn: sqlite3.Connection, block: int) -> bytes:
+        checked.append(block)
+        return fingerprint(self, conn, block)
+
+    zone = ZoneInfo("UTC")
+    for step in (timedelta(seconds=5), timedelta(minutes=10)):
+        reader = StoreReader(path, ReadOptions(recent_rows=RECENT, check_block_rows=BLOCK))
+        try:
+            await reader.refresh(NOW, zone)
+            monkeypatch.setattr(mirror.UsageMirror, "_fingerprint", counting)
+            for number in range(1, int(CHECK / step) + 1):
+                await reader.refresh(NOW + number * step, zone)
+        finally:
+            monkeypatch.setattr(mirror.UsageMirror, "_fingerprint", fingerprint)
+            await reader.close()
+        assert sorted(checked) == list(range(24)), step  # the 24 sealed blocks, each once
+        checked.clear()
+    conn.close()
+
+
+async def test_a_new_repair_migration_reads_the_store_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Openusage's repair migrations rewrite rows across the store at its start: the next refresh rebuilds."""
+    path = tmp_path / "telemetry.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    create_schema(conn)
+    _messages(conn, 40)
+    reader = StoreReader(path, ReadOptions(recent_rows=RECENT, check_block_rows=BLOCK))
+    rebuilds = count_rebuilds(monkeypatch)
+    zone = ZoneInfo("UTC")
+    try:
+        await reader.refresh(NOW, zone)
+        await reader.refresh(NOW + timedelta(minutes=1), zone)
+        conn.execute("BEGIN")
+        conn.execute("UPDATE usage_events SET provider_id = 'codex', cost_usd = 2.0 WHERE rowid < 30")
+        conn.execute("INSERT INTO _migrations VALUES ('repair_codex_provider_id', '2026-08-10 09:00:00')")
+        conn.execute("COMMIT")
+        after = await reader.refresh(NOW + timedelta(minutes=2), zone)
+    finally:
+        await reader.close()
+        conn.close()
+    assert len(rebuilds) == 2
+    assert after.usage.totals[Window.ALL].cost_usd == 29 * 2 + 11
+    assert after.usage.breakdowns[Breakdown.PROVIDER]["codex"][Window.ALL].cost_usd == 58
 
 
 async def test_pruned_rows_leave_every_window_as_a_full_recomputation_does(tmp_path: Path) -> None:
@@ -224,7 +330,7 @@ async def test_pruned_rows_leave_every_window_as_a_full_recomputation_does(tmp_p
     for days in (45, 44, 43, 20, 10, 1):
         message(days, f"m{days}", 1.0, session=f"s{days}")
     writer.flush()
-    options = ReadOptions(recent_rows=2, reconcile_after=timedelta(days=60))  # no reconciliation in between
+    options = ReadOptions(recent_rows=2)
     reader = StoreReader(path, options)
     tz = ZoneInfo("UTC")
     now = NOW
@@ -292,3 +398,28 @@ async def test_days_pruned_one_by_one_leave_the_rollup_days_before_them_counted(
         await reader.close()
         conn.close()
     assert incremental.store.oldest_raw_day > first.store.oldest_raw_day
+
+
+async def test_a_store_replaced_by_a_larger_one_is_read_afresh(tmp_path: Path) -> None:
+    """A new file at the store's path with more rows, all newer, is not taken for pruned and grown rows."""
+    path = tmp_path / "telemetry.db"
+    conn = _new_store(path, [])
+    _messages(conn, 10)
+    conn.close()
+    reader = StoreReader(path, ReadOptions(recent_rows=RECENT, check_block_rows=BLOCK))
+    zone = ZoneInfo("UTC")
+    try:
+        before = await reader.refresh(NOW, zone)
+        conn = _new_store(path, [])
+        writer = EventWriter(conn)
+        for i in range(20):
+            writer.add(source_system="codex", provider_id="codex", occurred_at=f"{NOW - timedelta(minutes=30 - i):%Y-%m-%dT%H:%M:%SZ}",
+                       message_id=f"n{i}", cost_usd=2.0, session_id="t", dedup_key=uuid.uuid4().hex)  # fmt: skip
+        writer.flush()
+        conn.close()
+        after = await reader.refresh(NOW + timedelta(minutes=1), zone)
+    finally:
+        await reader.close()
+    assert before.usage.totals[Window.ALL].cost_usd == 10
+    assert after.usage.totals[Window.ALL].cost_usd == 40
+    assert after.usage.breakdowns[Breakdown.PROVIDER].keys() == {"codex"}

@@ -6,7 +6,7 @@ is worked out by hand.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -120,8 +120,7 @@ async def test_kept_figures_move_to_a_new_month_and_week_without_a_rebuild(tmp_p
         for day, tokens in (("07-31", 1), ("08-20", 10), ("08-31", 100), ("09-01", 1000), ("09-02", 10000)):
             message(w, f"2026-{day}T10:00:00Z", message_id=day, input_tokens=tokens)
     rollup(db, watermark="2026-08-19", prune_before="2026-08-01T00:00:00Z")  # 31 July in the rollup only
-    options = ReadOptions(reconcile_after=timedelta(days=60))  # the kept sums move; nothing is rebuilt
-    reader = StoreReader(db, options)
+    reader = StoreReader(db)  # the kept sums move; nothing is rebuilt
     try:
         for now, week, month in (
             # Monday 31 August (rows stamped later count, as in every window)
@@ -131,7 +130,7 @@ async def test_kept_figures_move_to_a_new_month_and_week_without_a_rebuild(tmp_p
         ):
             at = datetime.fromisoformat(now)
             kept = (await reader.refresh(at, UTC)).usage
-            fresh = (await read_store(db, at, UTC, options)).usage
+            fresh = (await read_store(db, at, UTC)).usage
             assert (kept.totals[Window.WEEK].input_tokens, kept.totals[Window.MONTH].input_tokens) == (week, month)
             assert kept == fresh
     finally:

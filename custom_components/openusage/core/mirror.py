@@ -11,21 +11,27 @@ whether it wins its partition. Python keeps the sums of every window (usage.Kept
   partitions' winners again and adds them back;
 * takes rows pruned by openusage's retention (those older than the store's oldest usage row, the
   floor) out of the sums: whole days at once from the sums kept per day, without reading their rows,
-  and only partitions that still have a row above the floor are ranked again. Pruned rows stay in the
-  mirror, below the floor every query starts at, until the next rebuild;
-* ages the rolling windows by moving each bound over the winners that crossed it, without a rescan.
+  and only partitions that still have a row above the floor are ranked again; then they leave the mirror;
+* ages the rolling windows by moving each bound over the winners that crossed it, without a rescan;
+* finds the in-place changes openusage makes to older rows (a duplicate delivery enriching a row of any
+  age) by fingerprints of blocks of rowids, computed inside SQLite over every column the figures read:
+  each refresh checks its share of the blocks, so that every block is checked once every `check_period`
+  (an hour), and re-reads only the blocks whose fingerprint changed. The rows after the last whole block
+  that has left the tail are compared row by row instead, once every period too.
 
-An in-place change to an older row cannot be seen cheaply, so a full rebuild runs every
-`reconcile_after` (and whenever the store looks replaced). A first refresh is such a rebuild.
+Nothing is rebuilt on a schedule: only a first refresh, a store that looks replaced (its top rows gone, a
+different row at the mirror's top rowid, rows older than the floor), a new repair migration of openusage
+(`_migrations`: it rewrites rows across the store) or a clock that went back reads every row again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,13 +61,36 @@ from .usage import (
 
 # How many of the newest rows are re-read on every refresh, to see the daemon's in-place enrichment.
 RECENT_ROWS = 500
-DEFAULT_RECONCILE_AFTER = timedelta(minutes=15)
+# Every older row is compared with the store at least this often, by blocks of this many rowids.
+DEFAULT_CHECK_PERIOD = timedelta(hours=1)
+CHECK_BLOCK_ROWS = 4096
+# The first refresh after a restart checks the share of blocks this much time would: the rest of the
+# store's blocks follow within a period, and the restart stays short.
+_RESTART_CHECK = timedelta(minutes=2)
+_TOP_ROWID = 2**63 - 1
 
 _MEASURES = ("m_in", "m_out", "m_reason", "m_cread", "m_cwrite", "m_total", "m_cost", "m_req")
 _DIMS = ("provider", "account", "model", "agent", "tool", "project", "is_tool", "is_error", "session", "mid")
 _COLUMNS = ("rid", "pkey", "prio", "quality", "occurred_at", "event_id", "okey", *_DIMS, *_MEASURES)
 _COLUMN_LIST = ", ".join(_COLUMNS)
 _RANK_ORDER = "prio DESC, quality DESC, occurred_at DESC, event_id DESC"
+
+# Every column of usage_events the figures read, as text, joined per block inside SQLite (hashed in Python).
+# A deleted row takes its time out of the first; a NULL is left out of its column's list (so a NULL that
+# moves to another row of the block in the same column, or a number stored as text, goes unseen: neither
+# is a change openusage makes). The raw rows' source columns never change.
+_FINGERPRINTED = (
+    "occurred_at", "event_type", "status", "provider_id", "account_id", "agent_name", "workspace_id",
+    "session_id", "turn_id", "message_id", "tool_call_id", "model_raw", "model_canonical", "tool_name",
+    "dedup_key", "input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens",
+    "total_tokens", "cost_usd", "requests",
+)  # fmt: skip
+_FINGERPRINT_SQL = (
+    "SELECT "
+    + ", ".join(f"CAST(group_concat({c}, char(31)) AS BLOB)" for c in _FINGERPRINTED)
+    + " FROM usage_events WHERE rowid BETWEEN ? AND ?"
+)
+_MIGRATIONS_SQL = "SELECT group_concat(name || ' ' || applied_at, ',') FROM (SELECT * FROM _migrations ORDER BY name)"
 
 _CREATE_SQL = f"""
 CREATE TABLE IF NOT EXISTS {{table}} (
@@ -143,17 +172,18 @@ INSERT OR IGNORE INTO temp.touched SELECT pkey FROM mirror_rows WHERE win AND mi
   SELECT mid FROM mirror_rows WHERE pkey IN (SELECT pkey FROM temp.touched) UNION SELECT mid FROM temp.incoming)
 """
 _DIFFERS = " OR ".join(f"m.{c} IS NOT i.{c}" for c in _COLUMNS[1:])
+# The rows from rowid :lo to :hi (the recent tail, or a block read again) that are new, changed or gone.
 _FIND_CHANGES_SQL = (
-    # new rows, and rows of the recent tail that changed
-    f"INSERT INTO temp.changed SELECT i.rid FROM ({_PROJECT_SQL.format(rows='e.rowid > :after')}) i "
-    f"LEFT JOIN mirror_rows m ON m.rid = i.rid WHERE m.rid IS NULL OR {_DIFFERS}",
-    # rows of the recent tail that are gone
-    "INSERT OR IGNORE INTO temp.changed SELECT rid FROM mirror_rows m WHERE rid > :after AND NOT EXISTS ("
+    f"INSERT OR IGNORE INTO temp.changed SELECT i.rid FROM ({_PROJECT_SQL.format(rows='e.rowid BETWEEN :lo AND :hi')})"
+    f" i LEFT JOIN mirror_rows m ON m.rid = i.rid WHERE m.rid IS NULL OR {_DIFFERS}",
+    "INSERT OR IGNORE INTO temp.changed SELECT rid FROM mirror_rows m WHERE rid BETWEEN :lo AND :hi AND NOT EXISTS ("
     "SELECT 1 FROM usage_events e WHERE e.rowid = m.rid AND e.event_type IN ('message_usage', 'tool_usage') "
     f"AND {PLACEABLE_SQL})",
-    # rows in the second of the store's oldest usage row that are gone
+)
+# Rows in the second of the store's oldest usage row that are gone.
+_FLOOR_GONE_SQL = (
     "INSERT OR IGNORE INTO temp.changed SELECT rid FROM mirror_rows WHERE okey >= :floor AND okey < :floor_next "
-    "AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.rowid = mirror_rows.rid)",
+    "AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.rowid = mirror_rows.rid)"
 )
 # Partitions whose winner fell below the floor while a partner stays above it.
 _STRADDLING_SQL = (
@@ -265,11 +295,17 @@ class _Kept:
 
     usage: KeptUsage
     bounds: dict[int, str]  # window bit → the bound the sums were last moved to
-    floor: str  # mirrored rows below it were pruned from the store and are out of the sums
+    floor: str  # mirrored rows below it were pruned from the store and are out of the sums and the mirror
     tail_after: int  # rows after this rowid are re-read on every refresh
     max_rowid: int
     rebuilt_at: datetime
-    left_out: int  # usage rows the contract cannot place: counted in full at a rebuild, new ones since
+    migrations: str | None  # openusage's repair migrations applied when the mirror was built
+    sealed: int  # blocks below this one have left the tail and have a fingerprint
+    fingerprints: dict[int, bytes]  # sealed block → the fingerprint its rows had when they were last compared
+    left_out: dict[int, int]  # block → its usage rows the contract cannot place
+    checked_at: datetime  # when blocks were last checked
+    cursor: int = 0  # the next block to check (`sealed`: the rows after the sealed blocks)
+    credit: float = 0.0  # blocks due but not checked yet (a fraction of one)
     rollup: tuple[_RollupKey | None, list[RollupRow]] | None = None  # rollup rows, and what they were read for
     hourly: tuple[str, tuple[tuple[str, str, int], ...]] | None = None  # hourly spend, and the hour it was read in
     figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
@@ -284,24 +320,49 @@ def _kept_state(kept: _Kept) -> dict[str, Any]:
         "tail_after": kept.tail_after,
         "max_rowid": kept.max_rowid,
         "rebuilt_at": kept.rebuilt_at.isoformat(),
-        "left_out": kept.left_out,
+        "migrations": kept.migrations,
+        "sealed": kept.sealed,
+        "fingerprints": {str(block): fp.hex() for block, fp in kept.fingerprints.items()},
+        "left_out": {str(block): count for block, count in kept.left_out.items()},
+        "checked_at": kept.checked_at.isoformat(),
+        "cursor": kept.cursor,
+        "credit": kept.credit,
     }
+
+
+def _aware(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("a naive time")
+    return moment
 
 
 def _kept_of_state(links: Mapping[str, str], state: Mapping[str, Any]) -> _Kept:
     """Return the kept figures of a cache file's state (raises KeyError, TypeError or ValueError when malformed)."""
-    rebuilt_at = datetime.fromisoformat(state["rebuilt_at"])
-    if rebuilt_at.tzinfo is None:
-        raise ValueError("a naive rebuild time")
+    migrations = state["migrations"]
     return _Kept(
         usage=KeptUsage.restored(links, state["usage"]),
         bounds={int(bit): str(bound) for bit, bound in state["bounds"].items()},
         floor=str(state["floor"]),
         tail_after=int(state["tail_after"]),
         max_rowid=int(state["max_rowid"]),
-        rebuilt_at=rebuilt_at,
-        left_out=int(state["left_out"]),
+        rebuilt_at=_aware(state["rebuilt_at"]),
+        migrations=None if migrations is None else str(migrations),
+        sealed=int(state["sealed"]),
+        fingerprints={int(block): bytes.fromhex(fp) for block, fp in state["fingerprints"].items()},
+        left_out={int(block): int(count) for block, count in state["left_out"].items()},
+        checked_at=_aware(state["checked_at"]),
+        cursor=int(state["cursor"]),
+        credit=float(state["credit"]),
     )
+
+
+def _migrations(conn: sqlite3.Connection, tables: Collection[str]) -> str | None:
+    """Return the repair migrations openusage has applied to the store, as one text (None without the table)."""
+    if "_migrations" not in tables:
+        return None
+    found = conn.execute(_MIGRATIONS_SQL).fetchone()
+    return str(found[0]) if found and found[0] is not None else ""
 
 
 class UsageMirror:
@@ -315,13 +376,15 @@ class UsageMirror:
     def __init__(
         self,
         links: Mapping[str, str],
-        reconcile_after: timedelta = DEFAULT_RECONCILE_AFTER,
+        check_period: timedelta = DEFAULT_CHECK_PERIOD,
         recent_rows: int = RECENT_ROWS,
+        block_rows: int = CHECK_BLOCK_ROWS,
     ) -> None:
         """Make an empty mirror; the first refresh fills it."""
         self._links = links
-        self._reconcile_after = reconcile_after
+        self._check_period = check_period
         self._recent_rows = recent_rows
+        self._block_rows = block_rows
         self._kept: _Kept | None = None
         self._clean = False  # the cache file's kept sums match its rows: mark it unclean before the next change
         self._restored = False  # the kept sums come from a cache file: check it is this store's at the next refresh
@@ -364,51 +427,48 @@ class UsageMirror:
         self._kept = None
 
     def refresh(
-        self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, watermark: str | None, has_rollup: bool
+        self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, watermark: str | None, tables: set[str]
     ) -> UsageRead:
         """Bring the mirror and the sums up to date with the attached store, then compute the figures.
 
         This runs inside the caller's transaction. On any failure the kept figures are forgotten.
         """
         try:
-            return self._refresh(conn, bounds, now, watermark, has_rollup)
+            return self._refresh(conn, bounds, now, watermark, tables)
         except BaseException:
             self._kept = None
             raise
 
     def _refresh(
-        self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, watermark: str | None, has_rollup: bool
+        self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, watermark: str | None, tables: set[str]
     ) -> UsageRead:
         max_rowid = conn.execute("SELECT coalesce(max(rowid), 0) FROM usage_events").fetchone()[0]
         oldest = conn.execute(_OLDEST_SQL).fetchone()
         oldest_at: str | None = oldest[0] if oldest else None
         floor = _floor_of(oldest_at)
+        migrations = _migrations(conn, tables)
         if self._clean:
             # In the transaction of the changes to come: a file left before it commits is still clean and right.
             conn.execute(_META_SQL)
             conn.execute("INSERT OR REPLACE INTO cache_meta (key, value) VALUES ('clean', '0')")
             self._clean = False
         kept = self._kept
-        if self._restored:
-            self._restored = False
-            if not _same_store(conn):
-                kept = None  # the top row is another: a store replaced under the same path
+        restarted, self._restored = self._restored, False
+        if restarted and not _same_store(conn):
+            kept = None  # the top row is another: a store replaced under the same path
         if (
             kept is None
-            or not kept.rebuilt_at <= now < kept.rebuilt_at + self._reconcile_after
+            or now < kept.rebuilt_at  # the clock went back
             or max_rowid < kept.max_rowid  # rows vanished from the top: a new store, a reset or a VACUUM
             or floor[0] < kept.floor  # rows older than the floor arrived: pruned rows would count again
+            or migrations != kept.migrations  # a repair migration rewrote rows anywhere in the store
         ):
-            kept = self._rebuild(conn, bounds, now, max_rowid, floor[0])
+            kept = self._rebuild(conn, bounds, now, max_rowid, floor[0], migrations=migrations)
         else:
             self._age(conn, kept, bounds)
-            self._apply_changes(conn, kept, bounds, *floor)
-            kept.left_out += conn.execute(LEFT_OUT_SQL, {"after": kept.max_rowid}).fetchone()[0]
-            kept.max_rowid = max_rowid
-            # Rows that leave the tail were compared now; later changes to them wait for a reconciliation.
-            kept.tail_after = max(kept.tail_after, max_rowid - self._recent_rows)
+            self._apply_changes(conn, kept, bounds, floor, (max_rowid, now, restarted))
         self._kept = kept
-        read = self._figures(conn, kept, bounds, oldest_at[:10] if oldest_at else None, (watermark, has_rollup))
+        read = self._figures(conn, kept, bounds, oldest_at[:10] if oldest_at else None, (watermark, tables))
         return replace(read, first_event_at=oldest_at, hourly_cost=self._hourly_cost(conn, kept, now))
 
     def _hourly_cost(self, conn: sqlite3.Connection, kept: _Kept, now: datetime) -> tuple[tuple[str, str, int], ...]:
@@ -429,7 +489,14 @@ class UsageMirror:
         return kept.hourly[1]
 
     def _rebuild(
-        self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, max_rowid: int, floor: str
+        self,
+        conn: sqlite3.Connection,
+        bounds: WindowBounds,
+        now: datetime,
+        max_rowid: int,
+        floor: str,
+        *,
+        migrations: str | None,
     ) -> _Kept:
         conn.execute("DROP TABLE IF EXISTS mirror_rows")
         conn.execute(_CREATE_SQL.format(table="mirror_rows"))
@@ -447,15 +514,36 @@ class UsageMirror:
         conn.execute("DELETE FROM temp.touched")
         usage = KeptUsage(self._links)
         usage.apply(_paced(conn.execute(_FOLD_SQL.format(mask=_MASK_SQL, where="1"), _window_params(bounds))), 1)
+        tail_after = max(0, max_rowid - self._recent_rows)
+        sealed = (tail_after + 1) // self._block_rows
         return _Kept(
             usage=usage,
             bounds=_aging_bounds(bounds),
             floor=floor,
-            tail_after=max(0, max_rowid - self._recent_rows),
+            tail_after=tail_after,
             max_rowid=max_rowid,
             rebuilt_at=now,
-            left_out=conn.execute(LEFT_OUT_SQL, {"after": 0}).fetchone()[0],
+            migrations=migrations,
+            sealed=sealed,
+            fingerprints={block: self._fingerprint(conn, block) for block in range(sealed)},
+            left_out=self._left_out(conn, 0, _TOP_ROWID),
+            checked_at=now,
         )
+
+    def _fingerprint(self, conn: sqlite3.Connection, block: int) -> bytes:
+        """Return the fingerprint of a block's rows in the store: what they hold in every column the figures read."""
+        low = block * self._block_rows
+        columns = conn.execute(_FINGERPRINT_SQL, (low, low + self._block_rows - 1)).fetchone()
+        digest = hashlib.blake2b(digest_size=16)
+        for text in columns:
+            digest.update(text or b"")
+            digest.update(b"\x1e")
+        return digest.digest()
+
+    def _left_out(self, conn: sqlite3.Connection, low: int, high: int) -> dict[int, int]:
+        """Return how many usage rows the contract cannot place each block from rowid `low` to `high` holds."""
+        params = {"size": self._block_rows, "lo": low, "hi": high}
+        return dict(conn.execute(LEFT_OUT_SQL, params).fetchall())
 
     @staticmethod
     def _create_temp_tables(conn: sqlite3.Connection) -> None:
@@ -477,14 +565,77 @@ class UsageMirror:
             kept.usage.apply(conn.execute(sql, {"low": max(low, kept.floor), "high": high}), sign)
             kept.bounds[bit] = new
 
+    def _due_blocks(self, kept: _Kept, now: datetime, restarted: bool) -> list[int]:
+        """Return the blocks this refresh checks: its share of one check every period, in turn.
+
+        Block `kept.sealed` stands for the rows after the sealed blocks.
+        """
+        blocks = kept.sealed + 1
+        elapsed = now - kept.checked_at
+        if restarted:
+            elapsed = min(elapsed, _RESTART_CHECK)
+        kept.checked_at = now
+        kept.credit = min(float(blocks), kept.credit + blocks * (elapsed / self._check_period))
+        count = math.floor(kept.credit)
+        kept.credit -= count
+        start = kept.cursor % blocks
+        kept.cursor = (start + count) % blocks
+        return [(start + i) % blocks for i in range(count)]
+
+    def _find_changes(self, conn: sqlite3.Connection, kept: _Kept, max_rowid: int, due: list[int]) -> None:
+        """Put into temp.changed the rows that changed, and bring the blocks' fingerprints and counts up to date.
+
+        The rows are those of the tail, of the due blocks whose fingerprint changed, and of the blocks that left the
+        tail now. The rows after the sealed blocks are compared in full when their turn is due.
+        """
+        size = self._block_rows
+        tail_after = max(kept.tail_after, max_rowid - self._recent_rows)
+        sealed = (tail_after + 1) // size
+        ranges = [(kept.tail_after + 1, _TOP_ROWID)]
+        counted: dict[int, int] = {}
+        for block, count in self._left_out(conn, kept.max_rowid + 1, _TOP_ROWID).items():
+            counted[block] = kept.left_out.get(block, 0) + count  # new rows
+        for block in due:
+            if block < kept.sealed:
+                fingerprint = self._fingerprint(conn, block)
+                if fingerprint != kept.fingerprints.get(block):
+                    kept.fingerprints[block] = fingerprint
+                    ranges.append((block * size, block * size + size - 1))
+                    counted.update({block: 0} | self._left_out(conn, *ranges[-1]))
+        if kept.sealed in due or sealed > kept.sealed:
+            # The rows after the sealed blocks: all of them when their turn is due, else the blocks sealed now.
+            low = kept.sealed * size
+            high = _TOP_ROWID if kept.sealed in due else sealed * size - 1
+            last = max_rowid // size if high == _TOP_ROWID else sealed - 1
+            ranges.append((low, high))
+            counted.update(dict.fromkeys(range(kept.sealed, last + 1), 0) | self._left_out(conn, low, high))
+        for block in range(kept.sealed, sealed):
+            kept.fingerprints[block] = self._fingerprint(conn, block)
+        for low, high in ranges:
+            for sql in _FIND_CHANGES_SQL:
+                conn.execute(sql, {"lo": low, "hi": high})
+        for block, count in counted.items():
+            if count:
+                kept.left_out[block] = count
+            else:
+                kept.left_out.pop(block, None)
+        kept.sealed, kept.tail_after, kept.max_rowid = sealed, tail_after, max_rowid
+
     def _apply_changes(
-        self, conn: sqlite3.Connection, kept: _Kept, bounds: WindowBounds, floor: str, floor_next: str
+        self,
+        conn: sqlite3.Connection,
+        kept: _Kept,
+        bounds: WindowBounds,
+        floor_of: tuple[str, str],
+        moment: tuple[int, datetime, bool],
     ) -> None:
+        floor, floor_next = floor_of
+        max_rowid, now, restarted = moment
         self._create_temp_tables(conn)
         old_floor = kept.floor
-        params = {"after": kept.tail_after, "floor": floor, "floor_next": floor_next, "old_floor": old_floor}
-        for sql in _FIND_CHANGES_SQL:
-            conn.execute(sql, params)
+        self._find_changes(conn, kept, max_rowid, self._due_blocks(kept, now, restarted))
+        params = {"floor": floor, "floor_next": floor_next, "old_floor": old_floor}
+        conn.execute(_FLOOR_GONE_SQL, params)
         conn.execute(_STRADDLING_SQL, params)
         if (
             floor == old_floor
@@ -508,6 +659,8 @@ class UsageMirror:
         kept.usage.apply(conn.execute(fold, {**window_params, "floor": floor}), 1)
         if floor > old_floor:
             self._prune(conn, kept, bounds, old_floor, floor)
+            # Out of the sums now; the mirror keeps no row below the floor, which would only grow.
+            conn.execute("DELETE FROM mirror_rows WHERE okey < ?", (floor,))
         kept.floor = floor
         self._create_temp_tables(conn)  # emptied now, so the next refresh starts at once
 
@@ -530,9 +683,10 @@ class UsageMirror:
         kept: _Kept,
         bounds: WindowBounds,
         day_b: str | None,
-        rollup_state: tuple[str | None, bool],
+        rollup_state: tuple[str | None, set[str]],
     ) -> UsageRead:
-        watermark, has_rollup = rollup_state
+        watermark, tables = rollup_state
+        has_rollup = "usage_rollup_daily" in tables
         week, month = bounds.first_days[Window.WEEK], bounds.first_days[Window.MONTH]
         # The daemon rolls up only days after its watermark; days up to day B change with one of them.
         rollup_key = (watermark, day_b, week, month) if has_rollup and watermark else None
@@ -566,5 +720,5 @@ class UsageMirror:
             figures=kept.figures[1],
             last_event_at=last[0] if last else None,
             oldest_raw_day=day_b,
-            rows_left_out=kept.left_out,
+            rows_left_out=sum(kept.left_out.values()),
         )

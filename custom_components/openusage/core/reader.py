@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from .cache import cache_identity, remove_cache_file
 from .clock import WindowBounds, parse_time
 from .forecast import HourlyCost, budget_statuses, month_forecast
-from .mirror import DEFAULT_RECONCILE_AFTER, RECENT_ROWS, UsageMirror
+from .mirror import CHECK_BLOCK_ROWS, DEFAULT_CHECK_PERIOD, RECENT_ROWS, UsageMirror
 from .models import QuotaSnapshot, Snapshot, StoreHealth
 from .quotas import read_quotas
 from .spool import HOOK_SPOOL_DIR, TELEMETRY_SPOOL_DIR, read_spools
@@ -100,8 +100,9 @@ class ReadOptions:
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     hook_spool: Path | None = None
     telemetry_spool: Path | None = None
-    reconcile_after: timedelta = DEFAULT_RECONCILE_AFTER  # a full recomputation at least this often
     recent_rows: int = RECENT_ROWS  # newest rows re-read on every refresh, for in-place enrichment
+    check_period: timedelta = DEFAULT_CHECK_PERIOD  # every older row compared with the store at least this often
+    check_block_rows: int = CHECK_BLOCK_ROWS  # by blocks of this many rowids
     # Monthly budgets in USD: the whole store's under None, a provider's under its key (metrics.md §8).
     budgets: Mapping[str | None, float] = field(default_factory=dict)
     # A file to keep the mirror in between runs (cache.py), so that a restart reads only what changed.
@@ -343,10 +344,14 @@ class StoreReader:
         """Prepare a reader of the store at `path`; nothing is read until `refresh`."""
         self.path = path
         self.options = options or ReadOptions()
-        self._mirror = UsageMirror(self.options.provider_links, self.options.reconcile_after, self.options.recent_rows)
+        options = self.options
+        self._mirror = UsageMirror(
+            options.provider_links, options.check_period, options.recent_rows, options.check_block_rows
+        )
         self._conn: sqlite3.Connection | None = None
         self._cache_in_use = False
         self._opened_identity = ""  # the store file's identity when the cache file was opened
+        self._read_identity = ""  # the store file's identity at the last read
         self._lock = asyncio.Lock()
 
     @property
@@ -433,15 +438,18 @@ class StoreReader:
 
     def _read_once(self, now: datetime, bounds: WindowBounds) -> _StoreRead:
         conn = self._conn
+        identity = self._identity
         if conn is None:
             conn = self._conn = self._open_private()
             conn.execute("PRAGMA cache_size = -8192")  # 8 MiB; the OS caches the rest of the file
             # No sorter helper threads (`PRAGMA threads`): on two cores they crowd out the event loop.
+        elif identity != self._read_identity:
+            self._mirror.forget()  # another file at the store's path (openusage reset it): read it afresh
+        self._read_identity = identity
         try:
             with store_transaction(conn, self.path) as tables:
                 watermark = fetch_watermark(conn, tables)
-                has_rollup = "usage_rollup_daily" in tables
-                usage = self._mirror.refresh(conn, bounds, now, watermark, has_rollup)
+                usage = self._mirror.refresh(conn, bounds, now, watermark, tables)
                 quotas, last_snapshot_at = read_quotas(conn, now)
         except BaseException:
             # The mirror's writes were rolled back, so its kept sums no longer match, and the store may

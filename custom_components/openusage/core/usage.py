@@ -78,10 +78,12 @@ SCOPED_USAGE_SQL = f"""
   SELECT e.rowid AS rid, e.*, r.source_system AS src, r.source_channel AS chan
   FROM usage_events e JOIN usage_raw_events r ON r.raw_event_id = e.raw_event_id
   WHERE e.event_type IN ('message_usage', 'tool_usage') AND {PLACEABLE_SQL}"""
-# Usage rows the contract cannot place, after rowid `:after`: left out of every figure, counted instead.
+# Usage rows the contract cannot place, with a rowid from `:lo` to `:hi`: left out of every figure, counted
+# instead, per block of `:size` rowids (`+e.event_type`: walk the rowids, not the event-type index).
 LEFT_OUT_SQL = f"""
-SELECT count(*) FROM usage_events e
-WHERE e.rowid > :after AND e.event_type IN ('message_usage', 'tool_usage') AND ({PLACEABLE_SQL}) IS NOT 1"""
+SELECT e.rowid / :size, count(*) FROM usage_events e
+WHERE e.rowid BETWEEN :lo AND :hi AND +e.event_type IN ('message_usage', 'tool_usage') AND ({PLACEABLE_SQL}) IS NOT 1
+GROUP BY 1"""
 
 # Deduplicated usage rows (openusage-store.md §4.3), over the whole table.
 DEDUPED_USAGE_SQL = f"""
