@@ -96,19 +96,25 @@ def baseline_refresh(path: Path, now: datetime) -> None:
         conn.close()
 
 
-def store_with(rows: int) -> Path:
-    """Make (once) and return a demo store of about `rows` usage rows."""
-    folder = STORES / f"{rows}"
+def store_with(rows: int, days: int = 90) -> Path:
+    """Make (once) and return a demo store of about `rows` raw usage rows over its last 90 days.
+
+    Days before those are in the daily rollup only, as openusage keeps them.
+    """
+    folder = STORES / (f"{rows}" if days == 90 else f"{rows}-{days}d")
     path = folder / "telemetry.db"
     if not path.exists():
         started = time.perf_counter()
-        generate_demo_store(folder, days=90, events=rows, seed=42, now=NOW)
+        generate_demo_store(folder, days=days, events=rows * days // 90, seed=42, now=NOW)
         print(f"  made a {rows:,}-row store in {time.perf_counter() - started:.1f} s")
     return path
 
 
-def change_store(path: Path, at: datetime) -> None:
-    """100 new rows, one in-place enrichment of a recent row, one pruned day: what a minute brings."""
+def change_store(path: Path, at: datetime, *, prune: bool = True, old_row: bool = False) -> None:
+    """100 new rows and one in-place enrichment of a recent row: what a minute brings.
+
+    Also the oldest day pruned (`prune`), and an old row changed in place far below the re-read tail (`old_row`).
+    """
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
     writer = EventWriter(conn)
@@ -122,8 +128,15 @@ def change_store(path: Path, at: datetime) -> None:
         "(SELECT MAX(rowid) FROM usage_events WHERE event_type = 'message_usage' AND rowid < "
         "(SELECT MAX(rowid) - 100 FROM usage_events))"
     )
-    oldest = conn.execute("SELECT substr(MIN(occurred_at), 1, 10) FROM usage_events").fetchone()[0]
-    conn.execute("DELETE FROM usage_events WHERE substr(occurred_at, 1, 10) = ?", (oldest,))
+    if old_row:
+        conn.execute(
+            "UPDATE usage_events SET input_tokens = coalesce(input_tokens, 0) + 7, model_raw = 'claude-opus-4-1' "
+            "WHERE rowid = (SELECT rowid FROM usage_events WHERE event_type = 'message_usage' "
+            "AND rowid > (SELECT MAX(rowid) / 3 FROM usage_events) LIMIT 1)"
+        )
+    if prune:
+        oldest = conn.execute("SELECT substr(MIN(occurred_at), 1, 10) FROM usage_events").fetchone()[0]
+        conn.execute("DELETE FROM usage_events WHERE substr(occurred_at, 1, 10) = ?", (oldest,))
     conn.execute("COMMIT")
     conn.close()
 
@@ -324,6 +337,23 @@ class Bench:
         self.loop.close()
 
 
+def an_hour(bench: Bench, at: datetime) -> tuple[float, datetime]:
+    """Return the CPU seconds of an hour of refreshes a minute apart, each after a minute's changes, and the clock.
+
+    In the hour: 6,000 new rows, an enrichment of a recent row every minute, an old row changed in place in
+    minute 5 and the oldest day pruned in minute 30. The CPU time is the process's (every thread) during the
+    refreshes only, not the writer's.
+    """
+    cpu = 0.0
+    for minute in range(1, 61):
+        at += timedelta(minutes=1)
+        change_store(bench.path, at, prune=minute == 30, old_row=minute == 5)
+        started = time.process_time()
+        bench.refresh(at)
+        cpu += time.process_time() - started
+    return cpu, at
+
+
 def _restarts(bench: Bench, cache: Path, at: datetime, cold: Snapshot, repeat: int) -> tuple[float, bool]:
     """Return the median time a restart with the mirror kept takes to its first figures, and whether they are right.
 
@@ -336,10 +366,10 @@ def _restarts(bench: Bench, cache: Path, at: datetime, cold: Snapshot, repeat: i
     return statistics.median(t for t, _ in restarts), all(s.usage == cold.usage for _, s in restarts)
 
 
-def run(rows: int, repeat: int) -> dict[str, float | None]:
-    """Measure every figure of the benchmark on a store of `rows` rows."""
-    print(f"\n== {rows:,} usage rows")
-    path = store_with(rows)
+def run(rows: int, repeat: int, days: int = 90) -> dict[str, float | None]:
+    """Measure every figure of the benchmark on a store of `rows` raw rows (and rollup days before them)."""
+    print(f"\n== {rows:,} usage rows" + ("" if days == 90 else f", {days} days (the older ones in the rollup)"))
+    path = store_with(rows, days)
     work = path.parent / "work.db"
     shutil.copyfile(path, work)
     bench = Bench(work)
@@ -356,6 +386,7 @@ def run(rows: int, repeat: int) -> dict[str, float | None]:
             change_store(work, at)
             times.append(median_seconds(lambda: bench.refresh(at), 1))  # noqa: B023
         results["after changes"] = statistics.median(times)
+        results["CPU seconds an hour"], at = an_hour(bench, at)
         results["baseline, after changes"] = median_seconds(lambda: baseline_refresh(work, at), repeat)
         cold = bench.cold(at)
         equal = bench.refresh(at).usage == cold.usage
@@ -382,6 +413,8 @@ def run(rows: int, repeat: int) -> dict[str, float | None]:
             shown = f"{value:.1f} MB"
         elif "a minute" in name:
             shown = f"{value:.1f}"
+        elif "an hour" in name:
+            shown = f"{value:.2f} s"
         else:
             shown = f"{value * 1000:.1f} ms"
             if name in baseline:
@@ -398,10 +431,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append", help="store size; repeat for several")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--days", type=int, default=90, help="days of history; those before the last 90 in the rollup")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"SQLite {sqlite3.sqlite_version}")  # fmt: skip
-    all_results = {rows: run(rows, args.repeat) for rows in args.rows or [100_000]}
+    all_results = {rows: run(rows, args.repeat, args.days) for rows in args.rows or [100_000]}
     if len(all_results) >= 2:
         small, large = sorted(all_results)
         growth = all_results[large]["after changes"] / all_results[small]["after changes"]  # type: ignore[operator]

@@ -75,9 +75,22 @@ def _remaining_hours(now: datetime, end: datetime, zone: ZoneInfo) -> dict[Slot,
     return dict(left)
 
 
+@lru_cache(maxsize=32)  # the history changes once an hour; refreshes in between ask again
+def _week_profiles(
+    costs: tuple[tuple[datetime, float], ...], current: datetime, zone: ZoneInfo, weeks: int
+) -> tuple[dict[Slot, float], ...]:
+    """Return what each weekday-hour slot cost in each of the last `weeks` weeks (0: the week just gone)."""
+    per_week: list[dict[Slot, float]] = [defaultdict(float) for _ in range(weeks)]
+    for hour, cost in costs:
+        back = (current - HOUR - hour) // WEEK
+        if 0 <= back < weeks and hour < current:
+            per_week[back][_slot(hour, zone)] += cost
+    return tuple(dict(profile) for profile in per_week)
+
+
 def project_month(
     spent: float,
-    costs: Iterable[tuple[datetime, float]],
+    costs: tuple[tuple[datetime, float], ...],
     now: datetime,
     zone: ZoneInfo,
     history_from: datetime | None,
@@ -93,12 +106,8 @@ def project_month(
     weeks = min(PROFILE_WEEKS, max(0, (current - start) // WEEK))
     left = _remaining_hours(now, month_end(now, zone), zone)
     if weeks:
-        per_week: list[dict[Slot, float]] = [defaultdict(float) for _ in range(weeks)]
-        for hour, cost in costs:
-            back = (current - HOUR - hour) // WEEK  # 0: the week just gone
-            if 0 <= back < weeks and hour < current:
-                per_week[back][_slot(hour, zone)] += cost
-        rests = [sum(share * profile.get(slot, 0.0) for slot, share in left.items()) for profile in per_week]
+        profiles = _week_profiles(costs, current, zone, weeks)
+        rests = [sum(share * profile.get(slot, 0.0) for slot, share in left.items()) for profile in profiles]
         mean = sum(rests) / weeks
         return MonthProjection(spent, spent + mean, spent + min(rests), spent + max(rests), METHOD_PROFILE, weeks)
     hours = (current - start) // HOUR
@@ -123,7 +132,7 @@ def month_forecast(
     providers = usage.breakdowns[Breakdown.PROVIDER]
     keys = set(per_key) | {k for k, w in providers.items() if w[Window.MONTH].cost_usd}
     # The whole store's history is every provider's: the profile adds them up slot by slot.
-    everything = [cost for costs in per_key.values() for cost in costs]
+    everything = tuple(cost for costs in per_key.values() for cost in costs)
 
     def spent(key: str) -> float:
         windows = providers.get(key)
@@ -131,7 +140,9 @@ def month_forecast(
 
     return Forecast(
         month=project_month(usage.totals[Window.MONTH].cost_usd, everything, now, zone, history_from),
-        by_provider={key: project_month(spent(key), per_key[key], now, zone, history_from) for key in sorted(keys)},
+        by_provider={
+            key: project_month(spent(key), tuple(per_key[key]), now, zone, history_from) for key in sorted(keys)
+        },
     )
 
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -471,7 +472,7 @@ class StoreReader:
         read = self._read(now, bounds)
         db_size, wal_size, backup = _store_files(self.path)
         projection = month_forecast(
-            read.usage.figures, _hourly_costs(read.usage), now, zone, parse_time(read.usage.first_event_at)
+            read.usage.figures, _hourly_costs(read.usage.hourly_cost), now, zone, parse_time(read.usage.first_event_at)
         )
         return Snapshot(
             now=now,
@@ -526,12 +527,13 @@ class StoreReader:
                 raise StoreError(StoreErrorKind.UNREADABLE, self.path, f"{type(err).__name__}: {err}") from err
 
 
-def _hourly_costs(usage: UsageRead) -> list[HourlyCost]:
+@lru_cache(maxsize=2)  # read once an hour: refreshes in between hand in the same history
+def _hourly_costs(hourly: tuple[tuple[str, str, int], ...]) -> tuple[HourlyCost, ...]:
     """Each provider's hourly spend, as the projection reads it."""
-    return [
+    return tuple(
         HourlyCost(provider, datetime.fromisoformat(f"{hour}:00:00+00:00"), nano / NANO_USD)
-        for provider, hour, nano in usage.hourly_cost
-    ]
+        for provider, hour, nano in hourly
+    )
 
 
 async def read_store(path: Path, now: datetime, zone: ZoneInfo, options: ReadOptions | None = None) -> Snapshot:
