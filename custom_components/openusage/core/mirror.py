@@ -75,14 +75,15 @@ _COLUMNS = ("rid", "pkey", "prio", "quality", "occurred_at", "event_id", "okey",
 _COLUMN_LIST = ", ".join(_COLUMNS)
 _RANK_ORDER = "prio DESC, quality DESC, occurred_at DESC, event_id DESC"
 
-# Every column of usage_events the figures read, as text, joined per block inside SQLite (hashed in Python).
-# A deleted row takes its time out of the first; a NULL is left out of its column's list (so a NULL that
-# moves to another row of the block in the same column, or a number stored as text, goes unseen: neither
-# is a change openusage makes). The raw rows' source columns never change.
+# Every column of usage_events the figures read, as text, joined per block inside SQLite (hashed in Python);
+# not the event type and the dedup key, which name the row an enrichment changes. A deleted row takes its time
+# out of the first; a NULL is left out of its column's list (so a NULL that moves to another row of the block
+# in the same column, or a number stored as text, goes unseen: neither is a change openusage makes). The raw
+# rows' source columns never change. Each column costs about 0.2 µs a row: the columns are the price.
 _FINGERPRINTED = (
-    "occurred_at", "event_type", "status", "provider_id", "account_id", "agent_name", "workspace_id",
+    "occurred_at", "status", "provider_id", "account_id", "agent_name", "workspace_id",
     "session_id", "turn_id", "message_id", "tool_call_id", "model_raw", "model_canonical", "tool_name",
-    "dedup_key", "input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens",
+    "input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens",
     "total_tokens", "cost_usd", "requests",
 )  # fmt: skip
 _FINGERPRINT_SQL = (
