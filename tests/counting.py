@@ -12,9 +12,9 @@ def count_rebuilds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     counted: list[int] = []
     rebuild = mirror.UsageMirror._rebuild
 
-    def counting(self: mirror.UsageMirror, *args: object, **kwargs: object) -> object:
+    async def counting(self: mirror.UsageMirror, *args: object, **kwargs: object) -> object:
         counted.append(1)
-        return rebuild(self, *args, **kwargs)  # type: ignore[arg-type]
+        return await rebuild(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(mirror.UsageMirror, "_rebuild", counting)
     return counted

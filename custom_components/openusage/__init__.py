@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import Path
 
 from homeassistant.components import persistent_notification
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
@@ -118,6 +118,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: OpenUsageConfigEntry) ->
     entry.runtime_data = coordinator
     entry.async_on_unload(coordinator.async_add_listener(_device_pruner(hass, entry)))
     entry.async_on_unload(entry.add_update_listener(_options_changed))
+
+    async def _close_at_stop(_event: Event) -> None:
+        # Home Assistant unloads no entry when it stops: the reader keeps its mirror for the next start now, and
+        # its connection's thread ends.
+        await coordinator.async_shutdown()
+
+    entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _close_at_stop))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_create_background_task(hass, _first_read(hass, entry), "openusage first read")
     return True

@@ -295,24 +295,25 @@ def test_sqlite_errors_are_named(message: str, kind: StoreErrorKind, tmp_path: P
     assert message in str(error)
 
 
-def test_a_store_that_goes_while_it_is_read_is_reported_missing(tmp_path: Path) -> None:
-    from custom_components.openusage.core.reader import connect_private, store_transaction
+async def test_a_store_that_goes_while_it_is_read_is_reported_missing(tmp_path: Path) -> None:
+    from custom_components.openusage.core.db import close, connect, run
+    from custom_components.openusage.core.reader import store_transaction
 
     db = tmp_path / "telemetry.db"
     with store(db) as w:
         message(w, "2026-08-17T10:00:00Z", message_id="m", input_tokens=5)
-    conn = connect_private()
+    conn = await connect(":memory:", 5.0)
 
-    def read_after_it_went() -> None:
-        with store_transaction(conn, db):
+    async def read_after_it_went() -> None:
+        async with store_transaction(conn, db):
             db.rename(tmp_path / "away.db")
-            conn.execute("SELECT * FROM store.usage_rollup_weekly")  # an SQLite failure after it went
+            await run(conn, "SELECT * FROM store.usage_rollup_weekly")  # an SQLite failure after it went
 
     try:
         with pytest.raises(StoreError) as caught:
-            read_after_it_went()
+            await read_after_it_went()
     finally:
-        conn.close()
+        await close(conn)
     assert caught.value.kind is StoreErrorKind.MISSING
 
 

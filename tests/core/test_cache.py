@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from custom_components.openusage.core.cache import cache_file_in, default_cache_dir
+from custom_components.openusage.core.db import close
 from custom_components.openusage.core.reader import ReadOptions, StoreReader, read_store
 from custom_components.openusage.core.snapshot_json import snapshot_to_json
 from tests.constants import NOW, UTC_ZONE
@@ -143,7 +144,7 @@ async def test_a_run_that_ended_without_closing_leaves_nothing_to_take_up(
     reader = StoreReader(db, ReadOptions(cache=cache))
     _write(db, 3, start=40)
     await reader.refresh(NOW + timedelta(minutes=2), UTC_ZONE)  # changes the kept rows, marks the file unclean
-    reader._conn.close()  # type: ignore[union-attr]  (as a kill would: no save)
+    await close(reader._db)  # type: ignore[arg-type]  (as a kill would: no save)
     assert _meta(cache)["clean"] == "0"
     assert await _read(db, cache, minutes=3) == await _fresh(db, minutes=3)
     assert len(rebuilds) == 3

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from custom_components.openusage.core import mirror
+from custom_components.openusage.core.db import Database
 from custom_components.openusage.core.models import Breakdown, Snapshot, Window
 from custom_components.openusage.core.reader import ReadOptions, StoreReader, read_store
 from custom_components.openusage.core.schema import create_schema
@@ -263,9 +264,9 @@ async def test_each_block_is_checked_once_a_period(tmp_path: Path, monkeypatch: 
     checked: list[int] = []
     fingerprint = mirror.UsageMirror._fingerprint
 
-    def counting(self: mirror.UsageMirror, conn: sqlite3.Connection, block: int) -> bytes:
+    async def counting(self: mirror.UsageMirror, db: Database, block: int) -> bytes:
         checked.append(block)
-        return fingerprint(self, conn, block)
+        return await fingerprint(self, db, block)
 
     zone = ZoneInfo("UTC")
     for step in (timedelta(seconds=5), timedelta(minutes=10)):

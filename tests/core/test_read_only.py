@@ -50,8 +50,11 @@ async def test_refreshing_many_times_changes_nothing(tmp_path: Path) -> None:
     assert (tmp_path / "telemetry.db-wal").stat().st_size > 0
     before = fingerprint(tmp_path)
     reader = StoreReader(db)
-    for _ in range(20):
-        snapshot = await reader.refresh(NOW, WARSAW)
+    try:
+        for _ in range(20):
+            snapshot = await reader.refresh(NOW, WARSAW)
+    finally:
+        await reader.close()
     assert snapshot.usage.totals[Window.D30].messages > 0
     assert snapshot.spool.hook_spool_files == 3
     assert fingerprint(tmp_path) == before

@@ -216,7 +216,7 @@ async def test_an_unload_during_the_first_read_stops_it_cleanly(
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
     assert entry.state is ConfigEntryState.NOT_LOADED
-    assert coordinator.reader._conn is None  # the reader let go of its mirror
+    assert coordinator.reader._db is None  # the reader let go of its mirror
     assert not coordinator.has_data
     # ...and it starts again from scratch.
     assert await hass.config_entries.async_setup(entry.entry_id)

@@ -7,13 +7,13 @@ deduplicated as everywhere else.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from .db import one, run
 from .reader import ReadOptions, fetch_watermark, open_store
 from .usage import COST_NANO_SQL, DEDUPED_USAGE_SQL, NANO_USD, map_provider
 
@@ -62,24 +62,21 @@ async def read_hourly_usage(
 
     Raises StoreError like `read_store`.
     """
-    return await asyncio.to_thread(_read_hourly_usage, path, since, until, options or ReadOptions())
-
-
-def _read_hourly_usage(path: Path, since: datetime, until: datetime, options: ReadOptions) -> list[HourlyUsage]:
+    options = options or ReadOptions()
     rows: list[HourlyUsage] = []
-    with open_store(path, options.busy_timeout) as (conn, tables):
-        found = conn.execute(_OLDEST_DAY_SQL).fetchone()
+    async with open_store(path, options.busy_timeout) as (db, tables):
+        found = await one(db, _OLDEST_DAY_SQL)
         first_raw_day = datetime.fromisoformat(found[0]).date() if found else until.date() + timedelta(days=1)
-        if fetch_watermark(conn, tables) and "usage_rollup_daily" in tables:
+        if await fetch_watermark(db, tables) and "usage_rollup_daily" in tables:
             params = {"since_day": since.date().isoformat(), "before_day": first_raw_day.isoformat()}
-            for row in conn.execute(_ROLLUP_SQL, params):
+            for row in await run(db, _ROLLUP_SQL, params):
                 start = datetime.fromisoformat(row[0]).replace(tzinfo=UTC)
                 if start < until:
                     rows.append(_usage(start, row, options.provider_links))
         raw_from = max(since, datetime.combine(first_raw_day, time(0), UTC))
         if raw_from < until:
             params = {"margin": _bound(raw_from - _DEDUP_MARGIN), "since": _bound(raw_from), "until": _bound(until)}
-            for row in conn.execute(_HOURLY_SQL, params):
+            for row in await run(db, _HOURLY_SQL, params):
                 start = datetime.fromisoformat(f"{row[0]}:00:00").replace(tzinfo=UTC)
                 rows.append(_usage(start, row, options.provider_links))
     rows.sort(key=lambda r: (r.start, r.provider))

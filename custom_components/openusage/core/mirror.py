@@ -26,17 +26,18 @@ different row at the mirror's top rowid, rows older than the floor), a new repai
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
 import sqlite3
-import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from .clock import SORT_KEY_SQL, WindowBounds, instant_key
+from .db import Database, one, run, stream
 from .forecast import profile_since
 from .models import PERIOD_WINDOWS, UsageFigures, Window
 from .usage import (
@@ -211,12 +212,12 @@ ORDER BY e.occurred_at LIMIT 1
 _META_SQL = "CREATE TABLE IF NOT EXISTS cache_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
-def _same_store(conn: sqlite3.Connection) -> bool:
+async def _same_store(db: Database) -> bool:
     """Whether the mirror's newest row is still the store's row of that rowid (a restored mirror's check)."""
-    top = conn.execute("SELECT rid, event_id FROM mirror_rows ORDER BY rid DESC LIMIT 1").fetchone()
+    top = await one(db, "SELECT rid, event_id FROM mirror_rows ORDER BY rid DESC LIMIT 1")
     if top is None:
         return True
-    found = conn.execute("SELECT event_id FROM usage_events WHERE rowid = ?", (top[0],)).fetchone()
+    found = await one(db, "SELECT event_id FROM usage_events WHERE rowid = ?", (top[0],))
     return found is not None and found[0] == top[1]
 
 
@@ -245,29 +246,19 @@ def _floor_of(oldest: str | None) -> tuple[str, str]:
 
 _TOP = "\U0010ffff"  # above every sort key
 
-# A rebuild adds up tens of thousands of fold rows in Python, in a worker thread. A thread that keeps
-# the GIL is made to hand it over only after the switch interval (5 ms); pausing for a moment every couple
-# of milliseconds lets the event loop's thread take it sooner, at the cost of a few percent.
-_PACE_EVERY = 0.002
-_PACE_PAUSE = 0.0002
 
-
-def _paced(cursor: sqlite3.Cursor) -> Iterator[Any]:
-    """Return the cursor's rows, with the GIL let go for _PACE_PAUSE after every _PACE_EVERY seconds of work."""
-    paused = time.perf_counter()
-    while rows := cursor.fetchmany(100):
-        yield from rows
-        if time.perf_counter() - paused >= _PACE_EVERY:
-            time.sleep(_PACE_PAUSE)
-            paused = time.perf_counter()
+async def _fold(db: Database, usage: KeptUsage, sql: str, params: Mapping[str, Any], sign: int) -> None:
+    """Add (sign 1) or take away (sign -1) a fold query's rows, a chunk at a time between the statement's steps."""
+    async for rows in stream(db, sql, params):
+        usage.apply(rows, sign)
 
 
 # What the rollup rows were read for: the watermark, day B, and the first days of this week and month.
 _RollupKey = tuple[str, str | None, str, str]
 
 
-def _rollup_rows(
-    conn: sqlite3.Connection, cached: tuple[_RollupKey | None, list[RollupRow]] | None, key: _RollupKey | None
+async def _rollup_rows(
+    db: Database, cached: tuple[_RollupKey | None, list[RollupRow]] | None, key: _RollupKey | None
 ) -> list[RollupRow]:
     """Return the rollup rows for `key`.
 
@@ -286,8 +277,8 @@ def _rollup_rows(
         and (day_b or "") > old_key[1]
     ):
         since = old_key[1]
-        return merge_rollup([r for r in rows if not r.on_b], read_rollup(conn, day_b, first_days, since))
-    return read_rollup(conn, day_b, first_days)
+        return merge_rollup([r for r in rows if not r.on_b], await read_rollup(db, day_b, first_days, since))
+    return await read_rollup(db, day_b, first_days)
 
 
 @dataclass(slots=True)
@@ -358,11 +349,18 @@ def _kept_of_state(links: Mapping[str, str], state: Mapping[str, Any]) -> _Kept:
     )
 
 
-def _migrations(conn: sqlite3.Connection, tables: Collection[str]) -> str | None:
+def _kept_of_text(links: Mapping[str, str], text: Any, sha256: Any) -> _Kept | None:
+    """Return the kept figures a cache file holds, or None when its text is torn or was changed by hand."""
+    if not isinstance(text, str) or hashlib.sha256(text.encode()).hexdigest() != sha256:
+        return None
+    return _kept_of_state(links, json.loads(text))
+
+
+async def _migrations(db: Database, tables: Collection[str]) -> str | None:
     """Return the repair migrations openusage has applied to the store, as one text (None without the table)."""
     if "_migrations" not in tables:
         return None
-    found = conn.execute(_MIGRATIONS_SQL).fetchone()
+    found = await one(db, _MIGRATIONS_SQL)
     return str(found[0]) if found and found[0] is not None else ""
 
 
@@ -390,72 +388,74 @@ class UsageMirror:
         self._clean = False  # the cache file's kept sums match its rows: mark it unclean before the next change
         self._restored = False  # the kept sums come from a cache file: check it is this store's at the next refresh
 
-    def restore(self, conn: sqlite3.Connection, identity: str) -> bool:
+    async def restore(self, db: Database, identity: str) -> bool:
         """Take up the kept sums of a cache file closed cleanly by this release for this store and these options."""
         try:
-            meta = dict(conn.execute("SELECT key, value FROM cache_meta").fetchall())
+            meta = dict(await run(db, "SELECT key, value FROM cache_meta"))
             if meta.get("identity") != identity or meta.get("clean") != "1":
                 return False
-            text = meta["kept"]
-            if hashlib.sha256(text.encode()).hexdigest() != meta.get("kept_sha256"):
-                return False  # torn or changed by hand
-            self._kept = _kept_of_state(self._links, json.loads(text))
+            # Megabytes of JSON on a large store: read in a worker thread, not on the event loop.
+            self._kept = await asyncio.to_thread(_kept_of_text, self._links, meta.get("kept"), meta.get("kept_sha256"))
         except (sqlite3.OperationalError, KeyError, TypeError, ValueError, AttributeError):
             self._kept = None
             return False
+        if self._kept is None:
+            return False  # torn or changed by hand
         self._clean = self._restored = True
         return True
 
-    def save(self, conn: sqlite3.Connection, identity: str) -> None:
+    async def save(self, db: Database, identity: str) -> None:
         """Keep the sums beside the mirror's rows in its cache file, and mark it clean (one transaction)."""
-        if self._kept is None:
+        kept = self._kept
+        if kept is None:
             return
-        text = json.dumps(_kept_state(self._kept), separators=(",", ":"))
+        text = await asyncio.to_thread(lambda: json.dumps(_kept_state(kept), separators=(",", ":")))
         meta = {"identity": identity, "kept": text, "kept_sha256": hashlib.sha256(text.encode()).hexdigest(),
                 "clean": "1"}  # fmt: skip
-        conn.execute("BEGIN IMMEDIATE")
+        await run(db, "BEGIN IMMEDIATE")
         try:
-            conn.execute(_META_SQL)
-            conn.executemany("INSERT OR REPLACE INTO cache_meta (key, value) VALUES (?, ?)", meta.items())
+            await run(db, _META_SQL)
+            for key, value in meta.items():
+                await run(db, "INSERT OR REPLACE INTO cache_meta (key, value) VALUES (?, ?)", (key, value))
         except BaseException:
-            conn.execute("ROLLBACK")
+            await run(db, "ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        await run(db, "COMMIT")
         self._clean = True
 
     def forget(self) -> None:
         """Drop the kept figures: the next refresh rebuilds (after a failed refresh, or on request)."""
         self._kept = None
 
-    def refresh(
-        self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, watermark: str | None, tables: set[str]
+    async def refresh(
+        self, db: Database, bounds: WindowBounds, now: datetime, watermark: str | None, tables: set[str]
     ) -> UsageRead:
         """Bring the mirror and the sums up to date with the attached store, then compute the figures.
 
         This runs inside the caller's transaction. On any failure the kept figures are forgotten.
         """
         try:
-            return self._refresh(conn, bounds, now, watermark, tables)
+            return await self._refresh(db, bounds, now, watermark, tables)
         except BaseException:
             self._kept = None
             raise
 
-    def _refresh(
-        self, conn: sqlite3.Connection, bounds: WindowBounds, now: datetime, watermark: str | None, tables: set[str]
+    async def _refresh(
+        self, db: Database, bounds: WindowBounds, now: datetime, watermark: str | None, tables: set[str]
     ) -> UsageRead:
-        max_rowid = conn.execute("SELECT coalesce(max(rowid), 0) FROM usage_events").fetchone()[0]
-        oldest = conn.execute(_OLDEST_SQL).fetchone()
+        max_rowid = (await one(db, "SELECT coalesce(max(rowid), 0) FROM usage_events"))[0]
+        oldest = await one(db, _OLDEST_SQL)
         oldest_at: str | None = oldest[0] if oldest else None
         floor = _floor_of(oldest_at)
-        migrations = _migrations(conn, tables)
+        migrations = await _migrations(db, tables)
         if self._clean:
             # In the transaction of the changes to come: a file left before it commits is still clean and right.
-            conn.execute(_META_SQL)
-            conn.execute("INSERT OR REPLACE INTO cache_meta (key, value) VALUES ('clean', '0')")
+            await run(db, _META_SQL)
+            await run(db, "INSERT OR REPLACE INTO cache_meta (key, value) VALUES ('clean', '0')")
             self._clean = False
         kept = self._kept
         restarted, self._restored = self._restored, False
-        if restarted and not _same_store(conn):
+        if restarted and not await _same_store(db):
             kept = None  # the top row is another: a store replaced under the same path
         if (
             kept is None
@@ -464,15 +464,15 @@ class UsageMirror:
             or floor[0] < kept.floor  # rows older than the floor arrived: pruned rows would count again
             or migrations != kept.migrations  # a repair migration rewrote rows anywhere in the store
         ):
-            kept = self._rebuild(conn, bounds, now, max_rowid, floor[0], migrations=migrations)
+            kept = await self._rebuild(db, bounds, now, max_rowid, floor[0], migrations=migrations)
         else:
-            self._age(conn, kept, bounds)
-            self._apply_changes(conn, kept, bounds, floor, (max_rowid, now, restarted))
+            await self._age(db, kept, bounds)
+            await self._apply_changes(db, kept, bounds, floor, (max_rowid, now, restarted))
         self._kept = kept
-        read = self._figures(conn, kept, bounds, oldest_at[:10] if oldest_at else None, (watermark, tables))
-        return replace(read, first_event_at=oldest_at, hourly_cost=self._hourly_cost(conn, kept, now))
+        read = await self._figures(db, kept, bounds, oldest_at[:10] if oldest_at else None, (watermark, tables))
+        return replace(read, first_event_at=oldest_at, hourly_cost=await self._hourly_cost(db, kept, now))
 
-    def _hourly_cost(self, conn: sqlite3.Connection, kept: _Kept, now: datetime) -> tuple[tuple[str, str, int], ...]:
+    async def _hourly_cost(self, db: Database, kept: _Kept, now: datetime) -> tuple[tuple[str, str, int], ...]:
         """Return each provider's spend per whole UTC hour of the last four weeks.
 
         It is read once an hour, as the projection does not need the hour under way.
@@ -481,17 +481,17 @@ class UsageMirror:
         if kept.hourly is None or kept.hourly[0] != current:
             since = instant_key(profile_since(now))
             sums: dict[tuple[str, str], int] = {}
-            for provider, hour, cost in conn.execute(
-                _HOURLY_COST_SQL, {"since": since, "until": current, "floor": kept.floor}
+            for provider, hour, cost in await run(
+                db, _HOURLY_COST_SQL, {"since": since, "until": current, "floor": kept.floor}
             ):
                 key = (map_provider(provider, self._links), hour)
                 sums[key] = sums.get(key, 0) + int(cost)
             kept.hourly = (current, tuple((p, h, c) for (p, h), c in sorted(sums.items())))
         return kept.hourly[1]
 
-    def _rebuild(
+    async def _rebuild(
         self,
-        conn: sqlite3.Connection,
+        db: Database,
         bounds: WindowBounds,
         now: datetime,
         max_rowid: int,
@@ -499,22 +499,23 @@ class UsageMirror:
         *,
         migrations: str | None,
     ) -> _Kept:
-        conn.execute("DROP TABLE IF EXISTS mirror_rows")
-        conn.execute(_CREATE_SQL.format(table="mirror_rows"))
-        conn.execute(_INSERT_SQL.format(rows=_PROJECT_SQL.format(rows="1")))
+        await run(db, "DROP TABLE IF EXISTS mirror_rows")
+        await run(db, _CREATE_SQL.format(table="mirror_rows"))
+        await run(db, _INSERT_SQL.format(rows=_PROJECT_SQL.format(rows="1")))
         for sql in _INDEX_SQL:
-            conn.execute(sql)
-        self._create_temp_tables(conn)
+            await run(db, sql)
+        await self._create_temp_tables(db)
         # Rows start as winners; most partitions hold one row, so only the others are ranked.
-        conn.execute("INSERT INTO temp.touched SELECT pkey FROM mirror_rows GROUP BY pkey HAVING count(*) > 1")
-        conn.execute(_CHOOSE_WINNER_SQL, {"floor": ""})
-        conn.execute(
+        await run(db, "INSERT INTO temp.touched SELECT pkey FROM mirror_rows GROUP BY pkey HAVING count(*) > 1")
+        await run(db, _CHOOSE_WINNER_SQL, {"floor": ""})
+        await run(
+            db,
             "UPDATE mirror_rows SET shared = 1 WHERE win AND mid IN ("
-            "SELECT mid FROM mirror_rows WHERE win AND mid <> '' GROUP BY mid HAVING count(*) > 1)"
+            "SELECT mid FROM mirror_rows WHERE win AND mid <> '' GROUP BY mid HAVING count(*) > 1)",
         )
-        conn.execute("DELETE FROM temp.touched")
+        await run(db, "DELETE FROM temp.touched")
         usage = KeptUsage(self._links)
-        usage.apply(_paced(conn.execute(_FOLD_SQL.format(mask=_MASK_SQL, where="1"), _window_params(bounds))), 1)
+        await _fold(db, usage, _FOLD_SQL.format(mask=_MASK_SQL, where="1"), _window_params(bounds), 1)
         tail_after = max(0, max_rowid - self._recent_rows)
         sealed = (tail_after + 1) // self._block_rows
         return _Kept(
@@ -526,36 +527,36 @@ class UsageMirror:
             rebuilt_at=now,
             migrations=migrations,
             sealed=sealed,
-            fingerprints={block: self._fingerprint(conn, block) for block in range(sealed)},
-            left_out=self._left_out(conn, 0, _TOP_ROWID),
+            fingerprints={block: await self._fingerprint(db, block) for block in range(sealed)},
+            left_out=await self._left_out(db, 0, _TOP_ROWID),
             checked_at=now,
         )
 
-    def _fingerprint(self, conn: sqlite3.Connection, block: int) -> bytes:
+    async def _fingerprint(self, db: Database, block: int) -> bytes:
         """Return the fingerprint of a block's rows in the store: what they hold in every column the figures read."""
         low = block * self._block_rows
-        columns = conn.execute(_FINGERPRINT_SQL, (low, low + self._block_rows - 1)).fetchone()
+        columns = await one(db, _FINGERPRINT_SQL, (low, low + self._block_rows - 1))
         digest = hashlib.blake2b(digest_size=16)
         for text in columns:
             digest.update(text or b"")
             digest.update(b"\x1e")
         return digest.digest()
 
-    def _left_out(self, conn: sqlite3.Connection, low: int, high: int) -> dict[int, int]:
+    async def _left_out(self, db: Database, low: int, high: int) -> dict[int, int]:
         """Return how many usage rows the contract cannot place each block from rowid `low` to `high` holds."""
         params = {"size": self._block_rows, "lo": low, "hi": high}
-        return dict(conn.execute(LEFT_OUT_SQL, params).fetchall())
+        return dict(await run(db, LEFT_OUT_SQL, params))
 
     @staticmethod
-    def _create_temp_tables(conn: sqlite3.Connection) -> None:
+    async def _create_temp_tables(db: Database) -> None:
         """Empty working tables: rows read again, rowids that changed, partitions they touch."""
-        conn.execute(_CREATE_SQL.format(table="temp.incoming"))
-        conn.execute("CREATE TABLE IF NOT EXISTS temp.changed (rid INTEGER PRIMARY KEY)")
-        conn.execute("CREATE TABLE IF NOT EXISTS temp.touched (pkey TEXT PRIMARY KEY)")
+        await run(db, _CREATE_SQL.format(table="temp.incoming"))
+        await run(db, "CREATE TABLE IF NOT EXISTS temp.changed (rid INTEGER PRIMARY KEY)")
+        await run(db, "CREATE TABLE IF NOT EXISTS temp.touched (pkey TEXT PRIMARY KEY)")
         for table in ("incoming", "changed", "touched"):
-            conn.execute(f"DELETE FROM temp.{table}")
+            await run(db, f"DELETE FROM temp.{table}")
 
-    def _age(self, conn: sqlite3.Connection, kept: _Kept, bounds: WindowBounds) -> None:
+    async def _age(self, db: Database, kept: _Kept, bounds: WindowBounds) -> None:
         """Move every window's bound: winners it passed over leave the window, or join it."""
         for bit, new in _aging_bounds(bounds).items():
             old = kept.bounds[bit]
@@ -563,7 +564,7 @@ class UsageMirror:
                 continue
             low, high, sign = (old, new, -1) if new > old else (new, old, 1)
             sql = _FOLD_SQL.format(mask=bit, where="okey >= :low AND okey < :high")
-            kept.usage.apply(conn.execute(sql, {"low": max(low, kept.floor), "high": high}), sign)
+            await _fold(db, kept.usage, sql, {"low": max(low, kept.floor), "high": high}, sign)
             kept.bounds[bit] = new
 
     def _due_blocks(self, kept: _Kept, now: datetime, restarted: bool) -> list[int]:
@@ -583,7 +584,7 @@ class UsageMirror:
         kept.cursor = (start + count) % blocks
         return [(start + i) % blocks for i in range(count)]
 
-    def _find_changes(self, conn: sqlite3.Connection, kept: _Kept, max_rowid: int, due: list[int]) -> None:
+    async def _find_changes(self, db: Database, kept: _Kept, max_rowid: int, due: list[int]) -> None:
         """Put into temp.changed the rows that changed, and bring the blocks' fingerprints and counts up to date.
 
         The rows are those of the tail, of the due blocks whose fingerprint changed, and of the blocks that left the
@@ -594,27 +595,27 @@ class UsageMirror:
         sealed = (tail_after + 1) // size
         ranges = [(kept.tail_after + 1, _TOP_ROWID)]
         counted: dict[int, int] = {}
-        for block, count in self._left_out(conn, kept.max_rowid + 1, _TOP_ROWID).items():
+        for block, count in (await self._left_out(db, kept.max_rowid + 1, _TOP_ROWID)).items():
             counted[block] = kept.left_out.get(block, 0) + count  # new rows
         for block in due:
             if block < kept.sealed:
-                fingerprint = self._fingerprint(conn, block)
+                fingerprint = await self._fingerprint(db, block)
                 if fingerprint != kept.fingerprints.get(block):
                     kept.fingerprints[block] = fingerprint
                     ranges.append((block * size, block * size + size - 1))
-                    counted.update({block: 0} | self._left_out(conn, *ranges[-1]))
+                    counted.update({block: 0} | await self._left_out(db, *ranges[-1]))
         if kept.sealed in due or sealed > kept.sealed:
             # The rows after the sealed blocks: all of them when their turn is due, else the blocks sealed now.
             low = kept.sealed * size
             high = _TOP_ROWID if kept.sealed in due else sealed * size - 1
             last = max_rowid // size if high == _TOP_ROWID else sealed - 1
             ranges.append((low, high))
-            counted.update(dict.fromkeys(range(kept.sealed, last + 1), 0) | self._left_out(conn, low, high))
+            counted.update(dict.fromkeys(range(kept.sealed, last + 1), 0) | await self._left_out(db, low, high))
         for block in range(kept.sealed, sealed):
-            kept.fingerprints[block] = self._fingerprint(conn, block)
+            kept.fingerprints[block] = await self._fingerprint(db, block)
         for low, high in ranges:
             for sql in _FIND_CHANGES_SQL:
-                conn.execute(sql, {"lo": low, "hi": high})
+                await run(db, sql, {"lo": low, "hi": high})
         for block, count in counted.items():
             if count:
                 kept.left_out[block] = count
@@ -622,9 +623,9 @@ class UsageMirror:
                 kept.left_out.pop(block, None)
         kept.sealed, kept.tail_after, kept.max_rowid = sealed, tail_after, max_rowid
 
-    def _apply_changes(
+    async def _apply_changes(
         self,
-        conn: sqlite3.Connection,
+        db: Database,
         kept: _Kept,
         bounds: WindowBounds,
         floor_of: tuple[str, str],
@@ -632,41 +633,40 @@ class UsageMirror:
     ) -> None:
         floor, floor_next = floor_of
         max_rowid, now, restarted = moment
-        self._create_temp_tables(conn)
+        await self._create_temp_tables(db)
         old_floor = kept.floor
-        self._find_changes(conn, kept, max_rowid, self._due_blocks(kept, now, restarted))
+        await self._find_changes(db, kept, max_rowid, self._due_blocks(kept, now, restarted))
         params = {"floor": floor, "floor_next": floor_next, "old_floor": old_floor}
-        conn.execute(_FLOOR_GONE_SQL, params)
-        conn.execute(_STRADDLING_SQL, params)
-        if (
-            floor == old_floor
-            and not conn.execute("SELECT 1 FROM temp.changed UNION ALL SELECT 1 FROM temp.touched LIMIT 1").fetchone()
+        await run(db, _FLOOR_GONE_SQL, params)
+        await run(db, _STRADDLING_SQL, params)
+        if floor == old_floor and not await one(
+            db, "SELECT 1 FROM temp.changed UNION ALL SELECT 1 FROM temp.touched LIMIT 1"
         ):
             return
         changed_rows = _PROJECT_SQL.format(rows="e.rowid IN (SELECT rid FROM temp.changed)")
-        conn.execute(f"INSERT INTO temp.incoming ({_COLUMN_LIST}) {changed_rows}")
+        await run(db, f"INSERT INTO temp.incoming ({_COLUMN_LIST}) {changed_rows}")
         # The partitions the changed rows were in, and those they are in now.
         changed = "rid IN (SELECT rid FROM temp.changed)"
-        conn.execute(f"INSERT OR IGNORE INTO temp.touched SELECT pkey FROM mirror_rows WHERE {changed}")
-        conn.execute("INSERT OR IGNORE INTO temp.touched SELECT pkey FROM temp.incoming")
-        conn.execute(_TOUCH_SHARERS_SQL)
+        await run(db, f"INSERT OR IGNORE INTO temp.touched SELECT pkey FROM mirror_rows WHERE {changed}")
+        await run(db, "INSERT OR IGNORE INTO temp.touched SELECT pkey FROM temp.incoming")
+        await run(db, _TOUCH_SHARERS_SQL)
         fold = _FOLD_SQL.format(mask=_MASK_SQL, where="pkey IN (SELECT pkey FROM temp.touched) AND okey >= :floor")
         window_params = _window_params(bounds)
-        kept.usage.apply(conn.execute(fold, {**window_params, "floor": old_floor}), -1)
-        conn.execute(f"DELETE FROM mirror_rows WHERE {changed}")
-        conn.execute(_INSERT_SQL.format(rows=f"SELECT {_COLUMN_LIST} FROM temp.incoming"))
-        conn.execute(_CHOOSE_WINNER_SQL, {"floor": floor})
-        conn.execute(_MARK_SHARED_SQL, {"floor": floor})
-        kept.usage.apply(conn.execute(fold, {**window_params, "floor": floor}), 1)
+        await _fold(db, kept.usage, fold, {**window_params, "floor": old_floor}, -1)
+        await run(db, f"DELETE FROM mirror_rows WHERE {changed}")
+        await run(db, _INSERT_SQL.format(rows=f"SELECT {_COLUMN_LIST} FROM temp.incoming"))
+        await run(db, _CHOOSE_WINNER_SQL, {"floor": floor})
+        await run(db, _MARK_SHARED_SQL, {"floor": floor})
+        await _fold(db, kept.usage, fold, {**window_params, "floor": floor}, 1)
         if floor > old_floor:
-            self._prune(conn, kept, bounds, old_floor, floor)
+            await self._prune(db, kept, bounds, old_floor, floor)
             # Out of the sums now; the mirror keeps no row below the floor, which would only grow.
-            conn.execute("DELETE FROM mirror_rows WHERE okey < ?", (floor,))
+            await run(db, "DELETE FROM mirror_rows WHERE okey < ?", (floor,))
         kept.floor = floor
-        self._create_temp_tables(conn)  # emptied now, so the next refresh starts at once
+        await self._create_temp_tables(db)  # emptied now, so the next refresh starts at once
 
     @staticmethod
-    def _prune(conn: sqlite3.Connection, kept: _Kept, bounds: WindowBounds, old_floor: str, floor: str) -> None:
+    async def _prune(db: Database, kept: _Kept, bounds: WindowBounds, old_floor: str, floor: str) -> None:
         """Take the winners the floor passed over (and that no changed partition took already) out of the sums."""
         start = old_floor
         if floor <= min(_aging_bounds(bounds).values()):
@@ -676,11 +676,11 @@ class UsageMirror:
                     kept.usage.drop_day(day)
             start = max(old_floor, floor[:10])
         fold = _FOLD_SQL.format(mask=_MASK_SQL, where="okey >= :start AND okey < :floor")
-        kept.usage.apply(conn.execute(fold, {**_window_params(bounds), "start": start, "floor": floor}), -1)
+        await _fold(db, kept.usage, fold, {**_window_params(bounds), "start": start, "floor": floor}, -1)
 
-    def _figures(
+    async def _figures(
         self,
-        conn: sqlite3.Connection,
+        db: Database,
         kept: _Kept,
         bounds: WindowBounds,
         day_b: str | None,
@@ -692,7 +692,7 @@ class UsageMirror:
         # The daemon rolls up only days after its watermark; days up to day B change with one of them.
         rollup_key = (watermark, day_b, week, month) if has_rollup and watermark else None
         if kept.rollup is None or kept.rollup[0] != rollup_key:
-            kept.rollup = (rollup_key, _rollup_rows(conn, kept.rollup, rollup_key))
+            kept.rollup = (rollup_key, await _rollup_rows(db, kept.rollup, rollup_key))
         rollup = kept.rollup[1]
         # metrics.md §1: day B comes from the rollup when it was partly pruned, else from raw rows.
         raw_on_b = kept.usage.rows_on(day_b) if day_b else 0
@@ -712,11 +712,12 @@ class UsageMirror:
                     mask = sum(WINDOW_BITS[w] for w in periods)
                     where = "okey >= :start AND okey < :end AND okey >= :floor"
                     bounds_b = {"start": day_b, "end": f"{day_b}T99", "floor": kept.floor}
-                    extra.apply(conn.execute(_FOLD_SQL.format(mask=mask, where=where), bounds_b), -1)
-            kept.figures = (source, kept.usage.figures(extra))
-        last = conn.execute(
-            "SELECT occurred_at FROM mirror_rows WHERE win AND okey >= ? ORDER BY okey DESC LIMIT 1", (kept.floor,)
-        ).fetchone()
+                    await _fold(db, extra, _FOLD_SQL.format(mask=mask, where=where), bounds_b, -1)
+            # Every key's figures after a rebuild: tens of milliseconds on a large store, off the event loop.
+            kept.figures = (source, await asyncio.to_thread(kept.usage.figures, extra))
+        last = await one(
+            db, "SELECT occurred_at FROM mirror_rows WHERE win AND okey >= ? ORDER BY okey DESC LIMIT 1", (kept.floor,)
+        )
         return UsageRead(
             figures=kept.figures[1],
             last_event_at=last[0] if last else None,

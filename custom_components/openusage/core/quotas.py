@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
-import sqlite3
 from collections.abc import Sequence
-from dataclasses import replace
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from .clock import parse_time, sort_key
+from .db import Database, one, run, stream
 from .models import QuotaMetric, QuotaSnapshot, QuotaStatus
 from .providers import KNOWN_QUOTA_METRICS
 from .usage import STORED_TIME_SQL
@@ -44,6 +46,7 @@ MAX_METRICS_PER_ACCOUNT = 100
 RATE_SPAN = timedelta(hours=1)
 RATE_MIN_SPAN = timedelta(minutes=5)
 _MAX_RATE_SAMPLES = 60
+_SCAN_ROWS = 64  # snapshot rows read at once: the newest and the last half hour's, most often
 _LOGGER = logging.getLogger(__name__)
 _told_left_out: set[tuple[str, str, int]] = set()  # said once per process, not at every refresh
 
@@ -210,44 +213,65 @@ def _older_than_the_span(occurred_at: str, newest: str) -> bool:
     return at is None or last is None or last - at > RATE_SPAN
 
 
-def read_quotas(conn: sqlite3.Connection, now: datetime) -> tuple[dict[str, QuotaSnapshot], datetime | None]:
-    """Read every account's quota, by account key in provider then account order, and the newest snapshot time."""
-    pairs = conn.execute(_PAIRS_SQL).fetchall()
+@dataclass(slots=True)
+class _Scan:
+    """One account's snapshot rows, newest first: the newest readable one, and the last hour's for the rate."""
+
+    found: tuple[str, dict[str, Any]] | None = None
+    history: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # readable, newest first
+    skipped: int = 0  # unreadable rows before the newest readable one
+    done: bool = False
+
+    def feed(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Take the next rows (blocking: payloads are parsed; run it in a worker thread)."""
+        for occurred_at, payload in rows:
+            snapshot = parse_snapshot_payload(payload) if isinstance(payload, str) else None
+            if self.found is not None:
+                if _older_than_the_span(occurred_at, self.found[0]) or len(self.history) >= _MAX_RATE_SAMPLES:
+                    self.done = True
+                    return
+                if snapshot is not None:
+                    self.history.append((occurred_at, snapshot))
+                continue
+            if snapshot is not None:
+                self.found = (occurred_at, snapshot)
+                self.history.append(self.found)
+                continue
+            self.skipped += 1
+            if self.skipped >= _MAX_SKIPPED:
+                self.done = True
+                return
+
+
+async def read_quotas(db: Database, now: datetime) -> tuple[dict[str, QuotaSnapshot], datetime | None]:
+    """Read every account's quota, by account key in provider then account order, and the newest snapshot time.
+
+    Payloads are parsed in a worker thread: one may hold thousands of metrics.
+    """
+    pairs = await run(db, _PAIRS_SQL)
     quotas: list[QuotaSnapshot] = []
     newest_overall: str | None = None
     for provider, account in pairs:
         params = {"provider": provider, "account": account}
-        (newest,) = conn.execute(_NEWEST_SQL, params).fetchone()
+        (newest,) = await one(db, _NEWEST_SQL, params)
         if newest is not None and (newest_overall is None or sort_key(newest) > sort_key(newest_overall)):
             newest_overall = newest
-        found: tuple[str, dict[str, Any]] | None = None
-        history: list[tuple[str, dict[str, Any]]] = []  # readable snapshots of the last hour, newest first
-        skipped = 0
-        for occurred_at, payload in conn.execute(_ROWS_SQL, params):
-            snapshot = parse_snapshot_payload(payload) if isinstance(payload, str) else None
-            if found is not None:
-                if _older_than_the_span(occurred_at, found[0]) or len(history) >= _MAX_RATE_SAMPLES:
+        scan = _Scan()
+        async with aclosing(stream(db, _ROWS_SQL, params, _SCAN_ROWS)) as chunks:  # its statement ends at a break
+            async for rows in chunks:
+                await asyncio.to_thread(scan.feed, rows)
+                if scan.done:
                     break
-                if snapshot is not None:
-                    history.append((occurred_at, snapshot))
-                continue
-            if snapshot is not None:
-                found = (occurred_at, snapshot)
-                history.append(found)
-                continue
-            skipped += 1
-            if skipped >= _MAX_SKIPPED:
-                break
         provider_id = str(provider or "").strip().lower() or "unknown"  # text, whatever the column held
         account_id = str(account or "").strip() or "default"
-        if found is None:
+        if scan.found is None:
             quota = build_quota(provider_id, account_id, observed_at=newest or "", snapshot=None, stale=True, now=now)
         else:
-            observed_at, snapshot = found
+            observed_at, snapshot = scan.found
             quota = build_quota(
-                provider_id, account_id, observed_at=observed_at, snapshot=snapshot, stale=skipped > 0, now=now
+                provider_id, account_id, observed_at=observed_at, snapshot=snapshot, stale=scan.skipped > 0, now=now
             )
-            quota = _with_exhaustion(quota, history)
+            quota = _with_exhaustion(quota, scan.history)
         quotas.append(quota)
     quotas.sort(key=lambda q: (q.provider_id, q.account_id))
     return {q.account: q for q in quotas}, (parse_time(newest_overall) if newest_overall else None)

@@ -14,8 +14,8 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from .cache import cache_identity, remove_cache_file
 from .clock import WindowBounds, parse_time
+from .db import Database, close, connect, one, run
 from .forecast import HourlyCost, budget_statuses, month_forecast
 from .mirror import CHECK_BLOCK_ROWS, DEFAULT_CHECK_PERIOD, RECENT_ROWS, UsageMirror
 from .models import QuotaSnapshot, Snapshot, StoreHealth
@@ -174,8 +175,10 @@ def _uri(path: Path, how: str) -> str:
     return f"file:{quote(os.fsencode(path.resolve()))}?mode=ro&{how}"
 
 
-def _attach(conn: sqlite3.Connection, path: Path, wal_mode: bool) -> None:
-    """Attach the store as `store`, so that SQLite creates, truncates and deletes no file in its folder.
+def _store_uri(path: Path) -> str:
+    """Check what is at `path` and return the URI to attach it by, so that SQLite makes no file in its folder.
+
+    Blocking (it looks at the files): run it in a worker thread.
 
     openusage keeps its store in WAL mode. A store in rollback-journal mode is read with `mode=ro`, which
     makes no file and waits for a writer's lock. In WAL mode:
@@ -188,33 +191,22 @@ def _attach(conn: sqlite3.Connection, path: Path, wal_mode: bool) -> None:
       without writing it (`readonly_shm`) was measured to return torn pages ("database disk image is
       malformed") while the daemon truncates its WAL (tests/core/test_read_only.py).
     """
-    if wal_mode:
+    if _check_file(path):
         wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
         how = "cache=private" if wal.exists() and shm.exists() else "immutable=1"
     else:
         how = "cache=private"
-    _attach_checked(conn, _uri(path, how))
+    return _uri(path, how)
 
 
-def _attach_checked(conn: sqlite3.Connection, uri: str) -> None:
-    """Attach and read the schema page once, detaching again on failure."""
-    conn.execute("ATTACH DATABASE ? AS store", (uri,))
+async def _attach_checked(db: Database, uri: str) -> None:
+    """Attach the store as `store` and read the schema page once, detaching again on failure."""
+    await run(db, "ATTACH DATABASE ? AS store", (uri,))
     try:
-        conn.execute("SELECT 1 FROM store.sqlite_master LIMIT 1").fetchall()
+        await run(db, "SELECT 1 FROM store.sqlite_master LIMIT 1")
     except BaseException:
-        conn.execute("DETACH DATABASE store")
+        await run(db, "DETACH DATABASE store")
         raise
-
-
-def connect_private(database: str = ":memory:", busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> sqlite3.Connection:
-    """Return a connection of our own to attach stores to; `""` makes a private temporary file database."""
-    conn = sqlite3.connect(database, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-    conn.text_factory = _text  # text that is not UTF-8 (a blob in a text column) reads with U+FFFD, not an error
-    return conn
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")
 
 
 def _store_files(path: Path) -> tuple[int, int, datetime | None]:
@@ -251,73 +243,76 @@ def _day(text: str | None) -> date | None:
         return None
 
 
-def _fetch_tables(conn: sqlite3.Connection) -> set[str]:
-    return {row[0] for row in conn.execute("SELECT name FROM store.sqlite_master WHERE type = 'table'")}
+async def _fetch_tables(db: Database) -> set[str]:
+    return {row[0] for row in await run(db, "SELECT name FROM store.sqlite_master WHERE type = 'table'")}
 
 
-def fetch_watermark(conn: sqlite3.Connection, tables: set[str]) -> str | None:
+async def fetch_watermark(db: Database, tables: set[str]) -> str | None:
     """Return the rollup watermark (`YYYY-MM-DD`), or None without one or without the table."""
     if "daemon_meta" not in tables:
         return None
-    row = conn.execute("SELECT value FROM store.daemon_meta WHERE key = 'rollup_daily_watermark'").fetchone()
+    row = await one(db, "SELECT value FROM store.daemon_meta WHERE key = 'rollup_daily_watermark'")
     value = row[0] if row else None
     if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
         return value
     return None
 
 
-@contextmanager
-def store_transaction(conn: sqlite3.Connection, path: Path) -> Iterator[set[str]]:
-    """Attach the openusage store at `path` to `conn` as `store`, inside one transaction.
+@asynccontextmanager
+async def store_transaction(db: Database, path: Path) -> AsyncIterator[set[str]]:
+    """Attach the openusage store at `path` to `db` as `store`, inside one transaction.
 
     The block gets the names of its tables. The transaction ends and the store is detached when the block ends
-    (committing what the block wrote to `conn`'s own databases); any SQLite failure, in the block too, becomes a
-    StoreError that says why. Blocking: run it in a worker thread.
+    (committing what the block wrote to `db`'s own databases); any SQLite failure, in the block too, becomes a
+    StoreError that says why.
     """
-    wal_mode = _check_file(path)
+    uri = await asyncio.to_thread(_store_uri, path)
     try:
-        _attach(conn, path, wal_mode)
+        await _attach_checked(db, uri)
         try:
-            conn.execute("BEGIN")  # one read transaction: every figure from one state
-            tables = _fetch_tables(conn)
+            await run(db, "BEGIN")  # one read transaction: every figure from one state
+            tables = await _fetch_tables(db)
             _require_tables(tables, path)
             yield tables
-            conn.execute("COMMIT")
-        except BaseException:
+            await run(db, "COMMIT")
+        except BaseException as err:
+            if isinstance(err, asyncio.CancelledError):
+                await db.interrupt()  # the statement under way goes on in the connection's thread: stop it
             # A statement the block left unfinished keeps the store busy: ending the transaction and
-            # detaching may fail then, and must not hide why the block failed (the caller closes `conn`).
+            # detaching may fail then, and must not hide why the block failed (the caller closes `db`).
             with suppress(sqlite3.Error):
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                conn.execute("DETACH DATABASE store")
+                await run(db, "ROLLBACK")
+            with suppress(sqlite3.Error):
+                await run(db, "DETACH DATABASE store")
             raise
-        conn.execute("DETACH DATABASE store")
+        await run(db, "DETACH DATABASE store")
     except sqlite3.Error as err:
         # The file may have gone or changed since it was checked (renamed away before SQLite opened it):
         # that cause first, rather than SQLite's "unable to open database file".
-        _check_file(path)
+        await asyncio.to_thread(_check_file, path)
         raise classify_sqlite_error(err, path) from None
 
 
-@contextmanager
-def open_store(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Iterator[tuple[sqlite3.Connection, set[str]]]:
-    """Return a single look at the store: `store_transaction` on a fresh in-memory connection. Blocking."""
-    conn = connect_private(busy_timeout=busy_timeout)
+@asynccontextmanager
+async def open_store(
+    path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> AsyncIterator[tuple[Database, set[str]]]:
+    """Return a single look at the store: `store_transaction` on a fresh in-memory connection."""
     try:
-        with store_transaction(conn, path) as tables:
-            yield conn, tables
+        db = await connect(":memory:", busy_timeout)
+    except sqlite3.Error as err:
+        raise classify_sqlite_error(err, path) from None
+    try:
+        async with store_transaction(db, path) as tables:
+            yield db, tables
     finally:
-        conn.close()
-
-
-def _probe(path: Path, busy_timeout: float) -> tuple[str, ...]:
-    with open_store(path, busy_timeout) as (_conn, tables):
-        return tuple(sorted(tables & set(KNOWN_TABLES)))
+        await close(db)
 
 
 async def probe_store(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> tuple[str, ...]:
     """Check that `path` is a readable openusage store; return the known tables it has."""
-    return await asyncio.to_thread(_probe, path, busy_timeout)
+    async with open_store(path, busy_timeout) as (_db, tables):
+        return tuple(sorted(tables & set(KNOWN_TABLES)))
 
 
 def _require_tables(tables: set[str], path: Path) -> None:
@@ -338,7 +333,8 @@ class _StoreRead:
 class StoreReader:
     """Reads the figures of one store; keep one per store, call `refresh` on each poll and `close` at the end.
 
-    The first refresh reads every usage row; later ones read what changed (mirror.py).
+    The first refresh reads every usage row; later ones read what changed (mirror.py). The reader's connection
+    (aiosqlite: a thread of its own) lives from the first refresh to `close`.
     """
 
     def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
@@ -349,7 +345,7 @@ class StoreReader:
         self._mirror = UsageMirror(
             options.provider_links, options.check_period, options.recent_rows, options.check_block_rows
         )
-        self._conn: sqlite3.Connection | None = None
+        self._db: Database | None = None
         self._cache_in_use = False
         self._opened_identity = ""  # the store file's identity when the cache file was opened
         self._read_identity = ""  # the store file's identity at the last read
@@ -371,105 +367,116 @@ class StoreReader:
         A cache file keeps the mirror and its sums for the next start; without one SQLite deletes its file.
         """
         async with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                await asyncio.to_thread(self._close, conn)
+            db, self._db = self._db, None
+            if db is not None:
+                await asyncio.shield(self._close(db))  # the connection's thread ends, even when this is cancelled
             self._mirror.forget()
 
-    def _close(self, conn: sqlite3.Connection) -> None:
+    async def _close(self, db: Database) -> None:
         try:
             # Kept only for the store file it was read from: a store replaced while this reader ran is read afresh.
-            if self._cache_in_use and self._identity == self._opened_identity:
-                self._mirror.save(conn, self._identity)
+            if self._cache_in_use and await asyncio.to_thread(self._identity) == self._opened_identity:
+                await self._mirror.save(db, self._opened_identity)
         except sqlite3.Error:
             _LOGGER.debug("keeping the mirror of %s failed", self.path, exc_info=True)
         finally:
-            conn.close()
+            await close(db)
 
-    @property
     def _identity(self) -> str:
+        """Return the store file's identity (blocking: it looks at the file)."""
         return cache_identity(self.path, self.options.provider_links)
 
-    def _open_private(self) -> sqlite3.Connection:
+    async def _open_private(self, identity: str) -> Database:
         """Open the mirror's database: the cache file, taking up what it keeps, else a private temporary file."""
         self._cache_in_use = False
         cache = self.options.cache
-        conn = self._open_cache(cache) if cache is not None else None
-        if conn is None:
-            return connect_private("", self.options.busy_timeout)
+        db = await self._open_cache(cache, identity) if cache is not None else None
+        if db is None:
+            return await connect("", self.options.busy_timeout)
         self._cache_in_use = True
-        return conn
+        return db
 
-    def _open_cache(self, cache: Path) -> sqlite3.Connection | None:
+    async def _open_cache(self, cache: Path, identity: str) -> Database | None:
         """Open the cache file for this reader alone and take up what it keeps; None when another reader has it."""
         for attempt in range(2):
-            conn = None
+            db = None
             try:
-                conn = connect_private(f"file:{quote(os.fsencode(cache))}", self.options.busy_timeout)
+                db = await connect(f"file:{quote(os.fsencode(cache))}", self.options.busy_timeout)
                 # Only this reader may use the file (`main`: not the store attached later); another process that
                 # reads the same store with the same cache folder gets a private mirror instead.
-                conn.execute("PRAGMA main.locking_mode = EXCLUSIVE")
-                conn.execute("BEGIN EXCLUSIVE")
-                conn.execute("COMMIT")
-                self._opened_identity = self._identity
-                self._mirror.restore(conn, self._opened_identity)
-            except sqlite3.Error as err:
-                if conn is not None:
-                    conn.close()
+                await run(db, "PRAGMA main.locking_mode = EXCLUSIVE")
+                await run(db, "BEGIN EXCLUSIVE")
+                await run(db, "COMMIT")
+                self._opened_identity = identity
+                await self._mirror.restore(db, identity)
+            except BaseException as err:
+                if db is not None:
+                    await asyncio.shield(close(db))
+                if not isinstance(err, sqlite3.Error):
+                    raise
                 if attempt or "locked" in str(err):
                     _LOGGER.info("not keeping the mirror of %s in %s: %s", self.path, cache, err)
                     return None
-                remove_cache_file(cache)  # not a database, or a damaged one: made again
+                await asyncio.to_thread(remove_cache_file, cache)  # not a database, or a damaged one: made again
             else:
-                return conn
+                return db
         return None
 
-    def _read(self, now: datetime, bounds: WindowBounds) -> _StoreRead:
-        """Everything read inside the store's transaction (blocking, in a worker thread)."""
-        wal = self.path.with_name(self.path.name + "-wal")
-        had_wal = wal.exists()
+    def _look(self) -> tuple[str, bool]:
+        """Return the store file's identity, and whether its WAL is there (blocking)."""
+        return self._identity(), self.path.with_name(self.path.name + "-wal").exists()
+
+    async def _read(self, now: datetime, bounds: WindowBounds) -> _StoreRead:
+        """Everything read inside the store's transaction."""
+        identity, had_wal = await asyncio.to_thread(self._look)
         try:
-            return self._read_once(now, bounds)
+            return await self._read_once(now, bounds, identity)
         except StoreError as err:
             # A stopped daemon's store is read as immutable; a daemon that started and checkpointed during
             # that read changed pages under it. Read again, now through its WAL.
-            if err.kind is StoreErrorKind.CORRUPT and not had_wal and wal.exists():
-                return self._read_once(now, bounds)
+            if err.kind is StoreErrorKind.CORRUPT and not had_wal and (await asyncio.to_thread(self._look))[1]:
+                return await self._read_once(now, bounds, identity)
             raise
 
-    def _read_once(self, now: datetime, bounds: WindowBounds) -> _StoreRead:
-        conn = self._conn
-        identity = self._identity
-        if conn is None:
-            conn = self._conn = self._open_private()
-            conn.execute("PRAGMA cache_size = -8192")  # 8 MiB; the OS caches the rest of the file
+    async def _read_once(self, now: datetime, bounds: WindowBounds, identity: str) -> _StoreRead:
+        db = self._db
+        if db is None:
+            try:
+                db = await self._open_private(identity)
+                await run(db, "PRAGMA cache_size = -8192")  # 8 MiB; the OS caches the rest of the file
+            except BaseException as err:
+                if db is not None:
+                    await asyncio.shield(close(db))
+                if isinstance(err, sqlite3.Error):
+                    raise classify_sqlite_error(err, self.path) from None
+                raise
             # No sorter helper threads (`PRAGMA threads`): on two cores they crowd out the event loop.
+            self._db = db
         elif identity != self._read_identity:
             self._mirror.forget()  # another file at the store's path (openusage reset it): read it afresh
         self._read_identity = identity
         try:
-            with store_transaction(conn, self.path) as tables:
-                watermark = fetch_watermark(conn, tables)
-                usage = self._mirror.refresh(conn, bounds, now, watermark, tables)
-                quotas, last_snapshot_at = read_quotas(conn, now)
+            async with store_transaction(db, self.path) as tables:
+                watermark = await fetch_watermark(db, tables)
+                usage = await self._mirror.refresh(db, bounds, now, watermark, tables)
+                quotas, last_snapshot_at = await read_quotas(db, now)
         except BaseException:
             # The mirror's writes were rolled back, so its kept sums no longer match, and the store may
             # still be attached: the next refresh starts afresh on a new private database.
             self._mirror.forget()
-            self._conn = None
-            conn.close()
-            if self._cache_in_use and self.options.cache is not None:
-                remove_cache_file(self.options.cache)  # its rows may not match what it said; made again
+            self._db = None
+            await asyncio.shield(self._discard(db))
             raise
         return _StoreRead(usage, quotas, last_snapshot_at, watermark, tables)
 
-    def _snapshot(self, now: datetime, zone: ZoneInfo, bounds: WindowBounds) -> Snapshot:
-        """Every figure (blocking).
+    async def _discard(self, db: Database) -> None:
+        """Close a connection whose mirror no longer matches, and remove its cache file (made again)."""
+        await close(db)
+        if self._cache_in_use and self.options.cache is not None:
+            await asyncio.to_thread(remove_cache_file, self.options.cache)
 
-        One worker thread does it all: on a two-core machine more threads would take turns with the event loop
-        for the cores and for the GIL.
-        """
-        read = self._read(now, bounds)
+    def _assemble(self, read: _StoreRead, now: datetime, zone: ZoneInfo) -> Snapshot:
+        """Every figure from what was read, with the store's files and spools (blocking: a worker thread)."""
         db_size, wal_size, backup = _store_files(self.path)
         projection = month_forecast(
             read.usage.figures, _hourly_costs(read.usage.hourly_cost), now, zone, parse_time(read.usage.first_event_at)
@@ -505,22 +512,12 @@ class StoreReader:
         now = now.astimezone(UTC)
         bounds = WindowBounds.at(now, zone, self.options.active_minutes)
         async with self._lock:
-            work = asyncio.ensure_future(asyncio.to_thread(self._snapshot, now, zone, bounds))
             try:
-                await asyncio.wait([work])  # a cancelled wait leaves `work` running (no shield to report it)
-            except asyncio.CancelledError:
-                # A thread cannot be stopped from outside: SQLite is asked to stop its statement, and the
-                # lock is held until the thread has let go of the connection, so close() never pulls it
-                # from under a running read (an unload during a long first read).
-                if self._conn is not None:
-                    self._conn.interrupt()
-                await asyncio.wait([work])
-                if not work.cancelled():
-                    work.exception()  # taken, so that the stopped read's failure is not reported as lost
-                raise
-            try:
-                return work.result()
-            except StoreError:
+                read = await self._read(now, bounds)
+                return await asyncio.to_thread(self._assemble, read, now, zone)
+            except (StoreError, asyncio.CancelledError):
+                # A cancelled refresh has stopped SQLite's statement and closed the connection before this: the
+                # lock is held until then, so close() never pulls it from under a running read.
                 raise
             except Exception as err:
                 _LOGGER.debug("reading %s failed", self.path, exc_info=True)

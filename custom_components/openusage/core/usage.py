@@ -11,11 +11,11 @@ as reference counts like sessions.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
 
+from .db import Database, run
 from .models import (
     ALL_WINDOWS,
     BREAKDOWN_WINDOWS,
@@ -521,8 +521,8 @@ class UsageRead:
     hourly_cost: tuple[tuple[str, str, int], ...] = ()
 
 
-def read_rollup(
-    conn: sqlite3.Connection, oldest_day: str | None, first_days: Mapping[Window, str], since: str = ""
+async def read_rollup(
+    db: Database, oldest_day: str | None, first_days: Mapping[Window, str], since: str = ""
 ) -> list[RollupRow]:
     """Return rollup rows grouped by what the figures split them by, for days from `since` up to day B.
 
@@ -534,7 +534,7 @@ def read_rollup(
         "week": first_days[Window.WEEK],
         "month": first_days[Window.MONTH],
     }
-    return [RollupRow._make(row) for row in conn.execute(_ROLLUP_SQL, params)]
+    return [RollupRow._make(row) for row in await run(db, _ROLLUP_SQL, params)]
 
 
 def merge_rollup(*parts: Iterable[RollupRow]) -> list[RollupRow]:
