@@ -20,7 +20,7 @@ import aiosqlite
 
 Database: TypeAlias = aiosqlite.Connection
 Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
-STREAM_ROWS = 256  # rows a stream hands over at once: a few milliseconds of folding each
+STREAM_ROWS = 64  # rows a stream hands over at once: a millisecond or two of folding each
 
 
 # Each connection's thread, to see it end at `close` (aiosqlite's close returns just before it does).
