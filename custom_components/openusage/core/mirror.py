@@ -60,8 +60,9 @@ from .usage import (
     read_rollup,
 )
 
-# How many of the newest rows are re-read on every refresh, to see the daemon's in-place enrichment.
-RECENT_ROWS = 500
+# How many of the newest rows are re-read on every refresh, to see the daemon's in-place enrichment at once
+# (a duplicate delivery most often comes within minutes); older rows are checked by their blocks' fingerprints.
+RECENT_ROWS = 200
 # Every older row is compared with the store at least this often, by blocks of this many rowids.
 DEFAULT_CHECK_PERIOD = timedelta(hours=1)
 CHECK_BLOCK_ROWS = 4096
@@ -148,12 +149,13 @@ _FOLD_EXPRESSIONS = {
     "mid": "CASE WHEN shared THEN mid ELSE '' END",
 }
 _FOLD_DIMS = ", ".join(_FOLD_EXPRESSIONS.get(d, d) for d in _DIMS)
-_FOLD_SQL = f"""
+_FOLD_FROM_SQL = f"""
 SELECT {_FOLD_DIMS}, substr(okey, 1, 10), {{mask}},
        count(*), {", ".join(f"total({m})" for m in _MEASURES)}
-FROM mirror_rows WHERE win AND ({{where}})
+FROM {{source}} WHERE win AND ({{where}})
 GROUP BY {", ".join(str(i) for i in range(1, len(_DIMS) + 3))}
 """
+_FOLD_SQL = _FOLD_FROM_SQL.replace("{source}", "mirror_rows")
 _CHOOSE_WINNER_SQL = f"""
 UPDATE mirror_rows SET
   win = (rid IS (SELECT m.rid FROM mirror_rows m WHERE m.pkey = mirror_rows.pkey AND m.okey >= :floor
@@ -209,6 +211,8 @@ ORDER BY e.occurred_at LIMIT 1
 """
 
 
+_TOP_AND_OLDEST_SQL = f"SELECT (SELECT coalesce(max(rowid), 0) FROM usage_events), ({_OLDEST_SQL})"
+
 _META_SQL = "CREATE TABLE IF NOT EXISTS cache_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
@@ -245,6 +249,19 @@ def _floor_of(oldest: str | None) -> tuple[str, str]:
 
 
 _TOP = "\U0010ffff"  # above every sort key
+
+
+async def _make_temp_tables(db: Database) -> None:
+    """Make the working tables (empty): rows read again, rowids that changed, partitions they touch."""
+    await run(db, _CREATE_SQL.format(table="temp.incoming"))
+    await run(db, "CREATE TABLE IF NOT EXISTS temp.changed (rid INTEGER PRIMARY KEY)")
+    await run(db, "CREATE TABLE IF NOT EXISTS temp.touched (pkey TEXT PRIMARY KEY)")
+    await _empty_temp_tables(db)
+
+
+async def _empty_temp_tables(db: Database) -> None:
+    for table in ("incoming", "changed", "touched"):
+        await run(db, f"DELETE FROM temp.{table}")
 
 
 async def _fold(db: Database, usage: KeptUsage, sql: str, params: Mapping[str, Any], sign: int) -> None:
@@ -387,6 +404,7 @@ class UsageMirror:
         self._kept: _Kept | None = None
         self._clean = False  # the cache file's kept sums match its rows: mark it unclean before the next change
         self._restored = False  # the kept sums come from a cache file: check it is this store's at the next refresh
+        self._temp_tables_of: Database | None = None  # the connection whose working tables are made
 
     async def restore(self, db: Database, identity: str) -> bool:
         """Take up the kept sums of a cache file closed cleanly by this release for this store and these options."""
@@ -443,9 +461,7 @@ class UsageMirror:
     async def _refresh(
         self, db: Database, bounds: WindowBounds, now: datetime, watermark: str | None, tables: set[str]
     ) -> UsageRead:
-        max_rowid = (await one(db, "SELECT coalesce(max(rowid), 0) FROM usage_events"))[0]
-        oldest = await one(db, _OLDEST_SQL)
-        oldest_at: str | None = oldest[0] if oldest else None
+        max_rowid, oldest_at = await one(db, _TOP_AND_OLDEST_SQL)
         floor = _floor_of(oldest_at)
         migrations = await _migrations(db, tables)
         if self._clean:
@@ -453,6 +469,9 @@ class UsageMirror:
             await run(db, _META_SQL)
             await run(db, "INSERT OR REPLACE INTO cache_meta (key, value) VALUES ('clean', '0')")
             self._clean = False
+        if self._temp_tables_of is not db:
+            await _make_temp_tables(db)
+            self._temp_tables_of = db
         kept = self._kept
         restarted, self._restored = self._restored, False
         if restarted and not await _same_store(db):
@@ -504,7 +523,7 @@ class UsageMirror:
         await run(db, _INSERT_SQL.format(rows=_PROJECT_SQL.format(rows="1")))
         for sql in _INDEX_SQL:
             await run(db, sql)
-        await self._create_temp_tables(db)
+        await _empty_temp_tables(db)
         # Rows start as winners; most partitions hold one row, so only the others are ranked.
         await run(db, "INSERT INTO temp.touched SELECT pkey FROM mirror_rows GROUP BY pkey HAVING count(*) > 1")
         await run(db, _CHOOSE_WINNER_SQL, {"floor": ""})
@@ -547,25 +566,31 @@ class UsageMirror:
         params = {"size": self._block_rows, "lo": low, "hi": high}
         return dict(await run(db, LEFT_OUT_SQL, params))
 
-    @staticmethod
-    async def _create_temp_tables(db: Database) -> None:
-        """Empty working tables: rows read again, rowids that changed, partitions they touch."""
-        await run(db, _CREATE_SQL.format(table="temp.incoming"))
-        await run(db, "CREATE TABLE IF NOT EXISTS temp.changed (rid INTEGER PRIMARY KEY)")
-        await run(db, "CREATE TABLE IF NOT EXISTS temp.touched (pkey TEXT PRIMARY KEY)")
-        for table in ("incoming", "changed", "touched"):
-            await run(db, f"DELETE FROM temp.{table}")
-
     async def _age(self, db: Database, kept: _Kept, bounds: WindowBounds) -> None:
-        """Move every window's bound: winners it passed over leave the window, or join it."""
-        for bit, new in _aging_bounds(bounds).items():
-            old = kept.bounds[bit]
-            if new == old:
+        """Move every window's bound: winners it passed over leave the window, or join it.
+
+        One fold for the bounds that moved on (the rolling windows' every minute) and one for any that went back,
+        each over the rows between a window's old and new bound, tagged with that window's bit.
+        """
+        new_bounds = _aging_bounds(bounds)
+        for sign in (-1, 1):
+            moved = {
+                bit: (kept.bounds[bit], new)
+                for bit, new in new_bounds.items()
+                if (new > kept.bounds[bit]) == (sign < 0) and new != kept.bounds[bit]
+            }
+            if not moved:
                 continue
-            low, high, sign = (old, new, -1) if new > old else (new, old, 1)
-            sql = _FOLD_SQL.format(mask=bit, where="okey >= :low AND okey < :high")
-            await _fold(db, kept.usage, sql, {"low": max(low, kept.floor), "high": high}, sign)
-            kept.bounds[bit] = new
+            parts, params = [], {}
+            for number, (bit, (old, new)) in enumerate(moved.items()):
+                low, high = (old, new) if sign < 0 else (new, old)
+                params[f"low{number}"], params[f"high{number}"] = max(low, kept.floor), high
+                parts.append(
+                    f"SELECT *, {bit} AS bit FROM mirror_rows WHERE okey >= :low{number} AND okey < :high{number}"
+                )
+            sql = _FOLD_FROM_SQL.format(mask="bit", where="1", source=f"({' UNION ALL '.join(parts)})")
+            await _fold(db, kept.usage, sql, params, sign)
+            kept.bounds.update({bit: new for bit, (_old, new) in moved.items()})
 
     def _due_blocks(self, kept: _Kept, now: datetime, restarted: bool) -> list[int]:
         """Return the blocks this refresh checks: its share of one check every period, in turn.
@@ -633,7 +658,6 @@ class UsageMirror:
     ) -> None:
         floor, floor_next = floor_of
         max_rowid, now, restarted = moment
-        await self._create_temp_tables(db)
         old_floor = kept.floor
         await self._find_changes(db, kept, max_rowid, self._due_blocks(kept, now, restarted))
         params = {"floor": floor, "floor_next": floor_next, "old_floor": old_floor}
@@ -663,7 +687,7 @@ class UsageMirror:
             # Out of the sums now; the mirror keeps no row below the floor, which would only grow.
             await run(db, "DELETE FROM mirror_rows WHERE okey < ?", (floor,))
         kept.floor = floor
-        await self._create_temp_tables(db)  # emptied now, so the next refresh starts at once
+        await _empty_temp_tables(db)  # emptied now, so the next refresh starts at once
 
     @staticmethod
     async def _prune(db: Database, kept: _Kept, bounds: WindowBounds, old_floor: str, floor: str) -> None:

@@ -222,14 +222,14 @@ class _Scan:
     skipped: int = 0  # unreadable rows before the newest readable one
     done: bool = False
 
-    def feed(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Take the next rows (blocking: payloads are parsed; run it in a worker thread)."""
+    def feed(self, rows: Sequence[Sequence[Any]]) -> bool:
+        """Take the next rows and say whether no more are needed (blocking: payloads are parsed)."""
         for occurred_at, payload in rows:
             snapshot = parse_snapshot_payload(payload) if isinstance(payload, str) else None
             if self.found is not None:
                 if _older_than_the_span(occurred_at, self.found[0]) or len(self.history) >= _MAX_RATE_SAMPLES:
                     self.done = True
-                    return
+                    return True
                 if snapshot is not None:
                     self.history.append((occurred_at, snapshot))
                 continue
@@ -240,28 +240,45 @@ class _Scan:
             self.skipped += 1
             if self.skipped >= _MAX_SKIPPED:
                 self.done = True
-                return
+                return True
+        return False
+
+
+def _feed_all(firsts: Sequence[tuple[_Scan, list[Any]]]) -> None:
+    for scan, rows in firsts:
+        scan.feed(rows)
 
 
 async def read_quotas(db: Database, now: datetime) -> tuple[dict[str, QuotaSnapshot], datetime | None]:
     """Read every account's quota, by account key in provider then account order, and the newest snapshot time.
 
-    Payloads are parsed in a worker thread: one may hold thousands of metrics.
+    Payloads are parsed in a worker thread: one may hold thousands of metrics. Each account's newest rows are read
+    in one statement and all parsed in one go; only an account whose newest rows hold no readable payload (or the
+    whole last hour) reads on.
     """
-    pairs = await run(db, _PAIRS_SQL)
-    quotas: list[QuotaSnapshot] = []
-    newest_overall: str | None = None
-    for provider, account in pairs:
+    accounts: list[tuple[Any, Any, str | None, _Scan]] = []
+    firsts: list[tuple[_Scan, list[Any]]] = []
+    for provider, account in await run(db, _PAIRS_SQL):
         params = {"provider": provider, "account": account}
         (newest,) = await one(db, _NEWEST_SQL, params)
+        scan = _Scan()
+        accounts.append((provider, account, newest, scan))
+        firsts.append((scan, await run(db, _ROWS_SQL + f" LIMIT {_SCAN_ROWS}", params)))
+    await asyncio.to_thread(_feed_all, firsts)
+    for (provider, account, _newest, scan), (_scan, rows) in zip(accounts, firsts, strict=True):
+        if scan.done or len(rows) < _SCAN_ROWS:
+            continue
+        params = {"provider": provider, "account": account}
+        # Its statement ends at a break: aclosing finishes it.
+        async with aclosing(stream(db, _ROWS_SQL + f" LIMIT -1 OFFSET {_SCAN_ROWS}", params, _SCAN_ROWS)) as chunks:
+            async for more in chunks:
+                if await asyncio.to_thread(scan.feed, more):
+                    break
+    quotas: list[QuotaSnapshot] = []
+    newest_overall: str | None = None
+    for provider, account, newest, scan in accounts:
         if newest is not None and (newest_overall is None or sort_key(newest) > sort_key(newest_overall)):
             newest_overall = newest
-        scan = _Scan()
-        async with aclosing(stream(db, _ROWS_SQL, params, _SCAN_ROWS)) as chunks:  # its statement ends at a break
-            async for rows in chunks:
-                await asyncio.to_thread(scan.feed, rows)
-                if scan.done:
-                    break
         provider_id = str(provider or "").strip().lower() or "unknown"  # text, whatever the column held
         account_id = str(account or "").strip() or "default"
         if scan.found is None:
