@@ -13,13 +13,17 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from custom_components.openusage.core import mirror
 from custom_components.openusage.core.cache import cache_file_in, default_cache_dir
 from custom_components.openusage.core.db import close
 from custom_components.openusage.core.reader import ReadOptions, StoreReader, read_store
 from custom_components.openusage.core.snapshot_json import snapshot_to_json
+from custom_components.openusage.core.usage import RollupRow
+from openusage_demo import generate_demo_store
 from tests.constants import NOW, UTC_ZONE
 from tests.counting import count_rebuilds
 from tests.storebuilder import message, store
@@ -73,6 +77,29 @@ async def test_a_second_run_takes_up_the_kept_mirror_and_reads_only_what_is_new(
     assert len(rebuilds) == 3  # only the fresh reader rebuilt
     assert await _read(db, cache, minutes=3) == await _fresh(db, minutes=3)
     assert len(rebuilds) == 4
+
+
+async def test_a_long_rollup_history_is_kept_with_the_mirror(
+    tmp_path: Path, rebuilds: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A year of rollup days is read once: a restart takes it up with the mirror, and its figures are a fresh read's."""
+    store = generate_demo_store(tmp_path / "state", days=365, events=6_000, seed=3, now=NOW)
+    kept = cache_file_in(tmp_path / "cache", store)
+    assert await _read(store, kept) == await _fresh(store)
+    read = mirror.read_rollup
+    calls: list[int] = []
+
+    async def counting(*args: Any, **kwargs: Any) -> list[RollupRow]:
+        calls.append(1)
+        return await read(*args, **kwargs)
+
+    monkeypatch.setattr(mirror, "read_rollup", counting)
+    restarted = await _read(store, kept, minutes=2)
+    assert calls == []  # taken up with the mirror
+    assert restarted == await _fresh(store, minutes=2)
+    assert calls == [1]  # the fresh reader's
+    assert restarted["totals"]["all"]["cost_usd"] > restarted["totals"]["30d"]["cost_usd"]
+    assert len(rebuilds) == 3  # the first reader's and the two fresh ones'
 
 
 def _meta(cache: Path) -> dict[str, str]:
