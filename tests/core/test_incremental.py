@@ -105,10 +105,9 @@ def _prune_before(conn: sqlite3.Connection, cutoff: datetime) -> None:
     conn.execute(f"DELETE FROM usage_events WHERE {_USAGE} AND occurred_at < ?", (f"{cutoff:%Y-%m-%dT%H:%M:%S}",))
 
 
-def _new_store(path: Path, rows: list[dict[str, Any]], now: datetime = NOW) -> sqlite3.Connection:
-    """Make a store at `path` (in place of any there) with `rows`; return a connection to it."""
-    fresh = path.with_name("replacement.db")
-    conn = sqlite3.connect(fresh, isolation_level=None)
+def _store_at(path: Path, rows: list[dict[str, Any]], now: datetime = NOW, rollup: bool = False) -> sqlite3.Connection:
+    """Make a store in WAL mode at `path` with `rows` (and a rollup up to yesterday); return a connection to it."""
+    conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     create_schema(conn)
     conn.execute("BEGIN")
@@ -116,8 +115,16 @@ def _new_store(path: Path, rows: list[dict[str, Any]], now: datetime = NOW) -> s
     for spec in rows:
         add_row(writer, spec, uuid.uuid4().hex, now)
     writer.flush()
+    if rollup:
+        build_rollup(conn, f"{now - timedelta(days=1):%Y-%m-%d}")
     conn.execute("COMMIT")
-    conn.close()
+    return conn
+
+
+def _new_store(path: Path, rows: list[dict[str, Any]], now: datetime = NOW) -> sqlite3.Connection:
+    """Make a store at `path` (in place of any there) with `rows`; return a connection to it."""
+    fresh = path.with_name("replacement.db")
+    _store_at(fresh, rows, now).close()
     for suffix in ("-wal", "-shm"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
     fresh.replace(path)
@@ -187,17 +194,7 @@ def test_incremental_refresh_equals_full_recomputation(
     loop = asyncio.new_event_loop()  # not asyncio.run: that would unset the main thread's loop
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "telemetry.db"
-        conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode = WAL")
-        create_schema(conn)
-        conn.execute("BEGIN")
-        writer = EventWriter(conn)
-        for spec in initial:
-            add_row(writer, spec, uuid.uuid4().hex)
-        writer.flush()
-        if rollup:
-            build_rollup(conn, f"{NOW - timedelta(days=1):%Y-%m-%d}")
-        conn.execute("COMMIT")
+        conn = _store_at(path, initial, rollup=rollup)
         reader = StoreReader(path, options)
         try:
             now = NOW
@@ -213,6 +210,15 @@ def test_incremental_refresh_equals_full_recomputation(
             conn.close()
 
 
+def _message_store(tmp_path: Path, count: int) -> tuple[Path, sqlite3.Connection, StoreReader]:
+    """Return a store of `count` messages a minute apart, a connection to change it, and a reader with small blocks."""
+    path = tmp_path / "telemetry.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    create_schema(conn)
+    _messages(conn, count)
+    return path, conn, StoreReader(path, ReadOptions(recent_rows=RECENT, check_block_rows=BLOCK))
+
+
 def _messages(conn: sqlite3.Connection, count: int, hours_ago: float = 2) -> None:
     writer = EventWriter(conn)
     for i in range(count):
@@ -226,11 +232,7 @@ async def test_old_rows_updated_in_place_count_within_a_check_period_without_a_r
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In-place updates far below the re-read tail show within an hour of refreshes a minute apart, block by block."""
-    path = tmp_path / "telemetry.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    create_schema(conn)
-    _messages(conn, 40)
-    reader = StoreReader(path, ReadOptions(recent_rows=RECENT, check_block_rows=BLOCK))
+    path, conn, reader = _message_store(tmp_path, 40)
     rebuilds = count_rebuilds(monkeypatch)
     zone = ZoneInfo("UTC")
     costs = []
@@ -286,11 +288,7 @@ async def test_each_block_is_checked_once_a_period(tmp_path: Path, monkeypatch: 
 
 async def test_a_new_repair_migration_reads_the_store_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Openusage's repair migrations rewrite rows across the store at its start: the next refresh rebuilds."""
-    path = tmp_path / "telemetry.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    create_schema(conn)
-    _messages(conn, 40)
-    reader = StoreReader(path, ReadOptions(recent_rows=RECENT, check_block_rows=BLOCK))
+    _path, conn, reader = _message_store(tmp_path, 40)
     rebuilds = count_rebuilds(monkeypatch)
     zone = ZoneInfo("UTC")
     try:
