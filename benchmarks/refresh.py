@@ -208,9 +208,9 @@ async def _home_assistant_stalls(path: Path, config: Path, rounds: int, rebuilds
 
     This machine's event loop is late now and then with nothing running (the idle figures), so one longest
     stall says little: each refresh and each idle window of a refresh's length gives its longest stall, and
-    the medians and the worst of them are reported. A reconciliation (the reader closed, so the refresh
-    rebuilds) lasts seconds: its longest stall and its rate of stalls over 5 ms are set beside those of as
-    long an idle spell. Also returns the number of entities.
+    the medians and the worst of them are reported. A full read (the mirror forgotten, so the refresh reads
+    every row, as a first read does) lasts seconds: its longest stall and its rate of stalls over 5 ms are set
+    beside those of as long an idle spell. Also returns the number of entities.
     """
     from homeassistant import bootstrap, config_entries, core, loader
     from homeassistant.core_config import async_process_ha_core_config
@@ -245,7 +245,7 @@ async def _home_assistant_stalls(path: Path, config: Path, rounds: int, rebuilds
         rebuild_gaps: list[float] = []
         started = time.perf_counter()
         for _ in range(rebuilds):
-            coordinator.reader._mirror.forget()  # the next refresh rebuilds, as a reconciliation does
+            coordinator.reader._mirror.forget()  # the next refresh reads every row, as a first read does
             rebuild_gaps += await loop_gaps(coordinator.async_refresh())
         rebuild_seconds = time.perf_counter() - started
         idle_gaps = await loop_gaps(asyncio.sleep(rebuild_seconds))
@@ -256,9 +256,9 @@ async def _home_assistant_stalls(path: Path, config: Path, rounds: int, rebuilds
             "HA loop blocked, idle, worst": max(idle),
             "HA loop blocked, refresh, median": statistics.median(refresh),
             "HA loop blocked, refresh, worst": max(refresh),
-            "HA loop blocked, reconcile, worst": max(rebuild_gaps, default=0.0),
+            "HA loop blocked, full read, worst": max(rebuild_gaps, default=0.0),
             f"HA loop blocked, idle {rebuild_seconds:.0f} s": max(idle_gaps),
-            "stalls > 5 ms a minute, reconcile": per_minute_over(rebuild_gaps, rebuild_seconds),
+            "stalls > 5 ms a minute, full read": per_minute_over(rebuild_gaps, rebuild_seconds),
             "stalls > 5 ms a minute, idle": per_minute_over(idle_gaps, rebuild_seconds),
         }
         return stalls, len(hass.states.async_entity_ids())
@@ -311,7 +311,7 @@ class Bench:
         return self.loop.run_until_complete((reader or self.reader).refresh(now, ZONE))
 
     def cold(self, now: datetime) -> Snapshot:
-        """Return a refresh by a new reader: the first one after a start, and what every reconciliation costs."""
+        """Return a refresh by a new reader: the first one ever, which reads every row."""
         reader = StoreReader(self.path)
         try:
             return self.refresh(now, reader)
