@@ -93,20 +93,11 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
         self.breakdown_sensors = chosen.breakdown_sensors
         self.hub_device_id = hub_device_id
         self._failing_since: datetime | None = None
-        self._closing = False  # shut down: the reader is closed, and closed again after any read still under way
 
     async def async_shutdown(self) -> None:
         """Stop refreshing, then close the reader's mirror."""
-        self._closing = True
         await super().async_shutdown()
         await self.reader.close()
-
-    async def _read(self) -> Snapshot:
-        try:
-            return await self.reader.refresh(dt_util.utcnow(), ZoneInfo(self.hass.config.time_zone))
-        finally:
-            if self._closing:
-                await self.reader.close()  # a read that began as the entry stopped lets go of its connection too
 
     @property
     def has_data(self) -> bool:
@@ -133,7 +124,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
 
     async def _async_update_data(self) -> OpenUsageData:
         try:
-            snapshot = await self._read()
+            snapshot = await self.reader.refresh(dt_util.utcnow(), ZoneInfo(self.hass.config.time_zone))
         except StoreError as err:
             self._raise_repair_if_lasting(err)
             raise UpdateFailed(

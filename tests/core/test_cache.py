@@ -102,6 +102,17 @@ async def test_a_long_rollup_history_is_kept_with_the_mirror(
     assert len(rebuilds) == 3  # the first reader's and the two fresh ones'
 
 
+async def test_a_refresh_after_close_reads_and_lets_go_again(db: Path, cache: Path) -> None:
+    """A refresh that comes after close (one that began as its owner stopped) gives figures and keeps no connection."""
+    reader = StoreReader(db, ReadOptions(cache=cache))
+    await reader.refresh(NOW + timedelta(minutes=1), UTC_ZONE)
+    await reader.close()
+    late = snapshot_to_json(await reader.refresh(NOW + timedelta(minutes=2), UTC_ZONE))
+    assert reader._db is None  # and its thread has ended: the test harness fails on a thread left behind
+    assert late == await _fresh(db, minutes=2)
+    assert _meta(cache)["clean"] == "1"  # the late read kept the mirror too
+
+
 def _meta(cache: Path) -> dict[str, str]:
     conn = sqlite3.connect(cache)
     try:

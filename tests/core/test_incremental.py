@@ -42,6 +42,7 @@ _CHANGE_VALUES: dict[str, list[Any]] = {
     "provider_id": [None, "", "anthropic"],
     "session_id": [None, "", "s2"],
     "message_id": [None, "m1", "m9"],
+    "input_tokens": [None, 3, -1],  # -1: a row the contract cannot place (metrics.md §2.9)
 }
 _changes = st.lists(st.sampled_from(sorted(_CHANGE_VALUES)), min_size=1, max_size=3, unique=True).flatmap(
     lambda columns: st.fixed_dictionaries({c: st.sampled_from(_CHANGE_VALUES[c]) for c in columns})
@@ -176,6 +177,7 @@ def _same(incremental: Snapshot, full: Snapshot, where: str) -> None:
     assert incremental.usage == full.usage, where
     assert incremental.store.last_event_at == full.store.last_event_at, where
     assert incremental.store.oldest_raw_day == full.store.oldest_raw_day, where
+    assert incremental.store.rows_left_out == full.store.rows_left_out, where
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

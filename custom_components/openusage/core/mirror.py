@@ -251,6 +251,17 @@ def _floor_of(oldest: str | None) -> tuple[str, str]:
 _TOP = "\U0010ffff"  # above every sort key
 
 
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Return rowid ranges with those that overlap or touch made one, so that no row is compared twice."""
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged
+
+
 async def _make_temp_tables(db: Database) -> None:
     """Make the working tables (empty): rows read again, rowids that changed, partitions they touch."""
     await run(db, _CREATE_SQL.format(table="temp.incoming"))
@@ -623,36 +634,38 @@ class UsageMirror:
         kept.cursor = (start + count) % blocks
         return [(start + i) % blocks for i in range(count)]
 
-    async def _find_changes(self, db: Database, kept: _Kept, max_rowid: int, due: list[int]) -> None:
+    async def _find_changes(self, db: Database, kept: _Kept, max_rowid: int, due: list[int], pruned: bool) -> None:
         """Put into temp.changed the rows that changed, and bring the blocks' fingerprints and counts up to date.
 
         The rows are those of the tail, of the due blocks whose fingerprint changed, and of the blocks that left the
-        tail now. The rows after the sealed blocks are compared in full when their turn is due.
+        tail now; the rows after the sealed blocks are compared in full when their turn is due. Their rows left out
+        are counted every refresh (a few thousand rows): a row of the tail enriched into one that cannot be placed
+        counts at once.
         """
         size = self._block_rows
         tail_after = max(kept.tail_after, max_rowid - self._recent_rows)
         sealed = (tail_after + 1) // size
         ranges = [(kept.tail_after + 1, _TOP_ROWID)]
-        counted: dict[int, int] = {}
-        for block, count in (await self._left_out(db, kept.max_rowid + 1, _TOP_ROWID)).items():
-            counted[block] = kept.left_out.get(block, 0) + count  # new rows
+        open_from = kept.sealed * size
+        counted = dict.fromkeys(range(kept.sealed, max_rowid // size + 1), 0)
+        counted |= await self._left_out(db, open_from, _TOP_ROWID)
+        if pruned:  # openusage's retention deletes rows it cannot place too: the few blocks that held some
+            for block in [b for b in kept.left_out if b < kept.sealed]:
+                counted |= {block: 0} | await self._left_out(db, block * size, block * size + size - 1)
         for block in due:
             if block < kept.sealed:
                 fingerprint = await self._fingerprint(db, block)
                 if fingerprint != kept.fingerprints.get(block):
                     kept.fingerprints[block] = fingerprint
                     ranges.append((block * size, block * size + size - 1))
-                    counted.update({block: 0} | await self._left_out(db, *ranges[-1]))
-        if kept.sealed in due or sealed > kept.sealed:
-            # The rows after the sealed blocks: all of them when their turn is due, else the blocks sealed now.
-            low = kept.sealed * size
-            high = _TOP_ROWID if kept.sealed in due else sealed * size - 1
-            last = max_rowid // size if high == _TOP_ROWID else sealed - 1
-            ranges.append((low, high))
-            counted.update(dict.fromkeys(range(kept.sealed, last + 1), 0) | await self._left_out(db, low, high))
+                    counted |= {block: 0} | await self._left_out(db, *ranges[-1])
+        if kept.sealed in due:
+            ranges.append((open_from, _TOP_ROWID))
+        elif sealed > kept.sealed:
+            ranges.append((open_from, sealed * size - 1))  # the blocks sealed now
         for block in range(kept.sealed, sealed):
             kept.fingerprints[block] = await self._fingerprint(db, block)
-        for low, high in ranges:
+        for low, high in _merged(ranges):
             for sql in _FIND_CHANGES_SQL:
                 await run(db, sql, {"lo": low, "hi": high})
         for block, count in counted.items():
@@ -673,7 +686,7 @@ class UsageMirror:
         floor, floor_next = floor_of
         max_rowid, now, restarted = moment
         old_floor = kept.floor
-        await self._find_changes(db, kept, max_rowid, self._due_blocks(kept, now, restarted))
+        await self._find_changes(db, kept, max_rowid, self._due_blocks(kept, now, restarted), floor != old_floor)
         params = {"floor": floor, "floor_next": floor_next, "old_floor": old_floor}
         await run(db, _FLOOR_GONE_SQL, params)
         await run(db, _STRADDLING_SQL, params)

@@ -349,6 +349,7 @@ class StoreReader:
         self._cache_in_use = False
         self._opened_identity = ""  # the store file's identity when the cache file was opened
         self._read_identity = ""  # the store file's identity at the last read
+        self._closed = False
         self._lock = asyncio.Lock()
 
     @property
@@ -362,15 +363,21 @@ class StoreReader:
         return self.options.telemetry_spool or self.path.parent / TELEMETRY_SPOOL_DIR
 
     async def close(self) -> None:
-        """Close the mirror once no refresh runs; a later refresh starts afresh.
+        """Close the mirror once no refresh runs.
 
-        A cache file keeps the mirror and its sums for the next start; without one SQLite deletes its file.
+        A cache file keeps the mirror and its sums for the next start; without one SQLite deletes its file. A
+        refresh that still comes (one that began as its owner stopped) reads afresh and closes again at its end:
+        a closed reader holds no connection and no thread.
         """
         async with self._lock:
-            db, self._db = self._db, None
-            if db is not None:
-                await asyncio.shield(self._close(db))  # the connection's thread ends, even when this is cancelled
-            self._mirror.forget()
+            self._closed = True
+            await self._let_go()
+
+    async def _let_go(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await asyncio.shield(self._close(db))  # the connection's thread ends, even when this is cancelled
+        self._mirror.forget()
 
     async def _close(self, db: Database) -> None:
         try:
@@ -522,6 +529,9 @@ class StoreReader:
             except Exception as err:
                 _LOGGER.debug("reading %s failed", self.path, exc_info=True)
                 raise StoreError(StoreErrorKind.UNREADABLE, self.path, f"{type(err).__name__}: {err}") from err
+            finally:
+                if self._closed:
+                    await self._let_go()
 
 
 @lru_cache(maxsize=2)  # read once an hour: refreshes in between hand in the same history
