@@ -268,7 +268,7 @@ async def test_each_block_is_checked_once_a_period(tmp_path: Path, monkeypatch: 
     checked: list[int] = []
     fingerprint = mirror.UsageMirror._fingerprint
 
-    async def counting(self: mirror.UsageMirror, db: Database, block: int) -> bytes:
+    async def counting(self: mirror.UsageMirror, db: Database, block: int) -> dict[str, bytes]:
         checked.append(block)
         return await fingerprint(self, db, block)
 
@@ -286,6 +286,51 @@ async def test_each_block_is_checked_once_a_period(tmp_path: Path, monkeypatch: 
         assert sorted(checked) == list(range(24)), step  # the 24 sealed blocks, each once
         checked.clear()
     conn.close()
+
+
+async def test_a_pruned_day_reads_no_block_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Days spread over every block: pruning the oldest leaves the other days' fingerprints as they were.
+
+    Its rows leave the mirror with the floor, and no block is compared row by row in the hour after.
+    """
+    path = tmp_path / "telemetry.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    create_schema(conn)
+    writer = EventWriter(conn)
+    for i in range(60):  # days -3, -2 and -1 in turn: each block holds all three
+        at = f"{NOW - timedelta(days=3 - i % 3, minutes=i):%Y-%m-%dT%H:%M:%SZ}"
+        writer.add(source_system="claude_code", occurred_at=at, message_id=f"m{i}", cost_usd=1.0, session_id="s",
+                   dedup_key=uuid.uuid4().hex)  # fmt: skip
+    oldest_day = f"{NOW - timedelta(days=3):%Y-%m-%d}"
+    for i in range(8):  # the newest rows, in the tail
+        writer.add(source_system="claude_code", occurred_at=f"{NOW:%Y-%m-%dT%H:%M:%SZ}", message_id=f"n{i}",
+                   cost_usd=1.0, session_id="s", dedup_key=uuid.uuid4().hex)  # fmt: skip
+    writer.flush()
+    compared: list[tuple[int, int]] = []
+    merged = mirror._merged
+
+    def recording(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        result = merged(ranges)
+        compared.extend(result)
+        return result
+
+    zone = ZoneInfo("UTC")
+    reader = StoreReader(path, ReadOptions(recent_rows=RECENT, check_block_rows=BLOCK))
+    try:
+        before = await reader.refresh(NOW, zone)
+        conn.execute("DELETE FROM usage_events WHERE substr(occurred_at, 1, 10) = ?", (oldest_day,))
+        monkeypatch.setattr(mirror, "_merged", recording)
+        for minute in range(1, 61):
+            after = await reader.refresh(NOW + timedelta(minutes=minute), zone)
+        full = await read_store(path, NOW + timedelta(minutes=60), zone)
+    finally:
+        await reader.close()
+        conn.close()
+    assert before.usage.totals[Window.ALL].cost_usd == 68
+    assert after.usage.totals[Window.ALL].cost_usd == full.usage.totals[Window.ALL].cost_usd == 48
+    # Only the rows after the sealed blocks (the tail every refresh, the rest once), never a sealed block.
+    assert compared
+    assert all(high == mirror._TOP_ROWID for _low, high in compared)
 
 
 async def test_a_new_repair_migration_reads_the_store_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

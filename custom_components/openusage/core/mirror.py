@@ -14,10 +14,11 @@ whether it wins its partition. Python keeps the sums of every window (usage.Kept
   and only partitions that still have a row above the floor are ranked again; then they leave the mirror;
 * ages the rolling windows by moving each bound over the winners that crossed it, without a rescan;
 * finds the in-place changes openusage makes to older rows (a duplicate delivery enriching a row of any
-  age) by fingerprints of blocks of rowids, computed inside SQLite over every column the figures read:
-  each refresh checks its share of the blocks, so that every block is checked once every `check_period`
-  (an hour), and re-reads only the blocks whose fingerprint changed. The rows after the last whole block
-  that has left the tail are compared row by row instead, once every period too.
+  age) by fingerprints of blocks of rowids, per day, computed inside SQLite over every column the figures
+  read: each refresh checks its share of the blocks, so that every block is checked once every
+  `check_period` (an hour), and re-reads only the blocks whose fingerprints changed other than by whole
+  pruned days. The rows after the last whole block that has left the tail are compared row by row
+  instead, once every period too.
 
 Nothing is rebuilt on a schedule: only a first refresh, a store that looks replaced (its top rows gone, a
 different row at the mirror's top rowid, rows older than the floor), a new repair migration of openusage
@@ -30,6 +31,7 @@ import asyncio
 import hashlib
 import json
 import math
+import re
 import sqlite3
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
@@ -43,6 +45,7 @@ from .models import PERIOD_WINDOWS, UsageFigures, Window
 from .usage import (
     ACTIVE_BIT,
     ALL_BIT,
+    LEFT_OUT_ROWS_SQL,
     LEFT_OUT_SQL,
     LOGICAL_ID_SQL,
     MEASURE_SQL,
@@ -77,11 +80,11 @@ _COLUMNS = ("rid", "pkey", "prio", "quality", "occurred_at", "event_id", "okey",
 _COLUMN_LIST = ", ".join(_COLUMNS)
 _RANK_ORDER = "prio DESC, quality DESC, occurred_at DESC, event_id DESC"
 
-# Every column of usage_events the figures read, as text, joined per block inside SQLite (hashed in Python);
-# not the event type and the dedup key, which name the row an enrichment changes. A deleted row takes its time
-# out of the first; a NULL is left out of its column's list (so a NULL that moves to another row of the block
-# in the same column, or a number stored as text, goes unseen: neither is a change openusage makes). The raw
-# rows' source columns never change. Each column costs about 0.2 µs a row: the columns are the price.
+# Every column of usage_events the figures read, as a JSON array a row (types and NULLs told apart), joined per
+# block and day of `occurred_at` inside SQLite and hashed in Python; not the event type and the dedup key, which
+# name the row an enrichment changes. Kept per day so that a pruned day drops out of a block's fingerprints
+# without making the block's other days look changed. The raw rows' source columns never change. Reading the
+# 21 columns is most of the cost (about 1 µs a row of 2 µs); the day, as bytes: a store may hold any.
 _FINGERPRINTED = (
     "occurred_at", "status", "provider_id", "account_id", "agent_name", "workspace_id",
     "session_id", "turn_id", "message_id", "tool_call_id", "model_raw", "model_canonical", "tool_name",
@@ -89,10 +92,11 @@ _FINGERPRINTED = (
     "total_tokens", "cost_usd", "requests",
 )  # fmt: skip
 _FINGERPRINT_SQL = (
-    "SELECT "
-    + ", ".join(f"CAST(group_concat({c}, char(31)) AS BLOB)" for c in _FINGERPRINTED)
-    + " FROM usage_events WHERE rowid BETWEEN ? AND ?"
+    "SELECT CAST(substr(occurred_at, 1, 10) AS BLOB), "
+    f"CAST(group_concat(json_array({', '.join(_FINGERPRINTED)}), char(30)) AS BLOB)"
+    " FROM usage_events WHERE rowid BETWEEN ? AND ? GROUP BY 1"
 )
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MIGRATIONS_SQL = "SELECT group_concat(name || ' ' || applied_at, ',') FROM (SELECT * FROM _migrations ORDER BY name)"
 
 _CREATE_SQL = f"""
@@ -262,6 +266,18 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def _only_pruned(kept_days: Mapping[str, bytes], days: Mapping[str, bytes], floor: str) -> bool:
+    """Whether a block's fingerprints differ only by whole days before the floor's, gone from the store.
+
+    openusage's retention deletes whole UTC days, oldest first (openusage-store.md §3.2). A mirrored row's sort key
+    starts with its `occurred_at`'s day, so the rows of those days are below the floor, and the mirror drops them
+    itself. Any other difference is a change, read again.
+    """
+    return all(kept_days.get(day) == fingerprint for day, fingerprint in days.items()) and all(
+        _DAY.fullmatch(day) and day < floor[:10] for day in kept_days.keys() - days.keys()
+    )
+
+
 async def _make_temp_tables(db: Database) -> None:
     """Make the working tables (empty): rows read again, rowids that changed, partitions they touch."""
     await run(db, _CREATE_SQL.format(table="temp.incoming"))
@@ -321,8 +337,9 @@ class _Kept:
     rebuilt_at: datetime
     migrations: str | None  # openusage's repair migrations applied when the mirror was built
     sealed: int  # blocks below this one have left the tail and have a fingerprint
-    fingerprints: dict[int, bytes]  # sealed block → the fingerprint its rows had when they were last compared
-    left_out: dict[int, int]  # block → its usage rows the contract cannot place
+    fingerprints: dict[int, dict[str, bytes]]  # sealed block → its days' fingerprints when last compared
+    left_out: dict[int, int]  # sealed block → its usage rows the contract cannot place
+    left_open: set[int]  # the rowids of such rows after the sealed blocks
     checked_at: datetime  # when blocks were last checked
     cursor: int = 0  # the next block to check (`sealed`: the rows after the sealed blocks)
     credit: float = 0.0  # blocks due but not checked yet (a fraction of one)
@@ -342,8 +359,11 @@ def _kept_state(kept: _Kept) -> dict[str, Any]:
         "rebuilt_at": kept.rebuilt_at.isoformat(),
         "migrations": kept.migrations,
         "sealed": kept.sealed,
-        "fingerprints": {str(block): fp.hex() for block, fp in kept.fingerprints.items()},
+        "fingerprints": {
+            str(block): {day: fp.hex() for day, fp in days.items()} for block, days in kept.fingerprints.items()
+        },
         "left_out": {str(block): count for block, count in kept.left_out.items()},
+        "left_open": sorted(kept.left_open),
         "checked_at": kept.checked_at.isoformat(),
         "cursor": kept.cursor,
         "credit": kept.credit,
@@ -372,8 +392,12 @@ def _kept_of_state(links: Mapping[str, str], state: Mapping[str, Any]) -> _Kept:
         rebuilt_at=_aware(state["rebuilt_at"]),
         migrations=None if migrations is None else str(migrations),
         sealed=int(state["sealed"]),
-        fingerprints={int(block): bytes.fromhex(fp) for block, fp in state["fingerprints"].items()},
+        fingerprints={
+            int(block): {str(day): bytes.fromhex(fp) for day, fp in days.items()}
+            for block, days in state["fingerprints"].items()
+        },
         left_out={int(block): int(count) for block, count in state["left_out"].items()},
+        left_open={int(rowid) for rowid in state["left_open"]},
         checked_at=_aware(state["checked_at"]),
         cursor=int(state["cursor"]),
         credit=float(state["credit"]),
@@ -572,24 +596,29 @@ class UsageMirror:
             migrations=migrations,
             sealed=sealed,
             fingerprints={block: await self._fingerprint(db, block) for block in range(sealed)},
-            left_out=await self._left_out(db, 0, _TOP_ROWID),
+            left_out=await self._left_out(db, 0, sealed * self._block_rows - 1),
+            left_open=await self._left_out_rows(db, sealed * self._block_rows),
             checked_at=now,
         )
 
-    async def _fingerprint(self, db: Database, block: int) -> bytes:
-        """Return the fingerprint of a block's rows in the store: what they hold in every column the figures read."""
+    async def _fingerprint(self, db: Database, block: int) -> dict[str, bytes]:
+        """Return the fingerprints of a block's rows in the store by day: what they hold in every column read."""
         low = block * self._block_rows
-        columns = await one(db, _FINGERPRINT_SQL, (low, low + self._block_rows - 1))
-        digest = hashlib.blake2b(digest_size=16)
-        for text in columns:
-            digest.update(text or b"")
-            digest.update(b"\x1e")
-        return digest.digest()
+        return {
+            # Latin-1 maps every byte to a character of its own: a day of any bytes keeps a key of its own.
+            ("" if day is None else day.decode("latin-1")): hashlib.sha1(rows, usedforsecurity=False).digest()[:8]
+            for day, rows in await run(db, _FINGERPRINT_SQL, (low, low + self._block_rows - 1))
+        }
 
     async def _left_out(self, db: Database, low: int, high: int) -> dict[int, int]:
         """Return how many usage rows the contract cannot place each block from rowid `low` to `high` holds."""
         params = {"size": self._block_rows, "lo": low, "hi": high}
         return dict(await run(db, LEFT_OUT_SQL, params))
+
+    @staticmethod
+    async def _left_out_rows(db: Database, low: int) -> set[int]:
+        """Return the rowids of the usage rows the contract cannot place from rowid `low` on."""
+        return {rowid for (rowid,) in await run(db, LEFT_OUT_ROWS_SQL, {"lo": low, "hi": _TOP_ROWID})}
 
     async def _age(self, db: Database, kept: _Kept, bounds: WindowBounds) -> None:
         """Move every window's bound: winners it passed over leave the window, or join it.
@@ -634,31 +663,43 @@ class UsageMirror:
         kept.cursor = (start + count) % blocks
         return [(start + i) % blocks for i in range(count)]
 
-    async def _find_changes(self, db: Database, kept: _Kept, max_rowid: int, due: list[int], pruned: bool) -> None:
+    async def _find_changes(self, db: Database, kept: _Kept, max_rowid: int, due: list[int], floor: str) -> None:
         """Put into temp.changed the rows that changed, and bring the blocks' fingerprints and counts up to date.
 
         The rows are those of the tail, of the due blocks whose fingerprint changed, and of the blocks that left the
-        tail now; the rows after the sealed blocks are compared in full when their turn is due. Their rows left out
-        are counted every refresh (a few thousand rows): a row of the tail enriched into one that cannot be placed
-        counts at once.
+        tail now; the rows after the sealed blocks are compared in full when their turn is due. The tail's rows left
+        out are found every refresh: a row of the tail enriched into one that cannot be placed counts at once.
         """
         size = self._block_rows
         tail_after = max(kept.tail_after, max_rowid - self._recent_rows)
         sealed = (tail_after + 1) // size
         ranges = [(kept.tail_after + 1, _TOP_ROWID)]
         open_from = kept.sealed * size
-        counted = dict.fromkeys(range(kept.sealed, max_rowid // size + 1), 0)
-        counted |= await self._left_out(db, open_from, _TOP_ROWID)
-        if pruned:  # openusage's retention deletes rows it cannot place too: the few blocks that held some
+        pruned = floor != kept.floor  # openusage's retention deletes rows it cannot place too
+        # The rows left out after the sealed blocks: those of the tail every refresh, all of them once a period.
+        counted_from = open_from if pruned or kept.sealed in due else kept.tail_after + 1
+        left_open = {rowid for rowid in kept.left_open if rowid < counted_from}
+        left_open |= await self._left_out_rows(db, counted_from)
+        counted = dict.fromkeys(range(kept.sealed, sealed), 0)
+        for rowid in left_open:
+            if rowid < sealed * size:
+                counted[rowid // size] += 1
+        kept.left_open = {rowid for rowid in left_open if rowid >= sealed * size}
+        if pruned:  # the few sealed blocks that held some
             for block in [b for b in kept.left_out if b < kept.sealed]:
                 counted |= {block: 0} | await self._left_out(db, block * size, block * size + size - 1)
         for block in due:
             if block < kept.sealed:
-                fingerprint = await self._fingerprint(db, block)
-                if fingerprint != kept.fingerprints.get(block):
-                    kept.fingerprints[block] = fingerprint
-                    ranges.append((block * size, block * size + size - 1))
-                    counted |= {block: 0} | await self._left_out(db, *ranges[-1])
+                days = await self._fingerprint(db, block)
+                kept_days, kept.fingerprints[block] = kept.fingerprints.get(block, {}), days
+                if days == kept_days:
+                    continue
+                rows = (block * size, block * size + size - 1)
+                changed = not _only_pruned(kept_days, days, floor)
+                if changed:
+                    ranges.append(rows)
+                if changed or block in kept.left_out:  # a pruned day may have held rows left out
+                    counted |= {block: 0} | await self._left_out(db, *rows)
         if kept.sealed in due:
             ranges.append((open_from, _TOP_ROWID))
         elif sealed > kept.sealed:
@@ -686,7 +727,7 @@ class UsageMirror:
         floor, floor_next = floor_of
         max_rowid, now, restarted = moment
         old_floor = kept.floor
-        await self._find_changes(db, kept, max_rowid, self._due_blocks(kept, now, restarted), floor != old_floor)
+        await self._find_changes(db, kept, max_rowid, self._due_blocks(kept, now, restarted), floor)
         params = {"floor": floor, "floor_next": floor_next, "old_floor": old_floor}
         await run(db, _FLOOR_GONE_SQL, params)
         await run(db, _STRADDLING_SQL, params)
@@ -773,5 +814,5 @@ class UsageMirror:
             figures=kept.figures[1],
             last_event_at=last[0] if last else None,
             oldest_raw_day=day_b,
-            rows_left_out=sum(kept.left_out.values()),
+            rows_left_out=sum(kept.left_out.values()) + len(kept.left_open),
         )

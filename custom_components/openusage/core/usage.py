@@ -80,10 +80,10 @@ SCOPED_USAGE_SQL = f"""
   WHERE e.event_type IN ('message_usage', 'tool_usage') AND {PLACEABLE_SQL}"""
 # Usage rows the contract cannot place, with a rowid from `:lo` to `:hi`: left out of every figure, counted
 # instead, per block of `:size` rowids (`+e.event_type`: walk the rowids, not the event-type index).
-LEFT_OUT_SQL = f"""
-SELECT e.rowid / :size, count(*) FROM usage_events e
-WHERE e.rowid BETWEEN :lo AND :hi AND +e.event_type IN ('message_usage', 'tool_usage') AND ({PLACEABLE_SQL}) IS NOT 1
-GROUP BY 1"""
+LEFT_OUT_ROWS_SQL = f"""
+SELECT e.rowid FROM usage_events e
+WHERE e.rowid BETWEEN :lo AND :hi AND +e.event_type IN ('message_usage', 'tool_usage') AND ({PLACEABLE_SQL}) IS NOT 1"""
+LEFT_OUT_SQL = f"SELECT rowid / :size, count(*) FROM ({LEFT_OUT_ROWS_SQL}) GROUP BY 1"
 
 # Deduplicated usage rows (openusage-store.md §4.3), over the whole table.
 DEDUPED_USAGE_SQL = f"""
