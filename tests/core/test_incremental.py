@@ -268,9 +268,9 @@ async def test_each_block_is_checked_once_a_period(tmp_path: Path, monkeypatch: 
     checked: list[int] = []
     fingerprint = mirror.UsageMirror._fingerprint
 
-    async def counting(self: mirror.UsageMirror, db: Database, block: int) -> dict[str, bytes]:
+    async def counting(self: mirror.UsageMirror, db: Database, block: int, cut: str) -> Any:
         checked.append(block)
-        return await fingerprint(self, db, block)
+        return await fingerprint(self, db, block, cut)
 
     zone = ZoneInfo("UTC")
     for step in (timedelta(seconds=5), timedelta(minutes=10)):
@@ -288,24 +288,8 @@ async def test_each_block_is_checked_once_a_period(tmp_path: Path, monkeypatch: 
     conn.close()
 
 
-async def test_a_pruned_day_reads_no_block_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Days spread over every block: pruning the oldest leaves the other days' fingerprints as they were.
-
-    Its rows leave the mirror with the floor, and no block is compared row by row in the hour after.
-    """
-    path = tmp_path / "telemetry.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    create_schema(conn)
-    writer = EventWriter(conn)
-    for i in range(60):  # days -3, -2 and -1 in turn: each block holds all three
-        at = f"{NOW - timedelta(days=3 - i % 3, minutes=i):%Y-%m-%dT%H:%M:%SZ}"
-        writer.add(source_system="claude_code", occurred_at=at, message_id=f"m{i}", cost_usd=1.0, session_id="s",
-                   dedup_key=uuid.uuid4().hex)  # fmt: skip
-    oldest_day = f"{NOW - timedelta(days=3):%Y-%m-%d}"
-    for i in range(8):  # the newest rows, in the tail
-        writer.add(source_system="claude_code", occurred_at=f"{NOW:%Y-%m-%dT%H:%M:%SZ}", message_id=f"n{i}",
-                   cost_usd=1.0, session_id="s", dedup_key=uuid.uuid4().hex)  # fmt: skip
-    writer.flush()
+def _recording_compared(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Return the rowid ranges the mirror compares row by row from now on, as it compares them."""
     compared: list[tuple[int, int]] = []
     merged = mirror._merged
 
@@ -314,23 +298,70 @@ async def test_a_pruned_day_reads_no_block_again(tmp_path: Path, monkeypatch: py
         compared.extend(result)
         return result
 
+    monkeypatch.setattr(mirror, "_merged", recording)
+    return compared
+
+
+async def test_pruned_days_read_no_block_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twelve days spread over every block, pruned one a day: the other days' fingerprints stay as they were.
+
+    The pruned rows leave the mirror with the floor, and no block is compared row by row in the hours after,
+    also once the floor has come near the day the fingerprints were cut at and they are cut afresh.
+    """
+    path = tmp_path / "telemetry.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    create_schema(conn)
+    writer = EventWriter(conn)
+    for i in range(72):  # days -12 to -1 in turn: a block holds four of them
+        at = f"{NOW - timedelta(days=12 - i % 12, minutes=i):%Y-%m-%dT%H:%M:%SZ}"
+        writer.add(source_system="claude_code", occurred_at=at, message_id=f"m{i}", cost_usd=1.0, session_id="s",
+                   dedup_key=uuid.uuid4().hex)  # fmt: skip
+    for i in range(8):  # the newest rows, in the tail
+        writer.add(source_system="claude_code", occurred_at=f"{NOW:%Y-%m-%dT%H:%M:%SZ}", message_id=f"n{i}",
+                   cost_usd=1.0, session_id="s", dedup_key=uuid.uuid4().hex)  # fmt: skip
+    writer.flush()
     zone = ZoneInfo("UTC")
     reader = StoreReader(path, ReadOptions(recent_rows=RECENT, check_block_rows=BLOCK))
+    costs = []
     try:
-        before = await reader.refresh(NOW, zone)
-        conn.execute("DELETE FROM usage_events WHERE substr(occurred_at, 1, 10) = ?", (oldest_day,))
-        monkeypatch.setattr(mirror, "_merged", recording)
+        now = NOW
+        await reader.refresh(now, zone)
+        compared = _recording_compared(monkeypatch)
+        for pruned in range(9):
+            day = f"{NOW - timedelta(days=12 - pruned):%Y-%m-%d}"
+            conn.execute("DELETE FROM usage_events WHERE substr(occurred_at, 1, 10) = ?", (day,))
+            for _ in range(6):  # an hour of refreshes ten minutes apart: every block checked
+                now += timedelta(minutes=10)
+                after = await reader.refresh(now, zone)
+            full = await read_store(path, now, zone)
+            costs.append((after.usage.totals[Window.ALL].cost_usd, full.usage.totals[Window.ALL].cost_usd))
+    finally:
+        await reader.close()
+        conn.close()
+    assert costs == [(80 - 6 * day, 80 - 6 * day) for day in range(1, 10)]
+    # Only the rows after the sealed blocks (the tail every refresh, the rest once an hour), never a sealed block.
+    assert compared
+    assert all(high == mirror._TOP_ROWID for _low, high in compared)
+
+
+async def test_a_block_with_a_blob_is_checked_all_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """JSON holds no BLOB: a block with one is fingerprinted another way, and a change in place in it is found."""
+    path, conn, reader = _message_store(tmp_path, 40)
+    conn.execute("UPDATE usage_events SET model_raw = x'00ff1e3a' WHERE rowid = 2")
+    zone = ZoneInfo("UTC")
+    try:
+        await reader.refresh(NOW, zone)
+        compared = _recording_compared(monkeypatch)
+        conn.execute("UPDATE usage_events SET cost_usd = 4.0 WHERE rowid = 3")
         for minute in range(1, 61):
             after = await reader.refresh(NOW + timedelta(minutes=minute), zone)
         full = await read_store(path, NOW + timedelta(minutes=60), zone)
     finally:
         await reader.close()
         conn.close()
-    assert before.usage.totals[Window.ALL].cost_usd == 68
-    assert after.usage.totals[Window.ALL].cost_usd == full.usage.totals[Window.ALL].cost_usd == 48
-    # Only the rows after the sealed blocks (the tail every refresh, the rest once), never a sealed block.
-    assert compared
-    assert all(high == mirror._TOP_ROWID for _low, high in compared)
+    assert after.usage.totals[Window.ALL].cost_usd == full.usage.totals[Window.ALL].cost_usd == 43
+    assert (0, BLOCK - 1) in compared  # the block was read again for it, the others were not
+    assert all(high == mirror._TOP_ROWID for low, high in compared if low)
 
 
 async def test_a_new_repair_migration_reads_the_store_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,7 +35,7 @@ import re
 import sqlite3
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from .clock import SORT_KEY_SQL, WindowBounds, instant_key
@@ -81,21 +81,30 @@ _COLUMN_LIST = ", ".join(_COLUMNS)
 _RANK_ORDER = "prio DESC, quality DESC, occurred_at DESC, event_id DESC"
 
 # Every column of usage_events the figures read, as a JSON array a row (types and NULLs told apart), joined per
-# block and day of `occurred_at` inside SQLite and hashed in Python; not the event type and the dedup key, which
-# name the row an enrichment changes. Kept per day so that a pruned day drops out of a block's fingerprints
-# without making the block's other days look changed. The raw rows' source columns never change. Reading the
-# 21 columns is most of the cost (about 1 µs a row of 2 µs); the day, as bytes: a store may hold any.
+# block inside SQLite and hashed in Python; not the event type and the dedup key, which name the row an enrichment
+# changes. The rows before a cut a week after the floor's day (which openusage's retention prunes next) are
+# joined with their day and hashed per day, the later ones together: a pruned day then leaves the block's other
+# fingerprints as they were, and most rows are hashed without sorting them by day. Reading the 21 columns is most
+# of the cost (about 1 µs a row of 1.4). The day is written in hex: a store may hold any bytes there.
 _FINGERPRINTED = (
     "occurred_at", "status", "provider_id", "account_id", "agent_name", "workspace_id",
     "session_id", "turn_id", "message_id", "tool_call_id", "model_raw", "model_canonical", "tool_name",
     "input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens",
     "total_tokens", "cost_usd", "requests",
 )  # fmt: skip
+_AFTER_CUT = "coalesce(occurred_at >= :cut, 0)"
 _FINGERPRINT_SQL = (
-    "SELECT CAST(substr(occurred_at, 1, 10) AS BLOB), "
-    f"CAST(group_concat(json_array({', '.join(_FINGERPRINTED)}), char(30)) AS BLOB)"
-    " FROM usage_events WHERE rowid BETWEEN ? AND ? GROUP BY 1"
+    "SELECT CAST(group_concat({row}, char(30)) FILTER (WHERE {after}) AS BLOB), "
+    "CAST(group_concat(hex(substr(occurred_at, 1, 10)) || ':' || {row}, char(30)) "
+    "FILTER (WHERE NOT {after}) AS BLOB) FROM usage_events WHERE rowid BETWEEN :lo AND :hi"
 )
+_FINGERPRINT_JSON_SQL = _FINGERPRINT_SQL.format(row=f"json_array({', '.join(_FINGERPRINTED)})", after=_AFTER_CUT)
+# JSON holds no BLOB: a block with one is read as SQL literals instead (in hex, so that no separator is in a row).
+_FINGERPRINT_QUOTED_SQL = _FINGERPRINT_SQL.format(
+    row=f"hex({' || char(31) || '.join(f'quote({c})' for c in _FINGERPRINTED)})", after=_AFTER_CUT
+)
+_CUT_AHEAD = timedelta(days=7)  # how far after the floor's day a block's fingerprints are cut
+_CUT_MARGIN = timedelta(days=2)  # cut afresh when the floor's day comes this close to the cut
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MIGRATIONS_SQL = "SELECT group_concat(name || ' ' || applied_at, ',') FROM (SELECT * FROM _migrations ORDER BY name)"
 
@@ -266,16 +275,16 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _only_pruned(kept_days: Mapping[str, bytes], days: Mapping[str, bytes], floor: str) -> bool:
-    """Whether a block's fingerprints differ only by whole days before the floor's, gone from the store.
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha1(data, usedforsecurity=False).digest()[:8]
 
-    openusage's retention deletes whole UTC days, oldest first (openusage-store.md §3.2). A mirrored row's sort key
-    starts with its `occurred_at`'s day, so the rows of those days are below the floor, and the mirror drops them
-    itself. Any other difference is a change, read again.
-    """
-    return all(kept_days.get(day) == fingerprint for day, fingerprint in days.items()) and all(
-        _DAY.fullmatch(day) and day < floor[:10] for day in kept_days.keys() - days.keys()
-    )
+
+def _cut_of(floor: str, ahead: timedelta = _CUT_AHEAD) -> str:
+    """Return the day a new fingerprint is cut at: a week after the floor's ('' with no usage row left)."""
+    try:
+        return (date.fromisoformat(floor[:10]) + ahead).isoformat()
+    except ValueError:
+        return ""
 
 
 async def _make_temp_tables(db: Database) -> None:
@@ -325,6 +334,28 @@ async def _rollup_rows(
     return await read_rollup(db, day_b, first_days)
 
 
+@dataclass(frozen=True, slots=True)
+class _BlockPrint:
+    """A block's fingerprints: its rows before the cut by day, and all of its later rows."""
+
+    cut: str  # a day, `YYYY-MM-DD`
+    later: bytes
+    days: dict[str, bytes]
+
+    def same_but_pruned(self, other: _BlockPrint, floor: str) -> bool:
+        """Whether `other` (the block now, cut alike) differs from this only by whole days before the floor's.
+
+        openusage's retention deletes whole UTC days, oldest first (openusage-store.md §3.2). A mirrored row's sort
+        key starts with its `occurred_at`'s day, so the rows of those days are below the floor, and the mirror
+        drops them itself. Any other difference is a change, read again.
+        """
+        return (
+            self.later == other.later
+            and all(self.days.get(day) == fingerprint for day, fingerprint in other.days.items())
+            and all(_DAY.fullmatch(day) and day < floor[:10] for day in self.days.keys() - other.days.keys())
+        )
+
+
 @dataclass(slots=True)
 class _Kept:
     """What the mirror knows beside its rows."""
@@ -337,7 +368,7 @@ class _Kept:
     rebuilt_at: datetime
     migrations: str | None  # openusage's repair migrations applied when the mirror was built
     sealed: int  # blocks below this one have left the tail and have a fingerprint
-    fingerprints: dict[int, dict[str, bytes]]  # sealed block → its days' fingerprints when last compared
+    fingerprints: dict[int, _BlockPrint]  # sealed block → its fingerprints when last compared
     left_out: dict[int, int]  # sealed block → its usage rows the contract cannot place
     left_open: set[int]  # the rowids of such rows after the sealed blocks
     checked_at: datetime  # when blocks were last checked
@@ -360,7 +391,8 @@ def _kept_state(kept: _Kept) -> dict[str, Any]:
         "migrations": kept.migrations,
         "sealed": kept.sealed,
         "fingerprints": {
-            str(block): {day: fp.hex() for day, fp in days.items()} for block, days in kept.fingerprints.items()
+            str(block): [fp.cut, fp.later.hex(), {day: day_fp.hex() for day, day_fp in fp.days.items()}]
+            for block, fp in kept.fingerprints.items()
         },
         "left_out": {str(block): count for block, count in kept.left_out.items()},
         "left_open": sorted(kept.left_open),
@@ -393,8 +425,10 @@ def _kept_of_state(links: Mapping[str, str], state: Mapping[str, Any]) -> _Kept:
         migrations=None if migrations is None else str(migrations),
         sealed=int(state["sealed"]),
         fingerprints={
-            int(block): {str(day): bytes.fromhex(fp) for day, fp in days.items()}
-            for block, days in state["fingerprints"].items()
+            int(block): _BlockPrint(
+                str(cut), bytes.fromhex(later), {str(d): bytes.fromhex(fp) for d, fp in days.items()}
+            )
+            for block, (cut, later, days) in state["fingerprints"].items()
         },
         left_out={int(block): int(count) for block, count in state["left_out"].items()},
         left_open={int(rowid) for rowid in state["left_open"]},
@@ -595,20 +629,27 @@ class UsageMirror:
             rebuilt_at=now,
             migrations=migrations,
             sealed=sealed,
-            fingerprints={block: await self._fingerprint(db, block) for block in range(sealed)},
+            fingerprints={block: await self._fingerprint(db, block, _cut_of(floor)) for block in range(sealed)},
             left_out=await self._left_out(db, 0, sealed * self._block_rows - 1),
             left_open=await self._left_out_rows(db, sealed * self._block_rows),
             checked_at=now,
         )
 
-    async def _fingerprint(self, db: Database, block: int) -> dict[str, bytes]:
-        """Return the fingerprints of a block's rows in the store by day: what they hold in every column read."""
+    async def _fingerprint(self, db: Database, block: int, cut: str) -> _BlockPrint:
+        """Return the fingerprints of a block's rows in the store: what they hold in every column the figures read."""
         low = block * self._block_rows
-        return {
-            # Latin-1 maps every byte to a character of its own: a day of any bytes keeps a key of its own.
-            ("" if day is None else day.decode("latin-1")): hashlib.sha1(rows, usedforsecurity=False).digest()[:8]
-            for day, rows in await run(db, _FINGERPRINT_SQL, (low, low + self._block_rows - 1))
-        }
+        params = {"lo": low, "hi": low + self._block_rows - 1, "cut": cut}
+        try:
+            later, before = await one(db, _FINGERPRINT_JSON_SQL, params)
+        except sqlite3.OperationalError:
+            later, before = await one(db, _FINGERPRINT_QUOTED_SQL, params)
+        per_day: dict[str, list[bytes]] = {}
+        for row in before.split(b"\x1e") if before else ():
+            day, _, text = row.partition(b":")  # JSON escapes the separators inside the row
+            per_day.setdefault(bytes.fromhex(day.decode()).decode("latin-1"), []).append(text)
+        return _BlockPrint(
+            cut, _digest(later or b""), {day: _digest(b"\x1e".join(rows)) for day, rows in per_day.items()}
+        )
 
     async def _left_out(self, db: Database, low: int, high: int) -> dict[int, int]:
         """Return how many usage rows the contract cannot place each block from rowid `low` to `high` holds."""
@@ -690,22 +731,24 @@ class UsageMirror:
                 counted |= {block: 0} | await self._left_out(db, block * size, block * size + size - 1)
         for block in due:
             if block < kept.sealed:
-                days = await self._fingerprint(db, block)
-                kept_days, kept.fingerprints[block] = kept.fingerprints.get(block, {}), days
-                if days == kept_days:
-                    continue
-                rows = (block * size, block * size + size - 1)
-                changed = not _only_pruned(kept_days, days, floor)
-                if changed:
-                    ranges.append(rows)
-                if changed or block in kept.left_out:  # a pruned day may have held rows left out
-                    counted |= {block: 0} | await self._left_out(db, *rows)
+                kept_print = kept.fingerprints.get(block)
+                now_print = await self._fingerprint(db, block, kept_print.cut if kept_print else _cut_of(floor))
+                if now_print != kept_print:
+                    rows = (block * size, block * size + size - 1)
+                    changed = kept_print is None or not kept_print.same_but_pruned(now_print, floor)
+                    if changed:
+                        ranges.append(rows)
+                    if changed or block in kept.left_out:  # a pruned day may have held rows left out
+                        counted |= {block: 0} | await self._left_out(db, *rows)
+                if _cut_of(floor, _CUT_MARGIN) > now_print.cut:  # the floor came close to the cut: cut afresh
+                    now_print = await self._fingerprint(db, block, _cut_of(floor))
+                kept.fingerprints[block] = now_print
         if kept.sealed in due:
             ranges.append((open_from, _TOP_ROWID))
         elif sealed > kept.sealed:
             ranges.append((open_from, sealed * size - 1))  # the blocks sealed now
         for block in range(kept.sealed, sealed):
-            kept.fingerprints[block] = await self._fingerprint(db, block)
+            kept.fingerprints[block] = await self._fingerprint(db, block, _cut_of(floor))
         for low, high in _merged(ranges):
             for sql in _FIND_CHANGES_SQL:
                 await run(db, sql, {"lo": low, "hi": high})
