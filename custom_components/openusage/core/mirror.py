@@ -169,6 +169,7 @@ FROM {{source}} WHERE win AND ({{where}})
 GROUP BY {", ".join(str(i) for i in range(1, len(_DIMS) + 3))}
 """
 _FOLD_SQL = _FOLD_FROM_SQL.replace("{source}", "mirror_rows")
+_FOLD_DAY = len(_DIMS)  # where a fold row's day is
 _CHOOSE_WINNER_SQL = f"""
 UPDATE mirror_rows SET
   win = (rid IS (SELECT m.rid FROM mirror_rows m WHERE m.pkey = mirror_rows.pkey AND m.okey >= :floor
@@ -300,10 +301,16 @@ async def _empty_temp_tables(db: Database) -> None:
         await run(db, f"DELETE FROM temp.{table}")
 
 
-async def _fold(db: Database, usage: KeptUsage, sql: str, params: Mapping[str, Any], sign: int) -> None:
-    """Add (sign 1) or take away (sign -1) a fold query's rows, a chunk at a time between the statement's steps."""
+async def _fold(db: Database, usage: KeptUsage, sql: str, params: Mapping[str, Any], sign: int) -> str:
+    """Add (sign 1) or take away (sign -1) a fold query's rows, a chunk at a time between the statement's steps.
+
+    Return the first day the rows were on (the top key when there were none).
+    """
+    first = _TOP
     async for rows in stream(db, sql, params):
         usage.apply(rows, sign)
+        first = min(first, *(row[_FOLD_DAY] for row in rows))
+    return first
 
 
 # What the rollup rows were read for: the watermark, day B, and the first days of this week and month.
@@ -376,6 +383,8 @@ class _Kept:
     credit: float = 0.0  # blocks due but not checked yet (a fraction of one)
     rollup: tuple[_RollupKey | None, list[RollupRow]] | None = None  # rollup rows, and what they were read for
     hourly: tuple[str, tuple[tuple[str, str, int], ...]] | None = None  # hourly spend, and the hour it was read in
+    hourly_sums: dict[tuple[str, str], int] | None = None  # (store provider, hour) → spend, from the mirror
+    hourly_from: str = ""  # the sums from this key on are read again at the next hour
     figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
 
 
@@ -577,18 +586,24 @@ class UsageMirror:
     async def _hourly_cost(self, db: Database, kept: _Kept, now: datetime) -> tuple[tuple[str, str, int], ...]:
         """Return each provider's spend per whole UTC hour of the last four weeks.
 
-        It is read once an hour, as the projection does not need the hour under way.
+        It is worked out once an hour, as the projection does not need the hour under way; only the hours from the
+        first day a change since was on are read again.
         """
         current = instant_key(now)[:13]
         if kept.hourly is None or kept.hourly[0] != current:
             since = instant_key(profile_since(now))
-            sums: dict[tuple[str, str], int] = {}
-            for provider, hour, cost in await run(
-                db, _HOURLY_COST_SQL, {"since": since, "until": current, "floor": kept.floor}
-            ):
+            start = max(since, kept.hourly_from) if kept.hourly_sums is not None else since
+            sums = {key: cost for key, cost in (kept.hourly_sums or {}).items() if since[:13] <= key[1] < start[:13]}
+            params = {"since": start, "until": current, "floor": kept.floor}
+            sums.update(
+                ((provider, hour), int(cost)) for provider, hour, cost in await run(db, _HOURLY_COST_SQL, params)
+            )
+            kept.hourly_sums, kept.hourly_from = sums, current
+            per_provider: dict[tuple[str, str], int] = {}
+            for (provider, hour), cost in sums.items():
                 key = (map_provider(provider, self._links), hour)
-                sums[key] = sums.get(key, 0) + int(cost)
-            kept.hourly = (current, tuple((p, h, c) for (p, h), c in sorted(sums.items())))
+                per_provider[key] = per_provider.get(key, 0) + cost
+            kept.hourly = (current, tuple((p, h, c) for (p, h), c in sorted(per_provider.items())))
         return kept.hourly[1]
 
     async def _rebuild(
@@ -787,12 +802,13 @@ class UsageMirror:
         await run(db, _TOUCH_SHARERS_SQL)
         fold = _FOLD_SQL.format(mask=_MASK_SQL, where="pkey IN (SELECT pkey FROM temp.touched) AND okey >= :floor")
         window_params = _window_params(bounds)
-        await _fold(db, kept.usage, fold, {**window_params, "floor": old_floor}, -1)
+        first = await _fold(db, kept.usage, fold, {**window_params, "floor": old_floor}, -1)
         await run(db, f"DELETE FROM mirror_rows WHERE {changed}")
         await run(db, _INSERT_SQL.format(rows=f"SELECT {_COLUMN_LIST} FROM temp.incoming"))
         await run(db, _CHOOSE_WINNER_SQL, {"floor": floor})
         await run(db, _MARK_SHARED_SQL, {"floor": floor})
-        await _fold(db, kept.usage, fold, {**window_params, "floor": floor}, 1)
+        first = min(first, await _fold(db, kept.usage, fold, {**window_params, "floor": floor}, 1))
+        kept.hourly_from = min(kept.hourly_from, first, old_floor if floor > old_floor else _TOP)
         if floor > old_floor:
             await self._prune(db, kept, bounds, old_floor, floor)
             # Out of the sums now; the mirror keeps no row below the floor, which would only grow.
