@@ -808,7 +808,10 @@ class UsageMirror:
         await run(db, _CHOOSE_WINNER_SQL, {"floor": floor})
         await run(db, _MARK_SHARED_SQL, {"floor": floor})
         first = min(first, await _fold(db, kept.usage, fold, {**window_params, "floor": floor}, 1))
-        kept.hourly_from = min(kept.hourly_from, first, old_floor if floor > old_floor else _TOP)
+        # Only changes inside the hourly history's four weeks read it again; they move on, never back.
+        changed_from = min(first, old_floor if floor > old_floor else _TOP)
+        if changed_from >= instant_key(profile_since(now))[:10]:
+            kept.hourly_from = min(kept.hourly_from, changed_from)
         if floor > old_floor:
             await self._prune(db, kept, bounds, old_floor, floor)
             # Out of the sums now; the mirror keeps no row below the floor, which would only grow.
