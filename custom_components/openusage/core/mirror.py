@@ -301,15 +301,17 @@ async def _empty_temp_tables(db: Database) -> None:
         await run(db, f"DELETE FROM temp.{table}")
 
 
-async def _fold(db: Database, usage: KeptUsage, sql: str, params: Mapping[str, Any], sign: int) -> str:
+async def _fold(
+    db: Database, usage: KeptUsage, sql: str, params: Mapping[str, Any], sign: int, *, since_day: str = _TOP
+) -> str:
     """Add (sign 1) or take away (sign -1) a fold query's rows, a chunk at a time between the statement's steps.
 
-    Return the first day the rows were on (the top key when there were none).
+    Return the first day on or after `since_day` the rows were on (the top key when there was none).
     """
     first = _TOP
     async for rows in stream(db, sql, params):
         usage.apply(rows, sign)
-        first = min(first, *(row[_FOLD_DAY] for row in rows))
+        first = min(first, *(day for row in rows if (day := row[_FOLD_DAY]) >= since_day))
     return first
 
 
@@ -802,16 +804,17 @@ class UsageMirror:
         await run(db, _TOUCH_SHARERS_SQL)
         fold = _FOLD_SQL.format(mask=_MASK_SQL, where="pkey IN (SELECT pkey FROM temp.touched) AND okey >= :floor")
         window_params = _window_params(bounds)
-        first = await _fold(db, kept.usage, fold, {**window_params, "floor": old_floor}, -1)
+        # Only changes inside the hourly history's four weeks read it again; they move on, never back.
+        since_day = instant_key(profile_since(now))[:10]
+        first = await _fold(db, kept.usage, fold, {**window_params, "floor": old_floor}, -1, since_day=since_day)
         await run(db, f"DELETE FROM mirror_rows WHERE {changed}")
         await run(db, _INSERT_SQL.format(rows=f"SELECT {_COLUMN_LIST} FROM temp.incoming"))
         await run(db, _CHOOSE_WINNER_SQL, {"floor": floor})
         await run(db, _MARK_SHARED_SQL, {"floor": floor})
-        first = min(first, await _fold(db, kept.usage, fold, {**window_params, "floor": floor}, 1))
-        # Only changes inside the hourly history's four weeks read it again; they move on, never back.
-        changed_from = min(first, old_floor if floor > old_floor else _TOP)
-        if changed_from >= instant_key(profile_since(now))[:10]:
-            kept.hourly_from = min(kept.hourly_from, changed_from)
+        first = min(first, await _fold(db, kept.usage, fold, {**window_params, "floor": floor}, 1, since_day=since_day))
+        if floor > old_floor >= since_day:  # pruned rows inside them
+            first = min(first, old_floor)
+        kept.hourly_from = min(kept.hourly_from, first)
         if floor > old_floor:
             await self._prune(db, kept, bounds, old_floor, floor)
             # Out of the sums now; the mirror keeps no row below the floor, which would only grow.
