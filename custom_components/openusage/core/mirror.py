@@ -80,12 +80,13 @@ _COLUMNS = ("rid", "pkey", "prio", "quality", "occurred_at", "event_id", "okey",
 _COLUMN_LIST = ", ".join(_COLUMNS)
 _RANK_ORDER = "prio DESC, quality DESC, occurred_at DESC, event_id DESC"
 
-# Every column of usage_events the figures read, as a JSON array a row (types and NULLs told apart), joined per
-# block inside SQLite and hashed in Python; not the event type and the dedup key, which name the row an enrichment
-# changes. The rows before a cut a week after the floor's day (which openusage's retention prunes next) are
-# joined with their day and hashed per day, the later ones together: a pruned day then leaves the block's other
-# fingerprints as they were, and most rows are hashed without sorting them by day. Reading the 21 columns is most
-# of the cost (about 1 µs a row of 1.4). The day is written in hex: a store may hold any bytes there.
+# Every column of usage_events the figures read, as a JSON array a usage row (types and NULLs told apart), joined
+# per block inside SQLite and hashed in Python; not the dedup key, which names the row an enrichment changes (a row
+# whose type changes comes or goes). The rows before a cut a week after the floor's day (which openusage's
+# retention prunes next) are joined with their day and hashed per day, the later ones together: a pruned day then
+# leaves the block's other fingerprints as they were, and most rows are hashed without sorting them by day.
+# Reading the 21 columns is most of the cost (about 1 µs a row of 1.4). The day is written in hex: a store may
+# hold any bytes there.
 _FINGERPRINTED = (
     "occurred_at", "status", "provider_id", "account_id", "agent_name", "workspace_id",
     "session_id", "turn_id", "message_id", "tool_call_id", "model_raw", "model_canonical", "tool_name",
@@ -96,7 +97,8 @@ _AFTER_CUT = "coalesce(occurred_at >= :cut, 0)"
 _FINGERPRINT_SQL = (
     "SELECT CAST(group_concat({row}, char(30)) FILTER (WHERE {after}) AS BLOB), "
     "CAST(group_concat(hex(substr(occurred_at, 1, 10)) || ':' || {row}, char(30)) "
-    "FILTER (WHERE NOT {after}) AS BLOB) FROM usage_events WHERE rowid BETWEEN :lo AND :hi"
+    "FILTER (WHERE NOT {after}) AS BLOB) FROM usage_events "
+    "WHERE rowid BETWEEN :lo AND :hi AND +event_type IN ('message_usage', 'tool_usage')"
 )
 _FINGERPRINT_JSON_SQL = _FINGERPRINT_SQL.format(row=f"json_array({', '.join(_FINGERPRINTED)})", after=_AFTER_CUT)
 # JSON holds no BLOB: a block with one is read as SQL literals instead (in hex, so that no separator is in a row).
