@@ -55,6 +55,7 @@ _step = st.one_of(
     st.tuples(st.just("other_session"), st.integers(0, 10**6), st.sampled_from(["hook", "jsonl"]), st.just({})),
     st.tuples(st.just("update_old"), st.integers(0, 10**6), _changes),
     st.tuples(st.just("delete_old"), st.integers(0, 10**6)),
+    st.tuples(st.just("delete_recent"), st.integers(0, RECENT - 1)),
     # openusage resetting a corrupt store: a new file, with rows of its own, at the same path
     st.tuples(st.just("replace"), st.lists(row, min_size=0, max_size=40)),
     st.tuples(st.just("prune"), st.just(0)),
@@ -157,6 +158,8 @@ def _apply(
     elif kind == "update_old" and old:
         _update(conn, old[arg % len(old)], step[2])
         now += CHECK  # every block is checked once a period
+    elif kind == "delete_recent" and recent:  # seen at once, as an enrichment is
+        conn.execute("DELETE FROM usage_events WHERE rowid = ?", (recent[arg % len(recent)],))
     elif kind == "delete_old" and old:
         conn.execute("DELETE FROM usage_events WHERE rowid = ?", (old[arg % len(old)],))
         now += CHECK

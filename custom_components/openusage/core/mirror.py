@@ -100,11 +100,18 @@ _FINGERPRINT_SQL = (
     "FILTER (WHERE NOT {after}) AS BLOB) FROM usage_events "
     "WHERE rowid BETWEEN :lo AND :hi AND +event_type IN ('message_usage', 'tool_usage')"
 )
-_FINGERPRINT_JSON_SQL = _FINGERPRINT_SQL.format(row=f"json_array({', '.join(_FINGERPRINTED)})", after=_AFTER_CUT)
+_ROW_JSON = f"json_array({', '.join(_FINGERPRINTED)})"
 # JSON holds no BLOB: a block with one is read as SQL literals instead (in hex, so that no separator is in a row).
-_FINGERPRINT_QUOTED_SQL = _FINGERPRINT_SQL.format(
-    row=f"hex({' || char(31) || '.join(f'quote({c})' for c in _FINGERPRINTED)})", after=_AFTER_CUT
+_ROW_QUOTED = f"hex({' || char(31) || '.join(f'quote({c})' for c in _FINGERPRINTED)})"
+_FINGERPRINT_JSON_SQL = _FINGERPRINT_SQL.format(row=_ROW_JSON, after=_AFTER_CUT)
+_FINGERPRINT_QUOTED_SQL = _FINGERPRINT_SQL.format(row=_ROW_QUOTED, after=_AFTER_CUT)
+# The tail's usage rows one by one, as the fingerprints see them: a row whose text changed is projected again.
+_TAIL_SQL = (
+    "SELECT rowid, CAST({row} AS BLOB) FROM usage_events "
+    "WHERE rowid > :after AND +event_type IN ('message_usage', 'tool_usage')"
 )
+_TAIL_JSON_SQL = _TAIL_SQL.format(row=_ROW_JSON)
+_TAIL_QUOTED_SQL = _TAIL_SQL.format(row=_ROW_QUOTED)
 _CUT_AHEAD = timedelta(days=7)  # how far after the floor's day a block's fingerprints are cut
 _CUT_MARGIN = timedelta(days=2)  # cut afresh when the floor's day comes this close to the cut
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -390,6 +397,7 @@ class _Kept:
     hourly_sums: dict[tuple[str, str], int] | None = None  # (store provider, hour) → spend, from the mirror
     hourly_from: str = ""  # the sums from this key on are read again at the next hour
     figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
+    tail_rows: dict[int, bytes] | None = None  # the tail's usage rows as last compared (None: compare them all)
 
 
 def _kept_state(kept: _Kept) -> dict[str, Any]:
@@ -733,7 +741,7 @@ class UsageMirror:
         size = self._block_rows
         tail_after = max(kept.tail_after, max_rowid - self._recent_rows)
         sealed = (tail_after + 1) // size
-        ranges = [(kept.tail_after + 1, _TOP_ROWID)]
+        ranges = await self._tail_changes(db, kept, tail_after)
         open_from = kept.sealed * size
         pruned = floor != kept.floor  # openusage's retention deletes rows it cannot place too
         # The rows left out after the sealed blocks: those of the tail every refresh, all of them once a period.
@@ -777,6 +785,25 @@ class UsageMirror:
             else:
                 kept.left_out.pop(block, None)
         kept.sealed, kept.tail_after, kept.max_rowid = sealed, tail_after, max_rowid
+
+    async def _tail_changes(self, db: Database, kept: _Kept, tail_after: int) -> list[tuple[int, int]]:
+        """Put into temp.changed the tail's rows whose text changed, came or went; keep the text of those still in it.
+
+        Return the tail's rowid range when its rows must be compared in full (after a start or a rebuild).
+        """
+        params = {"after": kept.tail_after}
+        try:
+            rows = dict(await run(db, _TAIL_JSON_SQL, params))
+        except sqlite3.OperationalError:
+            rows = dict(await run(db, _TAIL_QUOTED_SQL, params))
+        last, kept.tail_rows = kept.tail_rows, {rowid: text for rowid, text in rows.items() if rowid > tail_after}
+        if last is None:
+            return [(kept.tail_after + 1, _TOP_ROWID)]
+        changed = [rowid for rowid, text in rows.items() if last.get(rowid) != text]
+        changed += [rowid for rowid in last if rowid not in rows]
+        if changed:
+            await run(db, "INSERT OR IGNORE INTO temp.changed SELECT value FROM json_each(?)", (json.dumps(changed),))
+        return []
 
     async def _apply_changes(
         self,
