@@ -99,12 +99,13 @@ class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
 
     @callback
     def _handle_coordinator_update(self) -> None:
-        # A refresh changes a few of the entities; writing the others again would only keep the event loop
-        # busy (about 30 µs each) for states Home Assistant then finds unchanged.
+        # A refresh changes some of the entities; writing the others again would only keep the event loop
+        # busy (about 30 µs each) for states Home Assistant then finds unchanged. The changed ones are queued.
         shown = self._work_out()
         if shown != self.shown:
             self.shown = shown
-            self.async_write_ha_state()
+            # Home Assistant writes no state of an entity removed since (an unload with writes still queued).
+            self.coordinator.write_state_soon(self.async_write_ha_state)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:

@@ -6,20 +6,23 @@ import enum
 import json
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.openusage.const import CONF_BREAKDOWN_SENSORS, DOMAIN
+from custom_components.openusage.coordinator import STATES_A_PASS
 from custom_components.openusage.core.catalog import catalog
 from custom_components.openusage.core.reader import ReadOptions, read_store
 from custom_components.openusage.options import budgets_from
@@ -98,16 +101,22 @@ async def test_every_state_equals_the_core_snapshot(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, store_path: Path
 ) -> None:
     await _all_enabled(hass, loaded_entry)
-    options = ReadOptions(budgets=budgets_from(loaded_entry.options))
-    core = await read_store(store_path, NOW, ZoneInfo(hass.config.time_zone), options)
+    await _states_equal_the_core(hass, loaded_entry, store_path, NOW)
+
+
+async def _states_equal_the_core(hass: HomeAssistant, entry: MockConfigEntry, store_path: Path, now: datetime) -> None:
+    options = ReadOptions(budgets=budgets_from(entry.options))
+    core = await read_store(store_path, now, ZoneInfo(hass.config.time_zone), options)
     registry = er.async_get(hass)
-    by_unique_id = {
-        e.unique_id: e.entity_id for e in er.async_entries_for_config_entry(registry, loaded_entry.entry_id)
-    }
+    entries = er.async_entries_for_config_entry(registry, entry.entry_id)
+    by_unique_id = {e.unique_id: e.entity_id for e in entries}
+    disabled = {e.entity_id for e in entries if e.disabled_by is not None}
     specs = catalog(core)
     assert len(specs) == len(by_unique_id)
     for spec in specs:
-        entity_id = by_unique_id[f"{loaded_entry.entry_id}_{spec.device}_{spec.key}"]
+        entity_id = by_unique_id[f"{entry.entry_id}_{spec.device}_{spec.key}"]
+        if entity_id in disabled:
+            continue
         state = hass.states.get(entity_id)
         assert state is not None, entity_id
         value = spec.value(core)
@@ -238,6 +247,67 @@ async def test_a_refresh_writes_only_the_states_that_changed(
     await refresh(hass, loaded_entry, freezer)
     assert hass.states.get(problem).state == "on"
     assert hass.states.get(problem).attributes["corrupt_store_reset"]
+
+
+async def test_the_changed_states_are_written_a_few_each_pass_of_the_event_loop(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, store_path: Path, freezer: FrozenDateTimeFactory
+) -> None:
+    """A refresh that changes many states writes them all, but no more than STATES_A_PASS in one loop pass."""
+    from openusage_demo import EventWriter
+
+    conn = sqlite3.connect(store_path, isolation_level=None)
+    conn.execute("BEGIN")
+    writer = EventWriter(conn)
+    message(writer, "2026-11-23T12:00:30Z", message_id="fresh", input_tokens=10, cost_usd=0.5)
+    writer.flush()
+    conn.execute("COMMIT")
+    conn.close()
+    passes = 0
+
+    def tick() -> None:  # once every pass of the loop
+        nonlocal passes
+        passes += 1
+        ticker[0] = hass.loop.call_soon(tick)
+
+    ticker = [hass.loop.call_soon(tick)]
+    written: list[int] = []
+    unsubscribe = hass.bus.async_listen("state_changed", callback(lambda _event: written.append(passes)))
+    try:
+        await refresh(hass, loaded_entry, freezer)
+    finally:
+        unsubscribe()
+        ticker[0].cancel()
+    assert len(written) > STATES_A_PASS  # a minute's figures: the tokens and cost of every window and key
+    assert max(Counter(written).values()) <= STATES_A_PASS
+    await _states_equal_the_core(hass, loaded_entry, store_path, NOW + timedelta(seconds=60))
+
+
+async def test_an_unload_with_states_still_queued_writes_none_of_them(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    store_path: Path,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The entry unloaded right after a refresh that queued writes: no write for a removed entity, no error."""
+    from openusage_demo import EventWriter
+
+    conn = sqlite3.connect(store_path, isolation_level=None)
+    conn.execute("BEGIN")
+    writer = EventWriter(conn)
+    message(writer, "2026-11-23T12:00:30Z", message_id="fresh", input_tokens=10, cost_usd=0.5)
+    writer.flush()
+    conn.execute("COMMIT")
+    conn.close()
+    freezer.tick(timedelta(seconds=60))
+    cost = "sensor.openusage_cost_all_time"
+    before = hass.states.get(cost).state
+    await loaded_entry.runtime_data.async_refresh()  # the changed states are queued, not yet written
+    assert hass.states.get(cost).state == before
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert hass.states.get(cost).state == STATE_UNAVAILABLE
+    assert "Error" not in caplog.text
 
 
 async def test_midnight_moves_last_reset_of_figures_that_stay_the_same(
