@@ -31,8 +31,9 @@ from .core.reader import StoreError, StoreErrorKind, StoreReader, probe_store
 from .options import EntryOptions
 
 _LOGGER = logging.getLogger(__name__)
-# A refresh changes over a hundred states on a busy store, about 30 µs each: written in one pass of the event loop
-# they would hold it for milliseconds. They are written this many a pass, other work running in between.
+# A refresh brings over a hundred entities up to date (their state and attributes worked out from the snapshot,
+# then written when changed): in one pass of the event loop they would hold it for milliseconds. They are brought up
+# to date this many a pass, other work running in between.
 STATES_A_PASS = 20
 
 type OpenUsageConfigEntry = ConfigEntry[OpenUsageCoordinator]
@@ -107,7 +108,7 @@ class OpenUsageCoordinator(DataUpdateCoordinator[OpenUsageData]):
 
     @callback
     def write_state_soon(self, write: Callable[[], None]) -> None:
-        """Queue an entity's state write: the queue is written STATES_A_PASS at a time, a pass of the loop each."""
+        """Queue an entity's update: the queue is run STATES_A_PASS at a time, a pass of the loop each."""
         if not self._state_writes:
             self.hass.async_create_task(self._write_states(), f"{DOMAIN} state writes")
         self._state_writes.append(write)

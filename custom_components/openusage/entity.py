@@ -99,13 +99,18 @@ class OpenUsageEntity(CoordinatorEntity[OpenUsageCoordinator]):
 
     @callback
     def _handle_coordinator_update(self) -> None:
+        # Queued: the coordinator brings its entities up to date a few a pass of the event loop.
+        self.coordinator.write_state_soon(self._show_latest)
+
+    @callback
+    def _show_latest(self) -> None:
         # A refresh changes some of the entities; writing the others again would only keep the event loop
-        # busy (about 30 µs each) for states Home Assistant then finds unchanged. The changed ones are queued.
+        # busy (about 30 µs each) for states Home Assistant then finds unchanged. Home Assistant writes no
+        # state of an entity removed since it was queued (an unload right after a refresh).
         shown = self._work_out()
         if shown != self.shown:
             self.shown = shown
-            # Home Assistant writes no state of an entity removed since (an unload with writes still queued).
-            self.coordinator.write_state_soon(self.async_write_ha_state)
+            self.async_write_ha_state()
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:

@@ -62,15 +62,13 @@ def _slot(hour: datetime, zone: ZoneInfo) -> Slot:
     return local.weekday(), local.hour
 
 
-@lru_cache(maxsize=2)  # one projection asks for each provider alike
-def _remaining_hours(now: datetime, end: datetime, zone: ZoneInfo) -> dict[Slot, float]:
-    """How much of each weekday-hour slot is left between now and `end` (the current hour in part)."""
+@lru_cache(maxsize=2)  # the same for every refresh of the hour
+def _whole_hours_left(current: datetime, end: datetime, zone: ZoneInfo) -> dict[Slot, float]:
+    """How much of each weekday-hour slot is left between the end of the current hour and `end`."""
     left: dict[Slot, float] = defaultdict(float)
-    hour = _hour_of(now)
+    hour = current + HOUR
     while hour < end:
-        share = (min(hour + HOUR, end) - max(hour, now)) / HOUR
-        if share > 0:
-            left[_slot(hour, zone)] += share
+        left[_slot(hour, zone)] += (min(hour + HOUR, end) - hour) / HOUR
         hour += HOUR
     return dict(left)
 
@@ -86,6 +84,18 @@ def _week_profiles(
         if 0 <= back < weeks and hour < current:
             per_week[back][_slot(hour, zone)] += cost
     return tuple(dict(profile) for profile in per_week)
+
+
+@lru_cache(maxsize=32)  # worked out once an hour: a refresh adds only what is left of the hour under way
+def _rests_after_this_hour(
+    costs: tuple[tuple[datetime, float], ...], current: datetime, zone: ZoneInfo, weeks: int, end: datetime
+) -> tuple[float, ...]:
+    """Return what each of the last `weeks` weeks' profiles spends in the whole hours after the current one."""
+    left = _whole_hours_left(current, end, zone)
+    return tuple(
+        sum(share * profile.get(slot, 0.0) for slot, share in left.items())
+        for profile in _week_profiles(costs, current, zone, weeks)
+    )
 
 
 def project_month(
@@ -104,17 +114,22 @@ def project_month(
     current = _hour_of(now)
     start = max(profile_since(now), _hour_of(history_from))
     weeks = min(PROFILE_WEEKS, max(0, (current - start) // WEEK))
-    left = _remaining_hours(now, month_end(now, zone), zone)
+    end = month_end(now, zone)
+    this_hour = (min(current + HOUR, end) - now) / HOUR  # what is left of the hour under way
     if weeks:
         profiles = _week_profiles(costs, current, zone, weeks)
-        rests = [sum(share * profile.get(slot, 0.0) for slot, share in left.items()) for profile in profiles]
+        slot = _slot(current, zone)
+        rests = [
+            later + this_hour * profile.get(slot, 0.0)
+            for later, profile in zip(_rests_after_this_hour(costs, current, zone, weeks, end), profiles, strict=True)
+        ]
         mean = sum(rests) / weeks
         return MonthProjection(spent, spent + mean, spent + min(rests), spent + max(rests), METHOD_PROFILE, weeks)
     hours = (current - start) // HOUR
     if hours <= 0:
         return MonthProjection(spent, spent, spent, spent, METHOD_NONE, 0)
     rate = sum(cost for hour, cost in costs if start <= hour < current) / hours
-    rest = rate * sum(left.values())
+    rest = rate * (this_hour + sum(_whole_hours_left(current, end, zone).values()))
     return MonthProjection(spent, spent + rest, spent + rest, spent + rest, METHOD_AVERAGE, 0)
 
 
