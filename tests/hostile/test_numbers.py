@@ -63,10 +63,13 @@ async def test_a_row_without_a_time_neither_crashes_nor_pulls_the_rollup_in(tmp_
         message(w, "2026-08-17T10:00:00Z", message_id="new", cost_usd=6.9)
         message(w, "2026-08-17T11:00:00Z", message_id="blank", cost_usd=1.0)
         message(w, "2026-08-17T11:00:00Z", message_id="null", cost_usd=1.0)
+        message(w, "2026-08-17T11:00:00Z", message_id="blob", cost_usd=1.0)
     rollup(db, watermark="2026-08-16", prune_before="2026-08-11T00:00:00Z")  # 08-10 only in the rollup
     before = (await read_store(db, NOW, ZoneInfo("UTC"))).usage.totals[Window.ALL].cost_usd
     conn = sqlite3.connect(db)
     conn.execute("UPDATE usage_events SET occurred_at = '' WHERE message_id = 'blank'")
+    # The stored form's bytes, as a BLOB: not a time either.
+    conn.execute("UPDATE usage_events SET occurred_at = CAST(occurred_at AS BLOB) WHERE message_id = 'blob'")
     # Tables with the right names but not openusage's constraints: a NULL time.
     conn.execute("CREATE TABLE loose AS SELECT * FROM usage_events")
     conn.execute("DROP TABLE usage_events")
@@ -75,10 +78,10 @@ async def test_a_row_without_a_time_neither_crashes_nor_pulls_the_rollup_in(tmp_
     conn.commit()
     conn.close()
     snapshot = await read_store(db, NOW, ZoneInfo("UTC"))
-    assert before == 40.0 + 6.9 + 2.0
+    assert before == 40.0 + 6.9 + 3.0
     assert snapshot.usage.totals[Window.ALL].cost_usd == 40.0 + 6.9  # not the rollup added on top again
     assert snapshot.store.oldest_raw_day == date(2026, 8, 17)
-    assert snapshot.store.rows_left_out == 2
+    assert snapshot.store.rows_left_out == 3
 
 
 async def test_a_quota_whose_ratio_overflows_is_unknown_not_infinite(tmp_path: Path) -> None:
