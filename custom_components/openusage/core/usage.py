@@ -63,13 +63,8 @@ MAX_ROW_COST_USD = 10_000
 _COUNTS = ("input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens",
            "total_tokens", "requests")  # fmt: skip
 # A usage row the contract can place (metrics.md §2.1): a time in the stored form, figures in range.
-# A time in the stored form (openusage-store.md §2.1): text; anything else (NULL, '', other forms, a BLOB) cannot be
-# placed. The text bounds, which the pattern implies, let SQLite walk the time index for the oldest row: without them
-# SQLite 3.53 reads every row and sorts them (16 s a refresh at 1,000,000 rows).
-STORED_TIME_SQL = (
-    "({col} >= '0' AND {col} < ':' "
-    "AND {col} GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]*')"
-)
+# A time in the stored form (openusage-store.md §2.1); anything else (NULL, '', other forms, a BLOB) cannot be placed.
+STORED_TIME_SQL = "{col} GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]*'"
 _IN_RANGE = "(e.{c} IS NULL OR (typeof(e.{c}) IN ('integer', 'real') AND e.{c} BETWEEN 0 AND {top}))"
 PLACEABLE_SQL = " AND ".join(
     [
