@@ -844,8 +844,8 @@ class UsageMirror:
         await run(db, _CHOOSE_WINNER_SQL, {"floor": floor})
         await run(db, _MARK_SHARED_SQL, {"floor": floor})
         first = min(first, await _fold(db, kept.usage, fold, {**window_params, "floor": floor}, 1, since_day=since_day))
-        if floor > old_floor >= since_day:  # pruned rows inside them
-            first = min(first, old_floor)
+        if floor > old_floor and floor > since_day:  # pruned rows inside them
+            first = min(first, max(old_floor, since_day))
         kept.hourly_from = min(kept.hourly_from, first)
         if floor > old_floor:
             await self._prune(db, kept, bounds, old_floor, floor)
