@@ -5,8 +5,9 @@ each row's dedup partition and rank (openusage-store.md §4.3), its time, breakd
 whether it wins its partition. Python keeps the sums of every window (usage.KeptUsage). A refresh
 
 * re-reads the store's newest rows (the rows new since the last refresh, and the RECENT_ROWS before
-  them: the daemon enriches rows in place when a duplicate delivery arrives) and compares them with
-  the mirror, which finds new, changed and deleted rows;
+  them: the daemon enriches rows in place when a duplicate delivery arrives) and compares each one's
+  text with what it held at the last refresh, which finds new, changed and deleted rows: only those
+  are projected into the mirror's form;
 * takes the old winners of every touched partition out of the sums, updates the mirror, picks the
   partitions' winners again and adds them back;
 * takes rows pruned by openusage's retention (those older than the store's oldest usage row, the
