@@ -293,6 +293,15 @@ def _digest(data: bytes) -> bytes:
     return hashlib.sha1(data, usedforsecurity=False).digest()[:8]
 
 
+def _block_print(cut: str, later: bytes, before: bytes) -> _BlockPrint:
+    """Return a block's fingerprints from its rows' text: the rows after the cut together, the others by day."""
+    per_day: dict[str, list[bytes]] = {}
+    for row in before.split(b"\x1e") if before else ():
+        day, _, text = row.partition(b":")  # JSON escapes the separators inside the row
+        per_day.setdefault(bytes.fromhex(day.decode()).decode("latin-1"), []).append(text)
+    return _BlockPrint(cut, _digest(later), {day: _digest(b"\x1e".join(rows)) for day, rows in per_day.items()})
+
+
 def _cut_of(floor: str, ahead: timedelta = _CUT_AHEAD) -> str:
     """Return the day a new fingerprint is cut at: a week after the floor's ('' with no usage row left)."""
     try:
@@ -674,13 +683,8 @@ class UsageMirror:
             later, before = await one(db, _FINGERPRINT_JSON_SQL, params)
         except sqlite3.OperationalError:
             later, before = await one(db, _FINGERPRINT_QUOTED_SQL, params)
-        per_day: dict[str, list[bytes]] = {}
-        for row in before.split(b"\x1e") if before else ():
-            day, _, text = row.partition(b":")  # JSON escapes the separators inside the row
-            per_day.setdefault(bytes.fromhex(day.decode()).decode("latin-1"), []).append(text)
-        return _BlockPrint(
-            cut, _digest(later or b""), {day: _digest(b"\x1e".join(rows)) for day, rows in per_day.items()}
-        )
+        # Hashing a megabyte and splitting the days is a millisecond or more: off the event loop.
+        return await asyncio.to_thread(_block_print, cut, later or b"", before or b"")
 
     async def _left_out(self, db: Database, low: int, high: int) -> dict[int, int]:
         """Return how many usage rows the contract cannot place each block from rowid `low` to `high` holds."""
