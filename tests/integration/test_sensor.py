@@ -38,6 +38,19 @@ async def refresh(hass: HomeAssistant, entry: MockConfigEntry, freezer: FrozenDa
     await hass.async_block_till_done(wait_background_tasks=True)
 
 
+def _add_a_message(store_path: Path) -> None:
+    """Add one message half a minute after the store's clock, as the daemon does."""
+    from openusage_demo import EventWriter
+
+    conn = sqlite3.connect(store_path, isolation_level=None)
+    conn.execute("BEGIN")
+    writer = EventWriter(conn)
+    message(writer, "2026-11-23T12:00:30Z", message_id="fresh", input_tokens=10, cost_usd=0.5)
+    writer.flush()
+    conn.execute("COMMIT")
+    conn.close()
+
+
 def _enable_all(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     registry = er.async_get(hass)
     for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
@@ -217,8 +230,6 @@ async def test_device_removal_is_refused_while_the_store_has_it(
 async def test_a_refresh_writes_only_the_states_that_changed(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, store_path: Path, freezer: FrozenDateTimeFactory
 ) -> None:
-    from openusage_demo import EventWriter
-
     cost = "sensor.openusage_cost_all_time"
     age = "sensor.claude_code_snapshot_age"
     before = {entity_id: hass.states.get(entity_id) for entity_id in (cost, age)}
@@ -227,13 +238,7 @@ async def test_a_refresh_writes_only_the_states_that_changed(
     assert hass.states.get(cost).last_reported == reported
     assert float(hass.states.get(age).state) == float(before[age].state) + 60
 
-    conn = sqlite3.connect(store_path, isolation_level=None)
-    conn.execute("BEGIN")
-    writer = EventWriter(conn)
-    message(writer, "2026-11-23T12:00:30Z", message_id="fresh", input_tokens=10, cost_usd=0.5)
-    writer.flush()
-    conn.execute("COMMIT")
-    conn.close()
+    _add_a_message(store_path)
     await refresh(hass, loaded_entry, freezer)
     assert float(hass.states.get(cost).state) == round(float(before[cost].state) + 0.5, 6)
 
@@ -253,15 +258,7 @@ async def test_the_changed_states_are_written_a_few_each_pass_of_the_event_loop(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, store_path: Path, freezer: FrozenDateTimeFactory
 ) -> None:
     """A refresh that changes many states writes them all, but no more than STATES_A_PASS in one loop pass."""
-    from openusage_demo import EventWriter
-
-    conn = sqlite3.connect(store_path, isolation_level=None)
-    conn.execute("BEGIN")
-    writer = EventWriter(conn)
-    message(writer, "2026-11-23T12:00:30Z", message_id="fresh", input_tokens=10, cost_usd=0.5)
-    writer.flush()
-    conn.execute("COMMIT")
-    conn.close()
+    _add_a_message(store_path)
     passes = 0
 
     def tick() -> None:  # once every pass of the loop
@@ -290,15 +287,7 @@ async def test_an_unload_with_states_still_queued_writes_none_of_them(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The entry unloaded right after a refresh that queued writes: no write for a removed entity, no error."""
-    from openusage_demo import EventWriter
-
-    conn = sqlite3.connect(store_path, isolation_level=None)
-    conn.execute("BEGIN")
-    writer = EventWriter(conn)
-    message(writer, "2026-11-23T12:00:30Z", message_id="fresh", input_tokens=10, cost_usd=0.5)
-    writer.flush()
-    conn.execute("COMMIT")
-    conn.close()
+    _add_a_message(store_path)
     freezer.tick(timedelta(seconds=60))
     cost = "sensor.openusage_cost_all_time"
     before = hass.states.get(cost).state
