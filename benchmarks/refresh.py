@@ -234,6 +234,7 @@ async def _home_assistant_stalls(path: Path, config: Path, rounds: int, rebuilds
         restart = await _entry_restart(hass, flow["result"])
         coordinator = flow["result"].runtime_data
         gc.collect()  # settle the start-up garbage, as in a Home Assistant that has been running a while
+
         async def refresh_and_write() -> None:  # the changed states are written a few each pass of the loop
             await coordinator.async_refresh()
             await hass.async_block_till_done()
