@@ -351,9 +351,12 @@ async def test_pruned_days_read_no_block_again(tmp_path: Path, monkeypatch: pyte
 
 
 async def test_a_block_with_a_blob_is_checked_all_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """JSON holds no BLOB: a block with one is fingerprinted another way, and a change in place in it is found."""
+    """JSON holds no BLOB: a block with one is fingerprinted another way, and a change in place in it is found.
+
+    The newest row, in the tail, holds one too: the tail is compared by its rows' text all the same.
+    """
     path, conn, reader = _message_store(tmp_path, 40)
-    conn.execute("UPDATE usage_events SET model_raw = x'00ff1e3a' WHERE rowid = 2")
+    conn.execute("UPDATE usage_events SET model_raw = x'00ff1e3a' WHERE rowid IN (2, 40)")
     zone = ZoneInfo("UTC")
     try:
         await reader.refresh(NOW, zone)
