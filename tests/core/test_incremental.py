@@ -373,6 +373,32 @@ async def test_a_block_with_a_blob_is_checked_all_the_same(tmp_path: Path, monke
     assert all(high == mirror._TOP_ROWID for low, high in compared if low)
 
 
+async def test_rows_left_out_are_counted_as_they_leave_the_tail_and_when_pruned(tmp_path: Path) -> None:
+    """Rows the contract cannot place, counted while in the tail, then in their sealed block, then gone with a prune."""
+    path, conn, reader = _message_store(tmp_path, 6)
+    zone = ZoneInfo("UTC")
+    counts = []
+    try:
+        await reader.refresh(NOW, zone)
+        conn.execute("UPDATE usage_events SET input_tokens = -1 WHERE rowid IN (5, 6)")  # in the tail: seen at once
+        for minute, more in enumerate((0, 10, 0), start=1):
+            if more:
+                _messages(conn, more, hours_ago=1)  # the two leave the tail, and their block is sealed
+            now = NOW + timedelta(minutes=minute)
+            counts.append(((await reader.refresh(now, zone)).store.rows_left_out, await _left_out_now(path, now)))
+        conn.execute("DELETE FROM usage_events WHERE rowid <= 6")  # openusage's retention: the oldest rows go
+        now += timedelta(minutes=1)
+        counts.append(((await reader.refresh(now, zone)).store.rows_left_out, await _left_out_now(path, now)))
+    finally:
+        await reader.close()
+        conn.close()
+    assert counts == [(2, 2), (2, 2), (2, 2), (0, 0)]
+
+
+async def _left_out_now(path: Path, now: datetime) -> int:
+    return (await read_store(path, now, ZoneInfo("UTC"))).store.rows_left_out
+
+
 async def test_a_new_repair_migration_reads_the_store_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Openusage's repair migrations rewrite rows across the store at its start: the next refresh rebuilds."""
     _path, conn, reader = _message_store(tmp_path, 40)
