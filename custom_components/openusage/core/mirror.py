@@ -289,6 +289,15 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+async def _rows_as_text(db: Database, json_and_quoted: tuple[str, str], params: Mapping[str, Any]) -> list[Any]:
+    """Run a statement that reads rows as JSON text; one with a BLOB (JSON holds none) as SQL literals instead."""
+    json_sql, quoted_sql = json_and_quoted
+    try:
+        return await run(db, json_sql, params)
+    except sqlite3.OperationalError:
+        return await run(db, quoted_sql, params)
+
+
 def _digest(data: bytes) -> bytes:
     return hashlib.sha1(data, usedforsecurity=False).digest()[:8]
 
@@ -679,10 +688,7 @@ class UsageMirror:
         """Return the fingerprints of a block's rows in the store: what they hold in every column the figures read."""
         low = block * self._block_rows
         params = {"lo": low, "hi": low + self._block_rows - 1, "cut": cut}
-        try:
-            later, before = await one(db, _FINGERPRINT_JSON_SQL, params)
-        except sqlite3.OperationalError:
-            later, before = await one(db, _FINGERPRINT_QUOTED_SQL, params)
+        ((later, before),) = await _rows_as_text(db, (_FINGERPRINT_JSON_SQL, _FINGERPRINT_QUOTED_SQL), params)
         # Hashing a megabyte and splitting the days is a millisecond or more: off the event loop.
         return await asyncio.to_thread(_block_print, cut, later or b"", before or b"")
 
@@ -800,10 +806,7 @@ class UsageMirror:
         Return the tail's rowid range when its rows must be compared in full (after a start or a rebuild).
         """
         params = {"after": kept.tail_after}
-        try:
-            rows = dict(await run(db, _TAIL_JSON_SQL, params))
-        except sqlite3.OperationalError:
-            rows = dict(await run(db, _TAIL_QUOTED_SQL, params))
+        rows = dict(await _rows_as_text(db, (_TAIL_JSON_SQL, _TAIL_QUOTED_SQL), params))
         last, kept.tail_rows = kept.tail_rows, {rowid: text for rowid, text in rows.items() if rowid > tail_after}
         if last is None:
             return [(kept.tail_after + 1, _TOP_ROWID)]
