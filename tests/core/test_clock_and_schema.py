@@ -82,3 +82,7 @@ def test_the_oldest_usage_row_is_found_through_the_time_index(tmp_path: Path, ro
     conn.close()
     assert any("USING INDEX idx_usage_events_occurred_at" in detail for detail in plan), plan
     assert not any("TEMP B-TREE" in detail for detail in plan), plan
+
+
+def test_an_epoch_number_before_any_date_is_no_time() -> None:
+    assert parse_time(-1e20) is None
