@@ -10,7 +10,7 @@ import pytest
 
 from custom_components.openusage.core import mirror
 from custom_components.openusage.core.clock import format_utc, local_midnight, parse_time, sort_key
-from custom_components.openusage.core.schema import create_schema, release_range
+from custom_components.openusage.core.schema import create_indexes, create_schema, release_range
 from openusage_demo import EventWriter
 
 
@@ -86,3 +86,15 @@ def test_the_oldest_usage_row_is_found_through_the_time_index(tmp_path: Path, ro
 
 def test_an_epoch_number_before_any_date_is_no_time() -> None:
     assert parse_time(-1e20) is None
+
+
+def test_a_bulk_load_adds_the_indexes_it_skipped() -> None:
+    def indexes(conn: sqlite3.Connection) -> set[str]:
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql > ''")}
+
+    full, bulk = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+    create_schema(full)
+    create_schema(bulk, indexes=False)
+    assert "idx_usage_events_occurred_at" in indexes(full) - indexes(bulk)
+    create_indexes(bulk)
+    assert indexes(bulk) == indexes(full)

@@ -137,8 +137,16 @@ RELEASES: dict[str, tuple[str, ...]] = {
 LATEST_RELEASE = "0.24.4"
 
 
-def create_schema(conn: sqlite3.Connection, release: str = LATEST_RELEASE) -> None:
-    """Create the tables and indexes of an openusage release."""
+def create_schema(conn: sqlite3.Connection, release: str = LATEST_RELEASE, indexes: bool = True) -> None:
+    """Create the tables (and, unless `indexes` is False, the indexes) of an openusage release."""
+    for script in RELEASES[release]:
+        if not indexes and script is _V0_5_0_INDEXES:
+            continue
+        conn.executescript(script)
+
+
+def create_indexes(conn: sqlite3.Connection, release: str = LATEST_RELEASE) -> None:
+    """Create the indexes a bulk load skipped (faster than keeping them up to date row by row)."""
     for script in RELEASES[release]:
         conn.executescript(script)
 
