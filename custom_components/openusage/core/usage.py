@@ -218,31 +218,42 @@ def _bump(counts: dict[str, int], key: str, delta: int) -> None:
         del counts[key]
 
 
+_RECENT_WINDOW_BITS = tuple((window, WINDOW_BITS[window]) for window in RECENT_WINDOWS)
+
+
+class _Change(NamedTuple):
+    """What one group of rows adds to a target's slots."""
+
+    slots: tuple[tuple[int, int], ...]  # (slot, value), the values not zero
+    may_empty: bool  # whether it can leave a target with nothing: only with a value below zero, or none at all
+
+
 def _add_to(
     per_target: dict[Target, _Acc],
     targets: Iterable[Target],
-    contribution: Sequence[int],
+    change: _Change,
     refs: tuple[str, str, int],
 ) -> None:
     """Add one contribution to each target's sums.
 
     Also `count` references to its session and shared message identity (each '' when none), given as `refs`
-    (session, identity, count).
+    (session, identity, count). A target left with nothing goes.
     """
     session, identity, count = refs
+    changes = change.slots
+    may_empty = change.may_empty or count < 0
     for target in targets:
         acc = per_target.get(target)
         if acc is None:
             acc = per_target[target] = _Acc()
         slots = acc.slots
-        for i, value in enumerate(contribution):  # in place: a new list per add would keep the GC busy
-            if value:
-                slots[i] += value
+        for slot, value in changes:  # in place: a new list per add would keep the GC busy
+            slots[slot] += value
         if session:
             _bump(acc.sessions, session, count)
         if identity:
             _bump(acc.shared_messages, identity, count)
-        if acc.is_empty():
+        if may_empty and acc.is_empty():
             del per_target[target]
 
 
@@ -300,7 +311,7 @@ def map_provider(provider: str, links: Mapping[str, str]) -> str:
 
 def _contribution(
     is_tool: bool, is_error: bool, count: int, sums: Sequence[int], *, records: int, messages: int
-) -> list[int]:
+) -> _Change:
     """Return what one group of rows adds to each slot (metrics.md §2.3–§2.5).
 
     `sums[7]` is the requests, which are also the tool calls of tool rows (Copilot's workspace-file rows carry 0: no
@@ -317,7 +328,8 @@ def _contribution(
         slots[_REQ] = sums[7]
         slots[_MSG] = messages
     slots[_RECORDS] = records
-    return slots
+    changes = tuple((slot, value) for slot, value in enumerate(slots) if value)
+    return _Change(changes, not changes or any(value < 0 for _slot, value in changes))
 
 
 class KeptUsage:
@@ -391,7 +403,11 @@ class KeptUsage:
         return found
 
     def _add(
-        self, window: Window, targets: Iterable[Target], contribution: Sequence[int], refs: tuple[str, str, int]
+        self,
+        window: Window,
+        targets: Iterable[Target],
+        contribution: _Change,
+        refs: tuple[str, str, int],
     ) -> None:
         _add_to(self._windows[window], targets, contribution, refs)
         self._dirty[window].update(targets)
@@ -418,8 +434,8 @@ class KeptUsage:
             )
             refs = (session if is_message else "", identity if is_message else "", count)
             targets = self._targets_of((provider, account, model, agent, tool, project))
-            for window in RECENT_WINDOWS:
-                if mask & WINDOW_BITS[window]:
+            for window, bit in _RECENT_WINDOW_BITS:
+                if mask & bit:
                     self._add(window, targets[window], contribution, refs)
             if mask & ALL_BIT:
                 self._add(Window.ALL, targets[Window.ALL], contribution, refs)
