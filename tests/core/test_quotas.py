@@ -158,3 +158,22 @@ async def test_time_to_quota_exhaustion_from_the_recent_snapshots(
     assert metric.rate_percent_per_hour == (None if rate is None else pytest.approx(rate))
     assert metric.exhausted_at == (exhausted_at and datetime.fromisoformat(exhausted_at))
     assert quota.metrics["credits"].exhausted_at is None  # money, not a percent with a reset
+
+
+async def test_hundreds_of_accounts_each_have_their_own_newest_snapshot(tmp_path: Path) -> None:
+    """The accounts' newest rows are read a hundred accounts a statement: each row goes to its own account."""
+    db = tmp_path / "telemetry.db"
+    accounts = 250
+    with store(db) as w:
+        for n in range(accounts):
+            limit_snapshot(w, "2026-08-17T11:00:00Z", "codex", f"a{n:03d}", payload("OK"))
+            # Every account has 70 snapshots, more than a first read takes; the odd ones' newest is blanked.
+            for minute in range(1, 70):
+                newest = minute == 69
+                at = f"2026-08-17T11:{minute % 60:02d}:{minute // 60:02d}Z" if not newest else "2026-08-17T11:59:59Z"
+                limit_snapshot(w, at, "codex", f"a{n:03d}", "{}" if newest and n % 2 else payload("NEAR_LIMIT"))
+    result = await quotas(db)
+    assert [q.account_id for q in result] == [f"a{n:03d}" for n in range(accounts)]
+    assert all(q.observed_at == datetime.fromisoformat("2026-08-17T11:59:59Z") for q in result[::2])
+    assert all(not q.stale and q.status is QuotaStatus.NEAR_LIMIT for q in result[::2])
+    assert all(q.stale and q.observed_at < datetime.fromisoformat("2026-08-17T11:59:59Z") for q in result[1::2])

@@ -13,28 +13,28 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .clock import parse_time, sort_key
-from .db import Database, one, run, stream
+from .db import Database, run, stream
 from .models import QuotaMetric, QuotaSnapshot, QuotaStatus
 from .providers import KNOWN_QUOTA_METRICS
 from .usage import STORED_TIME_SQL
 
-_PAIRS_SQL = """
-SELECT provider_id, account_id FROM usage_events WHERE event_type = 'limit_snapshot'
+# Each account with its newest snapshot's time.
+_ACCOUNTS_SQL = f"""
+SELECT provider_id, account_id, MAX(occurred_at) FILTER (WHERE {STORED_TIME_SQL.format(col="occurred_at")})
+FROM usage_events WHERE event_type = 'limit_snapshot'
 GROUP BY provider_id, account_id
 """
 # Newest first; blanked payloads are skipped inside SQLite so they never cross into Python.
 _ROWS_SQL = f"""
 SELECT e.occurred_at, r.source_payload FROM usage_events e
 JOIN usage_raw_events r ON r.raw_event_id = e.raw_event_id
-WHERE e.event_type = 'limit_snapshot' AND e.provider_id IS :provider AND e.account_id IS :account
+WHERE e.event_type = 'limit_snapshot' AND e.provider_id IS :provider{{n}} AND e.account_id IS :account{{n}}
   AND {STORED_TIME_SQL.format(col="e.occurred_at")}
 ORDER BY e.occurred_at DESC
 """
-_NEWEST_SQL = f"""
-SELECT MAX(occurred_at) FROM usage_events
-WHERE event_type = 'limit_snapshot' AND provider_id IS :provider AND account_id IS :account
-  AND {STORED_TIME_SQL.format(col="occurred_at")}
-"""
+# The newest rows of several accounts in one statement, each row with its account's place in the list.
+_FIRST_ROWS_SQL = f"SELECT {{n}}, * FROM ({_ROWS_SQL} LIMIT {{limit}})"
+_ACCOUNTS_A_STATEMENT = 100  # well inside SQLite's limit of 500 parts of a compound statement
 # Stop looking for a readable payload after this many blanked or broken ones: at openusage ≤ 0.24.4
 # every older payload is blanked too, and walking months of polls would make a refresh slow.
 _MAX_SKIPPED = 500
@@ -252,25 +252,28 @@ def _feed_all(firsts: Sequence[tuple[_Scan, list[Any]]]) -> None:
 async def read_quotas(db: Database, now: datetime) -> tuple[dict[str, QuotaSnapshot], datetime | None]:
     """Read every account's quota, by account key in provider then account order, and the newest snapshot time.
 
-    Payloads are parsed in a worker thread: one may hold thousands of metrics. Each account's newest rows are read
-    in one statement and all parsed in one go; only an account whose newest rows hold no readable payload (or the
-    whole last hour) reads on.
+    Payloads are parsed in a worker thread: one may hold thousands of metrics. The accounts' newest rows are read in
+    one statement (a hundred accounts a statement) and all parsed in one go; only an account whose newest rows hold
+    no readable payload (or the whole last hour) reads on.
     """
-    accounts: list[tuple[Any, Any, str | None, _Scan]] = []
-    firsts: list[tuple[_Scan, list[Any]]] = []
-    for provider, account in await run(db, _PAIRS_SQL):
-        params = {"provider": provider, "account": account}
-        (newest,) = await one(db, _NEWEST_SQL, params)
-        scan = _Scan()
-        accounts.append((provider, account, newest, scan))
-        firsts.append((scan, await run(db, _ROWS_SQL + f" LIMIT {_SCAN_ROWS}", params)))
+    accounts = [(provider, account, newest, _Scan()) for provider, account, newest in await run(db, _ACCOUNTS_SQL)]
+    firsts: list[tuple[_Scan, list[Any]]] = [(scan, []) for *_key, scan in accounts]
+    for start in range(0, len(accounts), _ACCOUNTS_A_STATEMENT):
+        part = range(start, min(start + _ACCOUNTS_A_STATEMENT, len(accounts)))
+        sql = " UNION ALL ".join(_FIRST_ROWS_SQL.format(n=n, limit=_SCAN_ROWS) for n in part)
+        params = {}
+        for n in part:
+            params[f"provider{n}"], params[f"account{n}"] = accounts[n][:2]
+        for n, *row in await run(db, sql, params):
+            firsts[n][1].append(row)
     await asyncio.to_thread(_feed_all, firsts)
     for (provider, account, _newest, scan), (_scan, rows) in zip(accounts, firsts, strict=True):
         if scan.done or len(rows) < _SCAN_ROWS:
             continue
         params = {"provider": provider, "account": account}
+        more_sql = _ROWS_SQL.format(n="") + f" LIMIT -1 OFFSET {_SCAN_ROWS}"
         # Its statement ends at a break: aclosing finishes it.
-        async with aclosing(stream(db, _ROWS_SQL + f" LIMIT -1 OFFSET {_SCAN_ROWS}", params, _SCAN_ROWS)) as chunks:
+        async with aclosing(stream(db, more_sql, params, _SCAN_ROWS)) as chunks:
             async for more in chunks:
                 if await asyncio.to_thread(scan.feed, more):
                     break
