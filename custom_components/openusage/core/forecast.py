@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -133,21 +133,32 @@ def project_month(
     return MonthProjection(spent, spent + rest, spent + rest, spent + rest, METHOD_AVERAGE, 0)
 
 
+@lru_cache(maxsize=2)  # the same history every refresh of the hour
+def _histories(
+    hourly: tuple[HourlyCost, ...],
+) -> tuple[tuple[tuple[datetime, float], ...], Mapping[str, tuple[tuple[datetime, float], ...]]]:
+    """Return the whole store's hourly spend and each provider's.
+
+    The whole store's history is every provider's: the profile adds them up slot by slot.
+    """
+    per_key: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    for item in hourly:
+        per_key[item.provider].append((item.hour, item.cost_usd))
+    everything = tuple(cost for costs in per_key.values() for cost in costs)
+    return everything, {key: tuple(costs) for key, costs in per_key.items()}
+
+
 def month_forecast(
     usage: UsageFigures,
-    hourly: Iterable[HourlyCost],
+    hourly: tuple[HourlyCost, ...],
     now: datetime,
     zone: ZoneInfo,
     history_from: datetime | None,
 ) -> Forecast:
     """Return the month projection of the whole store and of each provider with spend this month or lately."""
-    per_key: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
-    for item in hourly:
-        per_key[item.provider].append((item.hour, item.cost_usd))
+    everything, per_key = _histories(hourly)
     providers = usage.breakdowns[Breakdown.PROVIDER]
     keys = set(per_key) | {k for k, w in providers.items() if w[Window.MONTH].cost_usd}
-    # The whole store's history is every provider's: the profile adds them up slot by slot.
-    everything = tuple(cost for costs in per_key.values() for cost in costs)
 
     def spent(key: str) -> float:
         windows = providers.get(key)
@@ -156,7 +167,7 @@ def month_forecast(
     return Forecast(
         month=project_month(usage.totals[Window.MONTH].cost_usd, everything, now, zone, history_from),
         by_provider={
-            key: project_month(spent(key), tuple(per_key[key]), now, zone, history_from) for key in sorted(keys)
+            key: project_month(spent(key), per_key.get(key, ()), now, zone, history_from) for key in sorted(keys)
         },
     )
 
