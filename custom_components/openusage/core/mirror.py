@@ -113,8 +113,11 @@ _TAIL_SQL = (
 )
 _TAIL_JSON_SQL = _TAIL_SQL.format(row=_ROW_JSON)
 _TAIL_QUOTED_SQL = _TAIL_SQL.format(row=_ROW_QUOTED)
-_CUT_AHEAD = timedelta(days=7)  # how far after the floor's day a block's fingerprints are cut
+_CUT_AHEAD = timedelta(days=7)  # how far after the floor's day a block's fingerprints are cut, at the least
 _CUT_MARGIN = timedelta(days=2)  # cut afresh when the floor's day comes this close to the cut
+# The blocks' cuts are spread over this many days more: a day's prune cuts a fifth of the blocks afresh, rather
+# than every block in the same hour once in five days.
+_CUT_SPREAD = 5
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MIGRATIONS_SQL = "SELECT group_concat(name || ' ' || applied_at, ',') FROM (SELECT * FROM _migrations ORDER BY name)"
 
@@ -311,12 +314,17 @@ def _block_print(cut: str, later: bytes, before: bytes) -> _BlockPrint:
     return _BlockPrint(cut, _digest(later), {day: _digest(b"\x1e".join(rows)) for day, rows in per_day.items()})
 
 
-def _cut_of(floor: str, ahead: timedelta = _CUT_AHEAD) -> str:
-    """Return the day a new fingerprint is cut at: a week after the floor's ('' with no usage row left)."""
+def _cut_of(floor: str, ahead: timedelta) -> str:
+    """Return the day `ahead` after the floor's ('' with no usage row left)."""
     try:
         return (date.fromisoformat(floor[:10]) + ahead).isoformat()
     except ValueError:
         return ""
+
+
+def _block_cut(floor: str, block: int) -> str:
+    """Return the day a block's new fingerprint is cut at: a week or more after the floor's, by the block."""
+    return _cut_of(floor, _CUT_AHEAD + timedelta(days=block % _CUT_SPREAD))
 
 
 async def _make_temp_tables(db: Database) -> None:
@@ -678,7 +686,9 @@ class UsageMirror:
             rebuilt_at=now,
             migrations=migrations,
             sealed=sealed,
-            fingerprints={block: await self._fingerprint(db, block, _cut_of(floor)) for block in range(sealed)},
+            fingerprints={
+                block: await self._fingerprint(db, block, _block_cut(floor, block)) for block in range(sealed)
+            },
             left_out=await self._left_out(db, 0, sealed * self._block_rows - 1),
             left_open=await self._left_out_rows(db, sealed * self._block_rows),
             checked_at=now,
@@ -773,7 +783,9 @@ class UsageMirror:
         for block in due:
             if block < kept.sealed:
                 kept_print = kept.fingerprints.get(block)
-                now_print = await self._fingerprint(db, block, kept_print.cut if kept_print else _cut_of(floor))
+                now_print = await self._fingerprint(
+                    db, block, kept_print.cut if kept_print else _block_cut(floor, block)
+                )
                 if now_print != kept_print:
                     rows = (block * size, block * size + size - 1)
                     changed = kept_print is None or not kept_print.same_but_pruned(now_print, floor)
@@ -782,14 +794,14 @@ class UsageMirror:
                     if changed or block in kept.left_out:  # a pruned day may have held rows left out
                         counted |= {block: 0} | await self._left_out(db, *rows)
                 if _cut_of(floor, _CUT_MARGIN) > now_print.cut:  # the floor came close to the cut: cut afresh
-                    now_print = await self._fingerprint(db, block, _cut_of(floor))
+                    now_print = await self._fingerprint(db, block, _block_cut(floor, block))
                 kept.fingerprints[block] = now_print
         if kept.sealed in due:
             ranges.append((open_from, _TOP_ROWID))
         elif sealed > kept.sealed:
             ranges.append((open_from, sealed * size - 1))  # the blocks sealed now
         for block in range(kept.sealed, sealed):
-            kept.fingerprints[block] = await self._fingerprint(db, block, _cut_of(floor))
+            kept.fingerprints[block] = await self._fingerprint(db, block, _block_cut(floor, block))
         for low, high in _merged(ranges):
             for sql in _FIND_CHANGES_SQL:
                 await run(db, sql, {"lo": low, "hi": high})
