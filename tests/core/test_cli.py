@@ -296,3 +296,34 @@ def test_a_cache_folder_in_the_state_folder_is_refused_before_anything_is_read(
     assert main([command, "--db", str(demo), "--cache-dir", str(demo.parent / "kept")]) == 2
     assert "inside openusage's state folder" in capsys.readouterr().err
     assert not (demo.parent / "kept").exists()
+
+
+_ARENAS_PROBE = """
+import ctypes, sys, threading
+if sys.argv[1] == "share":
+    from custom_components.openusage.core.cli import _share_allocator_arenas
+    _share_allocator_arenas()
+barrier = threading.Barrier(8)
+def work():
+    kept = [bytes(2000) for _ in range(200)]  # past Python's small-object allocator: the C one's
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL(None).malloc_stats()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator arenas")
+def test_the_publisher_s_threads_share_one_allocator_arena() -> None:
+    """Eight threads that allocate at once get arenas of their own, unless the publisher's setting is made first."""
+
+    def arenas(mode: str) -> int:
+        result = subprocess.run([sys.executable, "-c", _ARENAS_PROBE, mode], capture_output=True, text=True,
+                                check=True, cwd=REPO, timeout=60)  # fmt: skip
+        return sum(line.startswith("Arena ") for line in result.stderr.splitlines())
+
+    assert arenas("alone") > 2
+    assert arenas("share") == 1

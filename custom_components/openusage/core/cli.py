@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import json
 import logging
 import math
@@ -254,7 +255,27 @@ def publish_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Pu
     return settings_from(given, environ, dry_run=args.dry_run)
 
 
+# glibc's `mallopt` parameter: how many allocator arenas the process's threads share at most.
+_M_ARENA_MAX = -8
+
+
+def _share_allocator_arenas() -> None:
+    """Let the publisher's threads share one allocator arena; glibc would give each busy thread one of its own.
+
+    Each arena keeps memory that was given back to it: with the event loop's, SQLite's, the MQTT client's and the
+    worker's threads, about 8 MB more at the peak of a first read of 1,000,000 rows (two arenas kept as much as
+    eight). The threads take turns at Python's lock anyway. Outside glibc: nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
+    except (OSError, AttributeError):  # a C library without mallopt (musl)
+        return
+
+
 def _publish(args: argparse.Namespace) -> int:
+    _share_allocator_arenas()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
