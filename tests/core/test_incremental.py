@@ -548,3 +548,30 @@ async def test_a_store_replaced_by_a_larger_one_is_read_afresh(tmp_path: Path) -
     assert before.usage.totals[Window.ALL].cost_usd == 10
     assert after.usage.totals[Window.ALL].cost_usd == 40
     assert after.usage.breakdowns[Breakdown.PROVIDER].keys() == {"codex"}
+
+
+async def test_a_pruned_day_of_rows_left_out_only_leaves_the_count(tmp_path: Path) -> None:
+    """The oldest day held only a row the contract cannot place: its prune moves no floor, yet the count goes down."""
+    path = tmp_path / "telemetry.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    create_schema(conn)
+    writer = EventWriter(conn)
+    for i, days in enumerate([1, 7, 1, 1, 1, 1]):  # the second row is a week old: a sealed block's
+        writer.add(source_system="claude_code", occurred_at=f"{NOW - timedelta(days=days):%Y-%m-%dT%H:%M:%SZ}",
+                   message_id=f"m{i}", cost_usd=1.0, dedup_key=uuid.uuid4().hex)  # fmt: skip
+    writer.flush()
+    zone = ZoneInfo("UTC")
+    reader = StoreReader(path, ReadOptions(recent_rows=RECENT, check_block_rows=BLOCK))
+    try:
+        await reader.refresh(NOW, zone)
+        conn.execute("UPDATE usage_events SET input_tokens = -1 WHERE message_id = 'm1'")  # left out (§2.9)
+        later = NOW + CHECK  # its block is checked again
+        assert (await reader.refresh(later, zone)).store.rows_left_out == 1
+        conn.execute("DELETE FROM usage_events WHERE message_id = 'm1'")  # openusage's retention
+        after = await reader.refresh(later, zone)
+        full = await read_store(path, later, zone)
+    finally:
+        await reader.close()
+        conn.close()
+    assert after.store.rows_left_out == full.store.rows_left_out == 0
+    assert after.usage == full.usage

@@ -241,7 +241,14 @@ ORDER BY e.occurred_at LIMIT 1
 """
 
 
-_TOP_AND_OLDEST_SQL = f"SELECT (SELECT coalesce(max(rowid), 0) FROM usage_events), ({_OLDEST_SQL})"
+# The oldest usage row with a stored time, placeable or not: when it moves on, rows were pruned, maybe only rows
+# left out, which leave the floor where it was.
+_OLDEST_ANY_SQL = """
+SELECT e.occurred_at FROM usage_events e
+WHERE e.occurred_at >= '0' AND e.occurred_at < ':' AND +e.event_type IN ('message_usage', 'tool_usage')
+ORDER BY e.occurred_at LIMIT 1
+"""
+_TOP_AND_OLDEST_SQL = f"SELECT (SELECT coalesce(max(rowid), 0) FROM usage_events), ({_OLDEST_SQL}), ({_OLDEST_ANY_SQL})"
 
 _META_SQL = "CREATE TABLE IF NOT EXISTS cache_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -428,6 +435,7 @@ class _Kept:
     hourly_from: str = ""  # the sums from this key on are read again at the next hour
     figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
     tail_rows: dict[int, bytes] | None = None  # the tail's usage rows as last compared (None: compare them all)
+    oldest_any: Any = None  # the oldest usage row's time, placeable or not, at the last refresh
 
 
 def _kept_state(kept: _Kept) -> dict[str, Any]:
@@ -595,7 +603,7 @@ class UsageMirror:
     async def _refresh(
         self, db: Database, bounds: WindowBounds, now: datetime, watermark: str | None, tables: set[str]
     ) -> UsageRead:
-        max_rowid, oldest_at = await one(db, _TOP_AND_OLDEST_SQL)
+        max_rowid, oldest_at, oldest_any = await one(db, _TOP_AND_OLDEST_SQL)
         floor = _floor_of(oldest_at)
         migrations = await _migrations(db, tables)
         if self._clean:
@@ -620,7 +628,8 @@ class UsageMirror:
             kept = await self._rebuild(db, bounds, now, max_rowid, floor[0], migrations=migrations)
         else:
             await self._age(db, kept, bounds)
-            await self._apply_changes(db, kept, bounds, floor, (max_rowid, now, restarted))
+            await self._apply_changes(db, kept, bounds, floor, (max_rowid, now, restarted, oldest_any))
+        kept.oldest_any = oldest_any
         self._kept = kept
         read = await self._figures(db, kept, bounds, oldest_at[:10] if oldest_at else None, (watermark, tables))
         return replace(read, first_event_at=oldest_at, hourly_cost=await self._hourly_cost(db, kept, now))
@@ -755,19 +764,21 @@ class UsageMirror:
         kept.cursor = (start + count) % blocks
         return [(start + i) % blocks for i in range(count)]
 
-    async def _find_changes(self, db: Database, kept: _Kept, max_rowid: int, due: list[int], floor: str) -> None:
+    async def _find_changes(
+        self, db: Database, kept: _Kept, top_and_due: tuple[int, list[int]], floor: str, pruned: bool
+    ) -> None:
         """Put into temp.changed the rows that changed, and bring the blocks' fingerprints and counts up to date.
 
         The rows are those of the tail, of the due blocks whose fingerprint changed, and of the blocks that left the
         tail now; the rows after the sealed blocks are compared in full when their turn is due. The tail's rows left
         out are found every refresh: a row of the tail enriched into one that cannot be placed counts at once.
         """
+        max_rowid, due = top_and_due
         size = self._block_rows
         tail_after = max(kept.tail_after, max_rowid - self._recent_rows)
         sealed = (tail_after + 1) // size
         ranges = await self._tail_changes(db, kept, tail_after)
         open_from = kept.sealed * size
-        pruned = floor != kept.floor  # openusage's retention deletes rows it cannot place too
         # The rows left out after the sealed blocks: those of the tail every refresh, all of them once a period.
         counted_from = open_from if pruned or kept.sealed in due else kept.tail_after + 1
         left_open = {rowid for rowid in kept.left_open if rowid < counted_from}
@@ -834,12 +845,15 @@ class UsageMirror:
         kept: _Kept,
         bounds: WindowBounds,
         floor_of: tuple[str, str],
-        moment: tuple[int, datetime, bool],
+        moment: tuple[int, datetime, bool, Any],
     ) -> None:
         floor, floor_next = floor_of
-        max_rowid, now, restarted = moment
+        max_rowid, now, restarted, oldest_any = moment
         old_floor = kept.floor
-        await self._find_changes(db, kept, max_rowid, self._due_blocks(kept, now, restarted), floor)
+        # openusage's retention deletes rows the contract cannot place too, even when no placeable row goes.
+        pruned = floor != old_floor or oldest_any != kept.oldest_any
+        due = self._due_blocks(kept, now, restarted)
+        await self._find_changes(db, kept, (max_rowid, due), floor, pruned)
         params = {"floor": floor, "floor_next": floor_next, "old_floor": old_floor}
         await run(db, _FLOOR_GONE_SQL, params)
         await run(db, _STRADDLING_SQL, params)
