@@ -232,22 +232,17 @@ GROUP BY 1, 2
 
 # The text bounds, which the stored form implies, make SQLite walk the time index: without them SQLite 3.53 reads
 # every row and sorts them (16 s a refresh at 1,000,000 rows). Only here: a full read walks the rowids instead.
-_OLDEST_SQL = f"""
+_OLDEST_OF_SQL = """
 SELECT e.occurred_at FROM usage_events e
-WHERE e.occurred_at >= '0' AND e.occurred_at < ':' AND +e.event_type IN ('message_usage', 'tool_usage')
-  AND {PLACEABLE_SQL}
-  AND EXISTS (SELECT 1 FROM usage_raw_events r WHERE r.raw_event_id = e.raw_event_id)
+WHERE e.occurred_at >= '0' AND e.occurred_at < ':' AND +e.event_type IN ('message_usage', 'tool_usage') {rows}
 ORDER BY e.occurred_at LIMIT 1
 """
-
-
+_OLDEST_SQL = _OLDEST_OF_SQL.format(
+    rows=f"AND {PLACEABLE_SQL} AND EXISTS (SELECT 1 FROM usage_raw_events r WHERE r.raw_event_id = e.raw_event_id)"
+)
 # The oldest usage row with a stored time, placeable or not: when it moves on, rows were pruned, maybe only rows
 # left out, which leave the floor where it was.
-_OLDEST_ANY_SQL = """
-SELECT e.occurred_at FROM usage_events e
-WHERE e.occurred_at >= '0' AND e.occurred_at < ':' AND +e.event_type IN ('message_usage', 'tool_usage')
-ORDER BY e.occurred_at LIMIT 1
-"""
+_OLDEST_ANY_SQL = _OLDEST_OF_SQL.format(rows="")
 _TOP_AND_OLDEST_SQL = f"SELECT (SELECT coalesce(max(rowid), 0) FROM usage_events), ({_OLDEST_SQL}), ({_OLDEST_ANY_SQL})"
 
 _META_SQL = "CREATE TABLE IF NOT EXISTS cache_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
