@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -38,6 +38,33 @@ class HourlyCost:
     provider: str
     hour: datetime
     cost_usd: float
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class CostHistory:
+    """Hourly spend, oldest first. Equal only to itself: the caches below find it without hashing its hours."""
+
+    costs: tuple[tuple[datetime, float], ...]
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class SpendHistory:
+    """The whole store's hourly spend and each provider's, as the projection reads them (made once an hour)."""
+
+    everything: CostHistory
+    by_provider: Mapping[str, CostHistory]
+
+
+def spend_history(hourly: Iterable[HourlyCost]) -> SpendHistory:
+    """Return the whole store's hourly spend and each provider's.
+
+    The whole store's history is every provider's: the profile adds them up slot by slot.
+    """
+    per_key: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    for item in hourly:
+        per_key[item.provider].append((item.hour, item.cost_usd))
+    everything = tuple(cost for costs in per_key.values() for cost in costs)
+    return SpendHistory(CostHistory(everything), {key: CostHistory(tuple(costs)) for key, costs in per_key.items()})
 
 
 def profile_since(now: datetime) -> datetime:
@@ -74,12 +101,10 @@ def _whole_hours_left(current: datetime, end: datetime, zone: ZoneInfo) -> dict[
 
 
 @lru_cache(maxsize=32)  # the history changes once an hour; refreshes in between ask again
-def _week_profiles(
-    costs: tuple[tuple[datetime, float], ...], current: datetime, zone: ZoneInfo, weeks: int
-) -> tuple[dict[Slot, float], ...]:
+def _week_profiles(costs: CostHistory, current: datetime, zone: ZoneInfo, weeks: int) -> tuple[dict[Slot, float], ...]:
     """Return what each weekday-hour slot cost in each of the last `weeks` weeks (0: the week just gone)."""
     per_week: list[dict[Slot, float]] = [defaultdict(float) for _ in range(weeks)]
-    for hour, cost in costs:
+    for hour, cost in costs.costs:
         back = (current - HOUR - hour) // WEEK
         if 0 <= back < weeks and hour < current:
             per_week[back][_slot(hour, zone)] += cost
@@ -88,7 +113,7 @@ def _week_profiles(
 
 @lru_cache(maxsize=32)  # worked out once an hour: a refresh adds only what is left of the hour under way
 def _rests_after_this_hour(
-    costs: tuple[tuple[datetime, float], ...], current: datetime, zone: ZoneInfo, weeks: int, end: datetime
+    costs: CostHistory, current: datetime, zone: ZoneInfo, weeks: int, end: datetime
 ) -> tuple[float, ...]:
     """Return what each of the last `weeks` weeks' profiles spends in the whole hours after the current one."""
     left = _whole_hours_left(current, end, zone)
@@ -100,7 +125,7 @@ def _rests_after_this_hour(
 
 def project_month(
     spent: float,
-    costs: tuple[tuple[datetime, float], ...],
+    costs: CostHistory,
     now: datetime,
     zone: ZoneInfo,
     history_from: datetime | None,
@@ -128,35 +153,23 @@ def project_month(
     hours = (current - start) // HOUR
     if hours <= 0:
         return MonthProjection(spent, spent, spent, spent, METHOD_NONE, 0)
-    rate = sum(cost for hour, cost in costs if start <= hour < current) / hours
+    rate = sum(cost for hour, cost in costs.costs if start <= hour < current) / hours
     rest = rate * (this_hour + sum(_whole_hours_left(current, end, zone).values()))
     return MonthProjection(spent, spent + rest, spent + rest, spent + rest, METHOD_AVERAGE, 0)
 
 
-@lru_cache(maxsize=2)  # the same history every refresh of the hour
-def _histories(
-    hourly: tuple[HourlyCost, ...],
-) -> tuple[tuple[tuple[datetime, float], ...], Mapping[str, tuple[tuple[datetime, float], ...]]]:
-    """Return the whole store's hourly spend and each provider's.
-
-    The whole store's history is every provider's: the profile adds them up slot by slot.
-    """
-    per_key: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
-    for item in hourly:
-        per_key[item.provider].append((item.hour, item.cost_usd))
-    everything = tuple(cost for costs in per_key.values() for cost in costs)
-    return everything, {key: tuple(costs) for key, costs in per_key.items()}
+_NO_HISTORY = CostHistory(())
 
 
 def month_forecast(
     usage: UsageFigures,
-    hourly: tuple[HourlyCost, ...],
+    history: SpendHistory,
     now: datetime,
     zone: ZoneInfo,
     history_from: datetime | None,
 ) -> Forecast:
     """Return the month projection of the whole store and of each provider with spend this month or lately."""
-    everything, per_key = _histories(hourly)
+    per_key = history.by_provider
     providers = usage.breakdowns[Breakdown.PROVIDER]
     keys = set(per_key) | {k for k, w in providers.items() if w[Window.MONTH].cost_usd}
 
@@ -165,9 +178,10 @@ def month_forecast(
         return windows[Window.MONTH].cost_usd if windows else 0.0
 
     return Forecast(
-        month=project_month(usage.totals[Window.MONTH].cost_usd, everything, now, zone, history_from),
+        month=project_month(usage.totals[Window.MONTH].cost_usd, history.everything, now, zone, history_from),
         by_provider={
-            key: project_month(spent(key), per_key.get(key, ()), now, zone, history_from) for key in sorted(keys)
+            key: project_month(spent(key), per_key.get(key, _NO_HISTORY), now, zone, history_from)
+            for key in sorted(keys)
         },
     )
 

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from .cache import cache_identity, remove_cache_file
 from .clock import WindowBounds, parse_time
 from .db import Database, close, connect, one, run
-from .forecast import HourlyCost, budget_statuses, month_forecast
+from .forecast import HourlyCost, SpendHistory, budget_statuses, month_forecast, spend_history
 from .mirror import CHECK_BLOCK_ROWS, DEFAULT_CHECK_PERIOD, RECENT_ROWS, UsageMirror
 from .models import QuotaSnapshot, Snapshot, StoreHealth
 from .quotas import read_quotas
@@ -486,7 +486,7 @@ class StoreReader:
         """Every figure from what was read, with the store's files and spools (blocking: a worker thread)."""
         db_size, wal_size, backup = _store_files(self.path)
         projection = month_forecast(
-            read.usage.figures, _hourly_costs(read.usage.hourly_cost), now, zone, parse_time(read.usage.first_event_at)
+            read.usage.figures, _spend_history(read.usage.hourly_cost), now, zone, parse_time(read.usage.first_event_at)
         )
         return Snapshot(
             now=now,
@@ -534,10 +534,10 @@ class StoreReader:
                     await self._let_go()
 
 
-@lru_cache(maxsize=2)  # read once an hour: refreshes in between hand in the same history
-def _hourly_costs(hourly: tuple[tuple[str, str, int], ...]) -> tuple[HourlyCost, ...]:
+@lru_cache(maxsize=2)  # read once an hour: refreshes in between hand in the same history, and get the same object
+def _spend_history(hourly: tuple[tuple[str, str, int], ...]) -> SpendHistory:
     """Each provider's hourly spend, as the projection reads it."""
-    return tuple(
+    return spend_history(
         HourlyCost(provider, datetime.fromisoformat(f"{hour}:00:00+00:00"), nano / NANO_USD)
         for provider, hour, nano in hourly
     )
