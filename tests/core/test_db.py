@@ -1,14 +1,15 @@
-"""The connection layer: a connection given up while it opens leaves no thread, and long names stay short."""
+"""The connection layer: a connection cancelled while it opens leaves no thread, its thread gives way, names stay short."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
-from custom_components.openusage.core.db import connect
+from custom_components.openusage.core.db import CONNECTION_NICENESS, _threads, close, connect, one
 from custom_components.openusage.core.naming import slug
 
 
@@ -24,6 +25,20 @@ async def test_a_connection_cancelled_while_it_opens_is_closed(tmp_path: Path) -
             break
         await asyncio.sleep(0.01)
     assert set(threading.enumerate()) <= before
+
+
+async def test_the_connection_thread_runs_below_the_event_loop(tmp_path: Path) -> None:
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    db = await connect(f"file:{tmp_path / 'any.db'}?mode=memory", 1.0)
+    try:
+        assert await one(db, "SELECT 1") == (1,)
+        connection_thread = _threads[db].native_id
+        assert connection_thread is not None
+        assert connection_thread != threading.get_native_id()
+        assert os.getpriority(os.PRIO_PROCESS, connection_thread) == min(19, loop_nice + CONNECTION_NICENESS)
+    finally:
+        await close(db)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_nice  # only that thread's
 
 
 def test_a_long_name_is_cut_and_told_apart_by_a_hash() -> None:

@@ -4,12 +4,18 @@ Every statement runs on the connection's own thread, so the event loop never wai
 back to the loop whole (`run`, `one`) or in chunks (`stream`), and the Python work between statements is
 small, or done chunk by chunk. A cursor is always finished on the connection's thread: one dropped on the
 event loop's would make the loop wait for the connection's lock.
+
+The connection's thread runs at a lower CPU priority than the rest of the process. Linux often wakes the event
+loop on the very CPU that thread is busy on, and the loop then waits there for its turn: 2 to 4 ms a refresh on two
+cores, while a statement ran. At a lower priority the statement gives way to the loop at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import sys
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -21,6 +27,7 @@ import aiosqlite
 Database: TypeAlias = aiosqlite.Connection
 Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
 STREAM_ROWS = 64  # rows a stream hands over at once: a millisecond or two of folding each
+CONNECTION_NICENESS = 10  # added to the connection thread's nice value: below the event loop's
 
 
 # Each connection's thread, to see it end at `close` (aiosqlite's close returns just before it does).
@@ -33,6 +40,7 @@ async def connect(database: str, busy_timeout: float) -> Database:
 
     def connector() -> sqlite3.Connection:  # runs on the connection's thread
         threads.append(threading.current_thread())
+        _give_way_to_the_loop()
         conn = sqlite3.connect(database, uri=True, timeout=busy_timeout, isolation_level=None)
         conn.text_factory = _text
         return conn
@@ -47,6 +55,16 @@ async def connect(database: str, busy_timeout: float) -> Database:
         raise
     _threads[db] = threads[0]
     return db
+
+
+def _give_way_to_the_loop() -> None:
+    """Lower the calling thread's CPU priority: on Linux each thread has a nice value of its own (elsewhere a no-op)."""
+    if sys.platform == "linux":
+        with suppress(OSError):  # a sandbox may forbid it: the figures are the same, only the loop waits more
+            thread = threading.get_native_id()
+            os.setpriority(
+                os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + CONNECTION_NICENESS)
+            )
 
 
 async def _opened(db: Database) -> Database:
