@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from custom_components.openusage.core import mirror
 from custom_components.openusage.core.db import Database
 from custom_components.openusage.core.models import Breakdown, Snapshot, Window
-from custom_components.openusage.core.reader import ReadOptions, StoreReader, read_store
+from custom_components.openusage.core.reader import ReadOptions, StoreReader, open_store, read_store
 from custom_components.openusage.core.schema import create_schema
 from openusage_demo import EventWriter, build_rollup, generate_demo_store
 from tests.counting import count_rebuilds
@@ -312,7 +312,8 @@ async def test_pruned_days_read_no_block_again(tmp_path: Path, monkeypatch: pyte
     """Twelve days spread over every block, pruned one a day: the other days' fingerprints stay as they were.
 
     The pruned rows leave the mirror with the floor, and no block is compared row by row in the hours after,
-    also once the floor has come near the day the fingerprints were cut at and they are cut afresh.
+    also once the floor has come near the day the fingerprints were cut at and they are cut afresh: a block cut
+    afresh is still read once in the hour.
     """
     path = tmp_path / "telemetry.db"
     conn = sqlite3.connect(path, isolation_level=None)
@@ -328,15 +329,16 @@ async def test_pruned_days_read_no_block_again(tmp_path: Path, monkeypatch: pyte
     writer.flush()
     zone = ZoneInfo("UTC")
     reader = StoreReader(path, ReadOptions(recent_rows=RECENT, check_block_rows=BLOCK))
-    costs, printed = [], []
-    fingerprint = mirror.UsageMirror._fingerprint
-    blocks: list[int] = []
+    costs, recut, read_twice = [], [], []
+    rows_as_text = mirror._rows_as_text
+    blocks: list[tuple[int, bool]] = []  # each block read for its fingerprints, and whether it was cut afresh
 
-    async def counting(self: mirror.UsageMirror, db: Any, block: int, cut: str) -> Any:
-        blocks.append(block)
-        return await fingerprint(self, db, block, cut)
+    async def counting(db: Any, json_and_quoted: tuple[str, str], params: Any) -> Any:
+        if json_and_quoted[0] in (mirror._FINGERPRINT_JSON_SQL, mirror._RECUT_JSON_SQL):
+            blocks.append((params["lo"] // BLOCK, json_and_quoted[0] == mirror._RECUT_JSON_SQL))
+        return await rows_as_text(db, json_and_quoted, params)
 
-    monkeypatch.setattr(mirror.UsageMirror, "_fingerprint", counting)
+    monkeypatch.setattr(mirror, "_rows_as_text", counting)
     try:
         now = NOW
         await reader.refresh(now, zone)
@@ -348,19 +350,54 @@ async def test_pruned_days_read_no_block_again(tmp_path: Path, monkeypatch: pyte
             for _ in range(6):  # an hour of refreshes ten minutes apart: every block checked
                 now += timedelta(minutes=10)
                 after = await reader.refresh(now, zone)
-            printed.append(len(blocks) - len(set(blocks)))  # blocks fingerprinted twice: cut afresh
+            recut.append(sum(afresh for _block, afresh in blocks))
+            read_twice.append(len(blocks) - len({block for block, _afresh in blocks}))
             full = await read_store(path, now, zone)
             costs.append((after.usage.totals[Window.ALL].cost_usd, full.usage.totals[Window.ALL].cost_usd))
     finally:
         await reader.close()
         conn.close()
     assert costs == [(80 - 6 * day, 80 - 6 * day) for day in range(1, 10)]
-    # The 20 sealed blocks' cuts are spread over five days: a day's prune cuts a few afresh, never all of them.
-    assert sum(printed) > 0, printed
-    assert max(printed) <= 4, printed
+    # The 20 sealed blocks' cuts are spread over five days: a day's prune cuts a few afresh, never all of them, and
+    # each of them is read once.
+    assert sum(recut) > 0, recut
+    assert max(recut) <= 4, recut
+    assert read_twice == [0] * 9
     # Only the rows after the sealed blocks (the tail every refresh, the rest once an hour), never a sealed block.
     assert compared
     assert all(high == mirror._TOP_ROWID for _low, high in compared)
+
+
+@pytest.mark.parametrize("blob", [False, True])
+async def test_a_block_cut_afresh_has_the_fingerprints_of_two_reads(tmp_path: Path, blob: bool) -> None:
+    """One read gives a block's fingerprints at its old cut and at its new one, as two reads would.
+
+    Rows of days on both sides of both cuts, on the cuts' days, and with times no day can be read from; with a BLOB
+    (read as SQL literals) and without.
+    """
+    path = tmp_path / "telemetry.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    create_schema(conn)
+    writer = EventWriter(conn)
+    for i in range(12):
+        at = f"{NOW - timedelta(days=12 - i % 6, minutes=i):%Y-%m-%dT%H:%M:%SZ}"
+        writer.add(source_system="claude_code", occurred_at=at, message_id=f"m{i}", cost_usd=1.0, session_id="s",
+                   dedup_key=uuid.uuid4().hex)  # fmt: skip
+    writer.flush()
+    conn.execute("UPDATE usage_events SET occurred_at = 'soon' WHERE rowid = 3")
+    conn.execute("UPDATE usage_events SET occurred_at = 20260101 WHERE rowid = 5")
+    if blob:
+        conn.execute("UPDATE usage_events SET model_raw = x'00ff' WHERE rowid = 7")
+    conn.close()
+    cut, new_cut = f"{NOW - timedelta(days=10):%Y-%m-%d}", f"{NOW - timedelta(days=8):%Y-%m-%d}"
+    kept = mirror.UsageMirror({}, block_rows=16)
+    async with open_store(path) as (db, _tables):
+        old_print, new_print = await kept._recut(db, 0, cut, new_cut)
+        assert old_print == await kept._fingerprint(db, 0, cut)
+        assert new_print == await kept._fingerprint(db, 0, new_cut)
+    assert len(old_print.days) == 2
+    assert len(new_print.days) == 4
+    assert old_print.later != new_print.later
 
 
 async def test_a_block_with_a_blob_is_checked_all_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -106,6 +106,20 @@ _ROW_JSON = f"json_array({', '.join(_FINGERPRINTED)})"
 _ROW_QUOTED = f"hex({' || char(31) || '.join(f'quote({c})' for c in _FINGERPRINTED)})"
 _FINGERPRINT_JSON_SQL = _FINGERPRINT_SQL.format(row=_ROW_JSON, after=_AFTER_CUT)
 _FINGERPRINT_QUOTED_SQL = _FINGERPRINT_SQL.format(row=_ROW_QUOTED, after=_AFTER_CUT)
+# A block whose cut moves on: its fingerprints at the old cut (to compare) and at the new one, from one read. The
+# subquery's LIMIT keeps SQLite from copying a row's text into each aggregate, so it is made once; each row before the
+# new cut starts with whether it is after the old one.
+_RECUT_SQL = (
+    "SELECT CAST(group_concat(j, char(30)) FILTER (WHERE after_old) AS BLOB), "
+    "CAST(group_concat(after_old || hex(substr(t, 1, 10)) || ':' || j, char(30)) FILTER (WHERE NOT after_new) "
+    "AS BLOB), "
+    "CAST(group_concat(j, char(30)) FILTER (WHERE after_new) AS BLOB) "
+    "FROM (SELECT occurred_at AS t, coalesce(occurred_at >= :cut, 0) AS after_old, "
+    "coalesce(occurred_at >= :new_cut, 0) AS after_new, {row} AS j FROM usage_events "
+    "WHERE rowid BETWEEN :lo AND :hi AND +event_type IN ('message_usage', 'tool_usage') LIMIT -1)"
+)
+_RECUT_JSON_SQL = _RECUT_SQL.format(row=_ROW_JSON)
+_RECUT_QUOTED_SQL = _RECUT_SQL.format(row=_ROW_QUOTED)
 # The tail's usage rows one by one, as the fingerprints see them: a row whose text changed is projected again.
 _TAIL_SQL = (
     "SELECT rowid, CAST({row} AS BLOB) FROM usage_events "
@@ -314,6 +328,16 @@ def _block_print(cut: str, later: bytes, before: bytes) -> _BlockPrint:
         day, _, text = row.partition(b":")  # JSON escapes the separators inside the row
         per_day.setdefault(bytes.fromhex(day.decode()).decode("latin-1"), []).append(text)
     return _BlockPrint(cut, _digest(later), {day: _digest(b"\x1e".join(rows)) for day, rows in per_day.items()})
+
+
+def _recut_prints(
+    cuts: tuple[str, str], later: bytes, before: bytes, later_new: bytes
+) -> tuple[_BlockPrint, _BlockPrint]:
+    """Return a block's fingerprints at its old cut and at its new one, from the text _RECUT_SQL reads."""
+    cut, new_cut = cuts
+    rows = before.split(b"\x1e") if before else []
+    before_old = b"\x1e".join(row[1:] for row in rows if row[:1] == b"0")
+    return _block_print(cut, later, before_old), _block_print(new_cut, later_new, b"\x1e".join(row[1:] for row in rows))
 
 
 def _cut_of(floor: str, ahead: timedelta) -> str:
@@ -706,6 +730,13 @@ class UsageMirror:
         # Hashing a megabyte and splitting the days is a millisecond or more: off the event loop.
         return await asyncio.to_thread(_block_print, cut, later or b"", before or b"")
 
+    async def _recut(self, db: Database, block: int, cut: str, new_cut: str) -> tuple[_BlockPrint, _BlockPrint]:
+        """Return the fingerprints of a block's rows at its cut and at a new cut, from one read."""
+        low = block * self._block_rows
+        params = {"lo": low, "hi": low + self._block_rows - 1, "cut": cut, "new_cut": new_cut}
+        ((later, before, later_new),) = await _rows_as_text(db, (_RECUT_JSON_SQL, _RECUT_QUOTED_SQL), params)
+        return await asyncio.to_thread(_recut_prints, (cut, new_cut), later or b"", before or b"", later_new or b"")
+
     async def _left_out(self, db: Database, low: int, high: int) -> dict[int, int]:
         """Return how many usage rows the contract cannot place each block from rowid `low` to `high` holds."""
         params = {"size": self._block_rows, "lo": low, "hi": high}
@@ -789,9 +820,11 @@ class UsageMirror:
         for block in due:
             if block < kept.sealed:
                 kept_print = kept.fingerprints.get(block)
-                now_print = await self._fingerprint(
-                    db, block, kept_print.cut if kept_print else _block_cut(floor, block)
-                )
+                cut = kept_print.cut if kept_print else _block_cut(floor, block)
+                if _cut_of(floor, _CUT_MARGIN) > cut:  # the floor came close to the cut: cut afresh
+                    now_print, next_print = await self._recut(db, block, cut, _block_cut(floor, block))
+                else:
+                    now_print = next_print = await self._fingerprint(db, block, cut)
                 if now_print != kept_print:
                     rows = (block * size, block * size + size - 1)
                     changed = kept_print is None or not kept_print.same_but_pruned(now_print, floor)
@@ -799,9 +832,7 @@ class UsageMirror:
                         ranges.append(rows)
                     if changed or block in kept.left_out:  # a pruned day may have held rows left out
                         counted |= {block: 0} | await self._left_out(db, *rows)
-                if _cut_of(floor, _CUT_MARGIN) > now_print.cut:  # the floor came close to the cut: cut afresh
-                    now_print = await self._fingerprint(db, block, _block_cut(floor, block))
-                kept.fingerprints[block] = now_print
+                kept.fingerprints[block] = next_print
         if kept.sealed in due:
             ranges.append((open_from, _TOP_ROWID))
         elif sealed > kept.sealed:
