@@ -265,6 +265,56 @@ async def test_old_rows_updated_in_place_count_within_a_check_period_without_a_r
     assert rebuilt == 1  # the first refresh only
 
 
+async def test_the_hourly_history_reads_again_only_the_days_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row of ten days ago changed in place: the projection's history reads that day again, not every day since.
+
+    At the next hour it reads that day and the hours since its last read; its figures are a fresh read's.
+    """
+    path = tmp_path / "telemetry.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    create_schema(conn)
+    writer = EventWriter(conn)
+    for hours in range(20 * 24, 0, -1):  # a message an hour for twenty days
+        writer.add(source_system="claude_code", occurred_at=f"{NOW - timedelta(hours=hours):%Y-%m-%dT%H:%M:%SZ}",
+                   message_id=f"m{hours}", cost_usd=1.0, session_id="s", dedup_key=uuid.uuid4().hex)  # fmt: skip
+    writer.flush()
+    changed_day = f"{NOW - timedelta(days=10):%Y-%m-%d}"
+    reads: list[tuple[str, str]] = []
+    run = mirror.run
+
+    async def recording(db: Any, sql: str, params: Any = ()) -> Any:
+        if sql == mirror._HOURLY_COST_SQL:
+            reads.append((params["since"], params["until"]))
+        return await run(db, sql, params)
+
+    monkeypatch.setattr(mirror, "run", recording)
+    zone = ZoneInfo("UTC")
+    reader = StoreReader(path, ReadOptions(recent_rows=RECENT, check_block_rows=64))
+    try:
+        await reader.refresh(NOW, zone)
+        conn.execute(
+            "UPDATE usage_events SET cost_usd = 5.0 WHERE rowid = (SELECT min(rowid) FROM usage_events "
+            "WHERE substr(occurred_at, 1, 10) = ?)",
+            (changed_day,),
+        )
+        reads.clear()
+        for minute in range(10, 130, 10):  # two hours: every block checked, the history read twice
+            after = await reader.refresh(NOW + timedelta(minutes=minute), zone)
+        read = list(reads)
+        full = await read_store(path, NOW + timedelta(minutes=120), zone)
+    finally:
+        await reader.close()
+        conn.close()
+    assert after.forecast == full.forecast
+    assert after.usage.totals[Window.ALL].cost_usd == full.usage.totals[Window.ALL].cost_usd == 20 * 24 + 4
+    read_days = {since[:10] for since, _until in read}
+    assert changed_day in read_days  # read again
+    assert read_days <= {changed_day, f"{NOW:%Y-%m-%d}", f"{NOW + timedelta(hours=2):%Y-%m-%d}"}
+    assert all(until[:10] == changed_day for since, until in read if since[:10] == changed_day)
+
+
 async def test_each_block_is_checked_once_a_period(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Refreshes 5 s apart or 10 min apart check every block once a period, not more: the check's cost is fixed."""
     path = tmp_path / "telemetry.db"

@@ -35,7 +35,7 @@ import math
 import re
 import sqlite3
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -295,6 +295,7 @@ def _floor_of(oldest: str | None) -> tuple[str, str]:
 
 
 _TOP = "\U0010ffff"  # above every sort key
+_AFTER_DAY = "U"  # after every key of the day or hour it is put after ('T' follows the day)
 
 
 def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -368,16 +369,16 @@ async def _empty_temp_tables(db: Database) -> None:
 
 async def _fold(
     db: Database, usage: KeptUsage, sql: str, params: Mapping[str, Any], sign: int, *, since_day: str = _TOP
-) -> str:
+) -> set[str]:
     """Add (sign 1) or take away (sign -1) a fold query's rows, a chunk at a time between the statement's steps.
 
-    Return the first day on or after `since_day` the rows were on (the top key when there was none).
+    Return the days on or after `since_day` the rows were on.
     """
-    first = _TOP
+    days: set[str] = set()
     async for rows in stream(db, sql, params):
         usage.apply(rows, sign)
-        first = min(first, *(day for row in rows if (day := row[_FOLD_DAY]) >= since_day))
-    return first
+        days.update(day for row in rows if (day := row[_FOLD_DAY]) >= since_day)
+    return days
 
 
 # What the rollup rows were read for: the watermark, day B, and the first days of this week and month.
@@ -451,7 +452,9 @@ class _Kept:
     rollup: tuple[_RollupKey | None, list[RollupRow]] | None = None  # rollup rows, and what they were read for
     hourly: tuple[str, tuple[tuple[str, str, int], ...]] | None = None  # hourly spend, and the hour it was read in
     hourly_sums: dict[tuple[str, str], int] | None = None  # (store provider, hour) → spend, from the mirror
-    hourly_from: str = ""  # the sums from this key on are read again at the next hour
+    hourly_from: str = ""  # the hours from this one on are read at the next hour
+    # Key ranges before it whose hours changed (the days of changed rows, pruned hours): read again at the next hour.
+    hourly_stale: set[tuple[str, str]] = field(default_factory=set)
     figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
     tail_rows: dict[int, bytes] | None = None  # the tail's usage rows as last compared (None: compare them all)
     oldest_any: Any = None  # the oldest usage row's time, placeable or not, at the last refresh
@@ -656,19 +659,27 @@ class UsageMirror:
     async def _hourly_cost(self, db: Database, kept: _Kept, now: datetime) -> tuple[tuple[str, str, int], ...]:
         """Return each provider's spend per whole UTC hour of the last four weeks.
 
-        It is worked out once an hour, as the projection does not need the hour under way; only the hours from the
-        first day a change since was on are read again.
+        It is worked out once an hour, as the projection does not need the hour under way; only the hours since the
+        last time, and those of the days changes since were on, are read again.
         """
         current = instant_key(now)[:13]
         if kept.hourly is None or kept.hourly[0] != current:
-            since = instant_key(profile_since(now))
+            since = instant_key(profile_since(now))[:13]
             start = max(since, kept.hourly_from) if kept.hourly_sums is not None else since
-            sums = {key: cost for key, cost in (kept.hourly_sums or {}).items() if since[:13] <= key[1] < start[:13]}
-            params = {"since": start, "until": current, "floor": kept.floor}
-            sums.update(
-                ((provider, hour), int(cost)) for provider, hour, cost in await run(db, _HOURLY_COST_SQL, params)
-            )
-            kept.hourly_sums, kept.hourly_from = sums, current
+            # Key ranges: an hour's key (13 characters) is inside one as the keys of its rows are.
+            ranges = [(start, current), *((max(low, since), min(high, start)) for low, high in kept.hourly_stale)]
+            ranges = [(low, high) for low, high in ranges if low < high]
+            sums = {
+                key: cost
+                for key, cost in (kept.hourly_sums or {}).items()
+                if since <= key[1] and not any(low <= key[1] < high for low, high in ranges)
+            }
+            for low, high in ranges:
+                params = {"since": low, "until": high, "floor": kept.floor}
+                sums.update(
+                    ((provider, hour), int(cost)) for provider, hour, cost in await run(db, _HOURLY_COST_SQL, params)
+                )
+            kept.hourly_sums, kept.hourly_from, kept.hourly_stale = sums, current, set()
             per_provider: dict[tuple[str, str], int] = {}
             for (provider, hour), cost in sums.items():
                 key = (map_provider(provider, self._links), hour)
@@ -898,15 +909,15 @@ class UsageMirror:
         window_params = _window_params(bounds)
         # Only changes inside the hourly history's four weeks read it again; they move on, never back.
         since_day = instant_key(profile_since(now))[:10]
-        first = await _fold(db, kept.usage, fold, {**window_params, "floor": old_floor}, -1, since_day=since_day)
+        days = await _fold(db, kept.usage, fold, {**window_params, "floor": old_floor}, -1, since_day=since_day)
         await run(db, f"DELETE FROM mirror_rows WHERE {changed}")
         await run(db, _INSERT_SQL.format(rows=f"SELECT {_COLUMN_LIST} FROM temp.incoming"))
         await run(db, _CHOOSE_WINNER_SQL, {"floor": floor})
         await run(db, _MARK_SHARED_SQL, {"floor": floor})
-        first = min(first, await _fold(db, kept.usage, fold, {**window_params, "floor": floor}, 1, since_day=since_day))
-        if floor > old_floor and floor > since_day:  # pruned rows inside them
-            first = min(first, max(old_floor, since_day))
-        kept.hourly_from = min(kept.hourly_from, first)
+        days |= await _fold(db, kept.usage, fold, {**window_params, "floor": floor}, 1, since_day=since_day)
+        kept.hourly_stale.update((day, day + _AFTER_DAY) for day in days)
+        if floor > old_floor and floor > since_day:  # pruned rows inside them, up to the floor's hour
+            kept.hourly_stale.add((max(old_floor, since_day)[:13], floor[:13] + _AFTER_DAY))
         if floor > old_floor:
             await self._prune(db, kept, bounds, old_floor, floor)
             # Out of the sums now; the mirror keeps no row below the floor, which would only grow.
