@@ -662,3 +662,15 @@ async def test_a_pruned_day_of_rows_left_out_only_leaves_the_count(tmp_path: Pat
         conn.close()
     assert after.store.rows_left_out == full.store.rows_left_out == 0
     assert after.usage == full.usage
+
+
+def test_ranges_read_again_are_merged_so_nothing_is_read_twice() -> None:
+    """Rowid ranges (both ends in) merge when they touch; key ranges (the high end out) when they overlap or meet."""
+    assert mirror._merged([(8, 11), (0, 3), (4, 5), (10, 20)]) == [(0, 5), (8, 20)]
+    assert mirror._merged([(0, 3), (5, 6)]) == [(0, 3), (5, 6)]
+    day, hour = "2026-08-07", "2026-08-07T05"
+    assert mirror._merged_keys([(day, day + "U"), (hour, hour + "U"), ("2026-08-09", "2026-08-09U")]) == [
+        (day, day + "U"),
+        ("2026-08-09", "2026-08-09U"),
+    ]
+    assert mirror._merged_keys([("a", "b"), ("b", "c")]) == [("a", "c")]

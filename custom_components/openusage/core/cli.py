@@ -266,7 +266,7 @@ def _share_allocator_arenas() -> None:
     worker's threads, about 8 MB more at the peak of a first read of 1,000,000 rows (two arenas kept as much as
     eight). The threads take turns at Python's lock anyway. Outside glibc: nothing.
     """
-    if not sys.platform.startswith("linux"):
+    if sys.platform != "linux":
         return
     try:
         ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)

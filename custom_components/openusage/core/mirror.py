@@ -34,10 +34,10 @@ import json
 import math
 import re
 import sqlite3
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from .clock import SORT_KEY_SQL, WindowBounds, instant_key
 from .db import Database, one, run, stream
@@ -298,15 +298,32 @@ _TOP = "\U0010ffff"  # above every sort key
 _AFTER_DAY = "U"  # after every key of the day or hour it is put after ('T' follows the day)
 
 
-def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Return rowid ranges with those that overlap or touch made one, so that no row is compared twice."""
-    merged: list[tuple[int, int]] = []
+_Key = TypeVar("_Key", int, str)
+
+
+class _Moment(NamedTuple):
+    """Where a refresh stands in the store and in time."""
+
+    max_rowid: int
+    now: datetime
+    restarted: bool  # the first refresh since the kept sums were taken up from a cache file
+    oldest_any: str | None  # the oldest usage row's time, placeable or not
+
+
+def _merged_keys(ranges: list[tuple[_Key, _Key]]) -> list[tuple[_Key, _Key]]:
+    """Return ranges (from a key up to, not with, another) with those that overlap or touch made one."""
+    merged: list[tuple[_Key, _Key]] = []
     for low, high in sorted(ranges):
-        if merged and low <= merged[-1][1] + 1:
+        if merged and low <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], high))
         else:
             merged.append((low, high))
     return merged
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Return rowid ranges with those that overlap or touch made one, so that no row is compared twice."""
+    return [(low, high - 1) for low, high in _merged_keys([(low, high + 1) for low, high in ranges])]
 
 
 async def _rows_as_text(db: Database, json_and_quoted: tuple[str, str], params: Mapping[str, Any]) -> list[Any]:
@@ -322,10 +339,14 @@ def _digest(data: bytes) -> bytes:
     return hashlib.sha1(data, usedforsecurity=False).digest()[:8]
 
 
-def _block_print(cut: str, later: bytes, before: bytes) -> _BlockPrint:
+def _rows_of(text: bytes) -> list[bytes]:
+    return text.split(b"\x1e") if text else []
+
+
+def _block_print(cut: str, later: bytes, before: Iterable[bytes]) -> _BlockPrint:
     """Return a block's fingerprints from its rows' text: the rows after the cut together, the others by day."""
     per_day: dict[str, list[bytes]] = {}
-    for row in before.split(b"\x1e") if before else ():
+    for row in before:
         day, _, text = row.partition(b":")  # JSON escapes the separators inside the row
         per_day.setdefault(bytes.fromhex(day.decode()).decode("latin-1"), []).append(text)
     return _BlockPrint(cut, _digest(later), {day: _digest(b"\x1e".join(rows)) for day, rows in per_day.items()})
@@ -336,9 +357,9 @@ def _recut_prints(
 ) -> tuple[_BlockPrint, _BlockPrint]:
     """Return a block's fingerprints at its old cut and at its new one, from the text _RECUT_SQL reads."""
     cut, new_cut = cuts
-    rows = before.split(b"\x1e") if before else []
-    before_old = b"\x1e".join(row[1:] for row in rows if row[:1] == b"0")
-    return _block_print(cut, later, before_old), _block_print(new_cut, later_new, b"\x1e".join(row[1:] for row in rows))
+    rows = _rows_of(before)
+    before_old = (row[1:] for row in rows if row[:1] == b"0")
+    return _block_print(cut, later, before_old), _block_print(new_cut, later_new, (row[1:] for row in rows))
 
 
 def _cut_of(floor: str, ahead: timedelta) -> str:
@@ -457,7 +478,7 @@ class _Kept:
     hourly_stale: set[tuple[str, str]] = field(default_factory=set)
     figures: tuple[tuple[Any, ...], UsageFigures] | None = None  # the last figures, and what they came from
     tail_rows: dict[int, bytes] | None = None  # the tail's usage rows as last compared (None: compare them all)
-    oldest_any: Any = None  # the oldest usage row's time, placeable or not, at the last refresh
+    oldest_any: str | None = None  # the oldest usage row's time, placeable or not, at the last refresh
 
 
 def _kept_state(kept: _Kept) -> dict[str, Any]:
@@ -650,7 +671,7 @@ class UsageMirror:
             kept = await self._rebuild(db, bounds, now, max_rowid, floor[0], migrations=migrations)
         else:
             await self._age(db, kept, bounds)
-            await self._apply_changes(db, kept, bounds, floor, (max_rowid, now, restarted, oldest_any))
+            await self._apply_changes(db, kept, bounds, floor, _Moment(max_rowid, now, restarted, oldest_any))
         kept.oldest_any = oldest_any
         self._kept = kept
         read = await self._figures(db, kept, bounds, oldest_at[:10] if oldest_at else None, (watermark, tables))
@@ -668,7 +689,7 @@ class UsageMirror:
             start = max(since, kept.hourly_from) if kept.hourly_sums is not None else since
             # Key ranges: an hour's key (13 characters) is inside one as the keys of its rows are.
             ranges = [(start, current), *((max(low, since), min(high, start)) for low, high in kept.hourly_stale)]
-            ranges = [(low, high) for low, high in ranges if low < high]
+            ranges = _merged_keys([(low, high) for low, high in ranges if low < high])
             sums = {
                 key: cost
                 for key, cost in (kept.hourly_sums or {}).items()
@@ -739,7 +760,7 @@ class UsageMirror:
         params = {"lo": low, "hi": low + self._block_rows - 1, "cut": cut}
         ((later, before),) = await _rows_as_text(db, (_FINGERPRINT_JSON_SQL, _FINGERPRINT_QUOTED_SQL), params)
         # Hashing a megabyte and splitting the days is a millisecond or more: off the event loop.
-        return await asyncio.to_thread(_block_print, cut, later or b"", before or b"")
+        return await asyncio.to_thread(lambda: _block_print(cut, later or b"", _rows_of(before)))
 
     async def _recut(self, db: Database, block: int, cut: str, new_cut: str) -> tuple[_BlockPrint, _BlockPrint]:
         """Return the fingerprints of a block's rows at its cut and at a new cut, from one read."""
@@ -882,7 +903,7 @@ class UsageMirror:
         kept: _Kept,
         bounds: WindowBounds,
         floor_of: tuple[str, str],
-        moment: tuple[int, datetime, bool, Any],
+        moment: _Moment,
     ) -> None:
         floor, floor_next = floor_of
         max_rowid, now, restarted, oldest_any = moment
