@@ -102,6 +102,34 @@ async def test_a_long_rollup_history_is_kept_with_the_mirror(
     assert len(rebuilds) == 3  # the first reader's and the two fresh ones'
 
 
+async def test_the_hourly_spend_history_is_kept_with_the_mirror(
+    tmp_path: Path, rebuilds: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart reads none of the projection's four weeks of hours again; in a later hour, only the hours since."""
+    store = generate_demo_store(tmp_path / "state", days=40, events=4_000, seed=5, now=NOW)
+    kept = cache_file_in(tmp_path / "cache", store)
+    assert await _read(store, kept) == await _fresh(store)
+    run = mirror.run
+    hours_read: list[tuple[str, str]] = []
+
+    async def counting(db: Any, sql: str, params: Any = ()) -> list[Any]:
+        if sql == mirror._HOURLY_COST_SQL:
+            hours_read.append((params["since"], params["until"]))
+        return await run(db, sql, params)
+
+    monkeypatch.setattr(mirror, "run", counting)
+    restarted = await _read(store, kept, minutes=2)
+    assert hours_read == []  # taken up with the mirror
+    assert restarted == await _fresh(store, minutes=2)
+    assert restarted["forecast"]["month"]["method"] == "weekday_hour_profile"
+    assert len(hours_read) == 1  # the fresh reader's: four weeks
+    hours_read.clear()
+    later = await _read(store, kept, minutes=62)  # the next hour: only the hour gone by is read
+    assert hours_read == [("2026-08-17T12", "2026-08-17T13")]
+    assert later == await _fresh(store, minutes=62)
+    assert len(rebuilds) == 4  # the first reader's and the three fresh ones'
+
+
 async def test_a_refresh_after_close_reads_and_lets_go_again(db: Path, cache: Path) -> None:
     """A refresh that comes after close (one that began as its owner stopped) gives figures and keeps no connection."""
     reader = StoreReader(db, ReadOptions(cache=cache))

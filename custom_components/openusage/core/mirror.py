@@ -504,6 +504,15 @@ def _kept_state(kept: _Kept) -> dict[str, Any]:
         # Read again only when its key changes (the days before the watermark are final): a long rollup history is
         # the slowest part of a start otherwise.
         "rollup": None if kept.rollup is None else [kept.rollup[0], [list(row) for row in kept.rollup[1]]],
+        # Four weeks of hours from the mirror: read again, they were most of a start's time (0.45 s of 0.6 s at
+        # 1,000,000 rows).
+        "hourly": None
+        if kept.hourly_sums is None
+        else {
+            "sums": [[provider, hour, cost] for (provider, hour), cost in kept.hourly_sums.items()],
+            "from": kept.hourly_from,
+            "stale": sorted([low, high] for low, high in kept.hourly_stale),
+        },
     }
 
 
@@ -538,7 +547,19 @@ def _kept_of_state(links: Mapping[str, str], state: Mapping[str, Any]) -> _Kept:
         cursor=int(state["cursor"]),
         credit=float(state["credit"]),
         rollup=_rollup_of_state(state["rollup"]),
+        **_hourly_of_state(state["hourly"]),
     )
+
+
+def _hourly_of_state(state: Any) -> dict[str, Any]:
+    """Return the `_Kept` fields of the hourly spend a cache file keeps (none when it keeps none)."""
+    if state is None:
+        return {}
+    return {
+        "hourly_sums": {(str(provider), str(hour)): int(cost) for provider, hour, cost in state["sums"]},
+        "hourly_from": str(state["from"]),
+        "hourly_stale": {(str(low), str(high)) for low, high in state["stale"]},
+    }
 
 
 def _rollup_of_state(state: Any) -> tuple[_RollupKey | None, list[RollupRow]] | None:
