@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from custom_components.openusage.core.models import QuotaStatus
-from custom_components.openusage.core.reader import read_store
-from tests.constants import NOW
+from custom_components.openusage.core import quotas as quota_rules
+from custom_components.openusage.core.models import QuotaSnapshot, QuotaStatus
+from custom_components.openusage.core.reader import StoreReader, read_store
+from tests.constants import NOW, UTC_ZONE
 from tests.storebuilder import limit_snapshot, store
 
 
@@ -177,3 +179,60 @@ async def test_hundreds_of_accounts_each_have_their_own_newest_snapshot(tmp_path
     assert all(q.observed_at == datetime.fromisoformat("2026-08-17T11:59:59Z") for q in result[::2])
     assert all(not q.stale and q.status is QuotaStatus.NEAR_LIMIT for q in result[::2])
     assert all(q.stale and q.observed_at < datetime.fromisoformat("2026-08-17T11:59:59Z") for q in result[1::2])
+
+
+async def test_a_snapshot_is_parsed_once_and_a_payload_changed_in_place_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refresh after refresh, only the snapshots new since, or whose payload changed (blanked), are parsed again.
+
+    The quotas, rates included, are a fresh reader's each time.
+    """
+    db = tmp_path / "telemetry.db"
+    resets = "2026-08-17T17:00:00Z"
+    with store(db) as w:  # every 30 s from 10:30: more than the hour the rate reads
+        for step in range(120):
+            at = f"2026-08-17T{10 + (30 + step // 2) // 60}:{(30 + step // 2) % 60:02d}:{step % 2 * 30:02d}Z"
+            limit_snapshot(w, at, "claude_code", "claude-code", _five_hour(20 + step / 10, resets))
+    parse = quota_rules.parse_snapshot_payload
+    parsed: list[str] = []
+
+    def counting(text: str) -> dict | None:
+        parsed.append(text)
+        return parse(text)
+
+    monkeypatch.setattr(quota_rules, "parse_snapshot_payload", counting)
+    reader = StoreReader(db)
+    try:
+
+        async def both() -> tuple[QuotaSnapshot, QuotaSnapshot]:
+            (kept,) = (await reader.refresh(NOW, UTC_ZONE)).quotas.values()
+            (fresh,) = await quotas(db)
+            return kept, fresh
+
+        kept, fresh = await both()
+        assert kept == fresh
+        assert kept.metrics["usage_five_hour"].rate_percent_per_hour == pytest.approx(12.0)
+        parsed.clear()
+        with store(db) as w:
+            limit_snapshot(w, "2026-08-17T11:30:00Z", "claude_code", "claude-code", _five_hour(32.2, resets))
+        kept, fresh = await both()
+        assert kept == fresh
+        assert kept.observed_at == datetime.fromisoformat("2026-08-17T11:30:00Z")
+        assert len(parsed) == 1 + 61  # the new snapshot; then the fresh reader's hour
+        parsed.clear()
+        with sqlite3.connect(db) as conn:  # the newest blanked in place: the one before it is the quota, stale
+            conn.execute(
+                "UPDATE usage_raw_events SET source_payload = '{}' WHERE raw_event_id = (SELECT raw_event_id "
+                "FROM usage_events WHERE event_type = 'limit_snapshot' ORDER BY occurred_at DESC LIMIT 1)"
+            )
+        kept, fresh = await both()
+        assert kept == fresh
+        assert kept.stale
+        assert kept.observed_at == datetime.fromisoformat("2026-08-17T11:29:30Z")
+        # The blanked payload, the one before it in whole, and the row before the hour's, which the hour now reaches;
+        # then the fresh reader's 62.
+        assert parsed[0] == "{}"
+        assert len(parsed) == 3 + 62
+    finally:
+        await reader.close()

@@ -122,17 +122,18 @@ def exhaustion(
     return rate, (None if resets_at is not None and at >= resets_at else at)
 
 
-def _with_exhaustion(quota: QuotaSnapshot, history: Sequence[tuple[str, dict[str, Any]]]) -> QuotaSnapshot:
+def _with_exhaustion(quota: QuotaSnapshot, history: Sequence[_Parsed]) -> QuotaSnapshot:
     """Return the quota with each percent metric's rate and exhaustion time, from `history`.
 
     The history is newest first, the quota's own snapshot among them.
     """
-    series = [(parse_time(at), _percents(snapshot)) for at, snapshot in reversed(history)]
     metrics = dict(quota.metrics)
     for key, metric in quota.metrics.items():
         if metric.unit != "%" or metric.resets_at is None:
             continue
-        samples = [(at, found[key]) for at, found in series if at is not None and key in found]
+        samples = [
+            (row.at, row.percents[key]) for row in reversed(history) if row.at is not None and key in row.percents
+        ]
         rate, at = exhaustion(samples, metric.resets_at)
         metrics[key] = replace(metric, rate_percent_per_hour=None if rate is None else round(rate, 3), exhausted_at=at)
     return replace(quota, metrics=metrics)
@@ -208,34 +209,79 @@ def build_quota(
     )
 
 
-def _older_than_the_span(occurred_at: str, newest: str) -> bool:
-    at, last = parse_time(occurred_at), parse_time(newest)
-    return at is None or last is None or last - at > RATE_SPAN
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """What one snapshot row gives: its time, whether its payload is readable, each percent metric (for the rate)."""
+
+    at: datetime | None
+    readable: bool
+    percents: dict[str, float]
+    snapshot: dict[str, Any] | None  # the parsed payload, kept only for an account's newest readable row
+
+
+class SnapshotMemo:
+    """The snapshot rows parsed at the last refresh, by their time and payload text.
+
+    Every refresh reads each account's last hour of snapshots for the rate: with openusage polling every 30 s that
+    is a hundred rows an account, tens of KB of JSON each. Each is parsed once, when it first comes, not at every
+    refresh. One refresh at a time: the rows not seen in it are forgotten at its end.
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing parsed."""
+        self._last: dict[tuple[str, int, int], _Parsed] = {}
+        self._now: dict[tuple[str, int, int], _Parsed] = {}
+
+    def parsed(self, occurred_at: Any, payload: Any, *, whole: bool) -> _Parsed:
+        """Return a row parsed, with its snapshot when `whole` (blocking: a payload may be parsed)."""
+        if not isinstance(payload, str):
+            return _Parsed(parse_time(occurred_at), False, {}, None)
+        # The text's own hash: a key that keeps no copy of a payload.
+        key = (str(occurred_at), len(payload), hash(payload))
+        row = self._now.get(key) or self._last.get(key)
+        if row is None or (whole and row.readable and row.snapshot is None):
+            snapshot = parse_snapshot_payload(payload)
+            readable = snapshot is not None
+            percents = _percents(snapshot) if snapshot is not None else {}
+            row = _Parsed(parse_time(occurred_at), readable, percents, snapshot if whole else None)
+        elif not whole and row.snapshot is not None:
+            row = replace(row, snapshot=None)  # no longer the newest: an hour of parsed payloads would be megabytes
+        self._now[key] = row
+        return row
+
+    def end_refresh(self) -> None:
+        """Forget the rows this refresh did not read."""
+        self._last, self._now = self._now, {}
+
+
+def _older_than_the_span(row: _Parsed, newest: _Parsed) -> bool:
+    return row.at is None or newest.at is None or newest.at - row.at > RATE_SPAN
 
 
 @dataclass(slots=True)
 class _Scan:
     """One account's snapshot rows, newest first: the newest readable one, and the last hour's for the rate."""
 
-    found: tuple[str, dict[str, Any]] | None = None
-    history: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # readable, newest first
+    found: tuple[str, _Parsed] | None = None
+    history: list[_Parsed] = field(default_factory=list)  # readable, newest first
     skipped: int = 0  # unreadable rows before the newest readable one
     done: bool = False
 
-    def feed(self, rows: Sequence[Sequence[Any]]) -> bool:
+    def feed(self, rows: Sequence[Sequence[Any]], memo: SnapshotMemo) -> bool:
         """Take the next rows and say whether no more are needed (blocking: payloads are parsed)."""
         for occurred_at, payload in rows:
-            snapshot = parse_snapshot_payload(payload) if isinstance(payload, str) else None
             if self.found is not None:
-                if _older_than_the_span(occurred_at, self.found[0]) or len(self.history) >= _MAX_RATE_SAMPLES:
+                row = memo.parsed(occurred_at, payload, whole=False)
+                if _older_than_the_span(row, self.found[1]) or len(self.history) >= _MAX_RATE_SAMPLES:
                     self.done = True
                     return True
-                if snapshot is not None:
-                    self.history.append((occurred_at, snapshot))
+                if row.readable:
+                    self.history.append(row)
                 continue
-            if snapshot is not None:
-                self.found = (occurred_at, snapshot)
-                self.history.append(self.found)
+            row = memo.parsed(occurred_at, payload, whole=True)
+            if row.readable:
+                self.found = (occurred_at, row)
+                self.history.append(row)
                 continue
             self.skipped += 1
             if self.skipped >= _MAX_SKIPPED:
@@ -244,18 +290,22 @@ class _Scan:
         return False
 
 
-def _feed_all(firsts: Sequence[tuple[_Scan, list[Any]]]) -> None:
+def _feed_all(firsts: Sequence[tuple[_Scan, list[Any]]], memo: SnapshotMemo) -> None:
     for scan, rows in firsts:
-        scan.feed(rows)
+        scan.feed(rows, memo)
 
 
-async def read_quotas(db: Database, now: datetime) -> tuple[dict[str, QuotaSnapshot], datetime | None]:
+async def read_quotas(
+    db: Database, now: datetime, memo: SnapshotMemo | None = None
+) -> tuple[dict[str, QuotaSnapshot], datetime | None]:
     """Read every account's quota, by account key in provider then account order, and the newest snapshot time.
 
     Payloads are parsed in a worker thread: one may hold thousands of metrics. The accounts' newest rows are read in
     one statement (a hundred accounts a statement) and all parsed in one go; only an account whose newest rows hold
-    no readable payload (or the whole last hour) reads on.
+    no readable payload (or the whole last hour) reads on. With a `memo` of earlier refreshes, only the rows new since
+    are parsed.
     """
+    memo = memo or SnapshotMemo()
     accounts = [(provider, account, newest, _Scan()) for provider, account, newest in await run(db, _ACCOUNTS_SQL)]
     firsts: list[tuple[_Scan, list[Any]]] = [(scan, []) for *_key, scan in accounts]
     for start in range(0, len(accounts), _ACCOUNTS_A_STATEMENT):
@@ -266,7 +316,7 @@ async def read_quotas(db: Database, now: datetime) -> tuple[dict[str, QuotaSnaps
             params[f"provider{n}"], params[f"account{n}"] = accounts[n][:2]
         for n, *row in await run(db, sql, params):
             firsts[n][1].append(row)
-    await asyncio.to_thread(_feed_all, firsts)
+    await asyncio.to_thread(_feed_all, firsts, memo)
     for (provider, account, _newest, scan), (_scan, rows) in zip(accounts, firsts, strict=True):
         if scan.done or len(rows) < _SCAN_ROWS:
             continue
@@ -275,8 +325,9 @@ async def read_quotas(db: Database, now: datetime) -> tuple[dict[str, QuotaSnaps
         # Its statement ends at a break: aclosing finishes it.
         async with aclosing(stream(db, more_sql, params, _SCAN_ROWS)) as chunks:
             async for more in chunks:
-                if await asyncio.to_thread(scan.feed, more):
+                if await asyncio.to_thread(scan.feed, more, memo):
                     break
+    memo.end_refresh()
     quotas: list[QuotaSnapshot] = []
     newest_overall: str | None = None
     for provider, account, newest, scan in accounts:
@@ -287,9 +338,14 @@ async def read_quotas(db: Database, now: datetime) -> tuple[dict[str, QuotaSnaps
         if scan.found is None:
             quota = build_quota(provider_id, account_id, observed_at=newest or "", snapshot=None, stale=True, now=now)
         else:
-            observed_at, snapshot = scan.found
+            observed_at, parsed = scan.found
             quota = build_quota(
-                provider_id, account_id, observed_at=observed_at, snapshot=snapshot, stale=scan.skipped > 0, now=now
+                provider_id,
+                account_id,
+                observed_at=observed_at,
+                snapshot=parsed.snapshot,
+                stale=scan.skipped > 0,
+                now=now,
             )
             quota = _with_exhaustion(quota, scan.history)
         quotas.append(quota)

@@ -30,7 +30,7 @@ from .db import Database, close, connect, one, run
 from .forecast import HourlyCost, SpendHistory, budget_statuses, month_forecast, spend_history
 from .mirror import CHECK_BLOCK_ROWS, DEFAULT_CHECK_PERIOD, RECENT_ROWS, UsageMirror
 from .models import QuotaSnapshot, Snapshot, StoreHealth
-from .quotas import read_quotas
+from .quotas import SnapshotMemo, read_quotas
 from .spool import HOOK_SPOOL_DIR, TELEMETRY_SPOOL_DIR, read_spools
 from .usage import DEFAULT_PROVIDER_LINKS, NANO_USD, UsageRead
 
@@ -345,6 +345,7 @@ class StoreReader:
         self._mirror = UsageMirror(
             options.provider_links, options.check_period, options.recent_rows, options.check_block_rows
         )
+        self._snapshots = SnapshotMemo()  # the limit snapshots parsed at the last refresh
         self._db: Database | None = None
         self._cache_in_use = False
         self._opened_identity = ""  # the store file's identity when the cache file was opened
@@ -466,7 +467,7 @@ class StoreReader:
             async with store_transaction(db, self.path) as tables:
                 watermark = await fetch_watermark(db, tables)
                 usage = await self._mirror.refresh(db, bounds, now, watermark, tables)
-                quotas, last_snapshot_at = await read_quotas(db, now)
+                quotas, last_snapshot_at = await read_quotas(db, now, self._snapshots)
         except BaseException:
             # The mirror's writes were rolled back, so its kept sums no longer match, and the store may
             # still be attached: the next refresh starts afresh on a new private database.
