@@ -612,6 +612,48 @@ async def test_days_pruned_one_by_one_leave_the_rollup_days_before_them_counted(
     assert incremental.store.oldest_raw_day > first.store.oldest_raw_day
 
 
+async def test_the_rollup_rows_are_added_up_again_only_when_they_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New raw rows leave what the rollup days add as it was; a pruned day (day B moves on) adds them up again."""
+    path = generate_demo_store(tmp_path, days=400, events=4000, seed=12, now=NOW)
+    zone = ZoneInfo("UTC")
+    add_rollup = mirror.KeptUsage.add_rollup
+    added: list[int] = []
+
+    def counting(usage: Any, rows: Any, periods: Any = ()) -> None:
+        rows = list(rows)
+        added.append(len(rows))
+        add_rollup(usage, rows, periods)
+
+    reader = StoreReader(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        await reader.refresh(NOW, zone)
+        monkeypatch.setattr(mirror.KeptUsage, "add_rollup", counting)
+        for minute in range(1, 4):
+            at = NOW + timedelta(minutes=minute)
+            writer = EventWriter(conn)
+            for i in range(3):
+                writer.add(source_system="codex", provider_id="codex", occurred_at=f"{at:%Y-%m-%dT%H:%M:%SZ}",
+                           message_id=f"n{minute}-{i}", cost_usd=0.5, session_id="t", dedup_key=uuid.uuid4().hex)  # fmt: skip
+            writer.flush()
+            _same(await reader.refresh(at, zone), await read_store(path, at, zone), f"minute {minute}")
+            assert len(added) == minute  # the fresh reader's each time, none of this one's
+        assert min(added) > 10  # the rollup groups of 400 days
+        fresh_reads = len(added)
+        conn.execute(
+            f"DELETE FROM usage_events WHERE {_USAGE} AND substr(occurred_at, 1, 10) = "
+            f"(SELECT substr(min(occurred_at), 1, 10) FROM usage_events WHERE {_USAGE})"
+        )
+        at = NOW + timedelta(minutes=5)
+        _same(await reader.refresh(at, zone), await read_store(path, at, zone), "after a pruned day")
+        assert len(added) == fresh_reads + 2  # this reader's (day B moved on) and the fresh one's
+    finally:
+        await reader.close()
+        conn.close()
+
+
 async def test_a_store_replaced_by_a_larger_one_is_read_afresh(tmp_path: Path) -> None:
     """A new file at the store's path with more rows, all newer, is not taken for pruned and grown rows."""
     path = tmp_path / "telemetry.db"

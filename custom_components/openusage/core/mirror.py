@@ -471,6 +471,9 @@ class _Kept:
     cursor: int = 0  # the next block to check (`sealed`: the rows after the sealed blocks)
     credit: float = 0.0  # blocks due but not checked yet (a fraction of one)
     rollup: tuple[_RollupKey | None, list[RollupRow]] | None = None  # rollup rows, and what they were read for
+    # What the rollup rows add (no day B taken away), for which rows and calendar windows: made again only when
+    # they change, not at every refresh (thousands of rows on a store of several years).
+    rollup_sums: tuple[list[RollupRow], tuple[Window, ...], KeptUsage] | None = None
     hourly: tuple[str, tuple[tuple[str, str, int], ...]] | None = None  # hourly spend, and the hour it was read in
     hourly_sums: dict[tuple[str, str], int] | None = None  # (store provider, hour) → spend, from the mirror
     hourly_from: str = ""  # the hours from this one on are read at the next hour
@@ -1004,8 +1007,18 @@ class UsageMirror:
         periods = tuple(w for w in PERIOD_WINDOWS if day_b is None or bounds.first_days[w] < day_b)
         source = (kept.usage.version, rollup, b_from_rollup, day_b, periods)
         if kept.figures is None or kept.figures[0] != source:
-            extra = kept.usage.sibling()
-            extra.add_rollup((r for r in rollup if b_from_rollup or not r.on_b), periods)
+            if (
+                not b_from_rollup
+                and kept.rollup_sums
+                and kept.rollup_sums[0] is rollup
+                and kept.rollup_sums[1] == periods
+            ):
+                extra = kept.rollup_sums[2]  # the same rollup rows: what they add is the same, unchanged since
+            else:
+                extra = kept.usage.sibling()
+                extra.add_rollup((r for r in rollup if b_from_rollup or not r.on_b), periods)
+                # Day B's raw rows change it further below: only the rollup's own sums are kept for next time.
+                kept.rollup_sums = None if b_from_rollup else (rollup, periods, extra)
             if b_from_rollup and day_b is not None:
                 extra.take_day_of(kept.usage, day_b)
                 if periods:

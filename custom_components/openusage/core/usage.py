@@ -491,7 +491,10 @@ class KeptUsage:
         for window in (Window.ALL, *PERIOD_WINDOWS):
             more_now = extra._windows[window] if extra else {}
             before = self._frozen_extra.get(window, {})
-            self._dirty[window].update(t for t in more_now.keys() | before.keys() if more_now.get(t) != before.get(t))
+            if more_now is not before:  # the same extra as last time (its rollup rows unchanged): nothing to compare
+                self._dirty[window].update(
+                    t for t in more_now.keys() | before.keys() if more_now.get(t) != before.get(t)
+                )
             self._frozen_extra[window] = more_now
         for window in ALL_WINDOWS:
             own, frozen = self._windows[window], self._frozen[window]
