@@ -79,13 +79,19 @@ async def test_a_second_run_takes_up_the_kept_mirror_and_reads_only_what_is_new(
     assert len(rebuilds) == 4
 
 
+async def _demo_store_read_once(tmp_path: Path, days: int, events: int) -> tuple[Path, Path]:
+    """Return a demo store and its cache file, after a first read that kept its mirror there (a fresh read's figures)."""
+    store = generate_demo_store(tmp_path / "state", days=days, events=events, seed=3, now=NOW)
+    kept = cache_file_in(tmp_path / "cache", store)
+    assert await _read(store, kept) == await _fresh(store)
+    return store, kept
+
+
 async def test_a_long_rollup_history_is_kept_with_the_mirror(
     tmp_path: Path, rebuilds: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A year of rollup days is read once: a restart takes it up with the mirror, and its figures are a fresh read's."""
-    store = generate_demo_store(tmp_path / "state", days=365, events=6_000, seed=3, now=NOW)
-    kept = cache_file_in(tmp_path / "cache", store)
-    assert await _read(store, kept) == await _fresh(store)
+    store, kept = await _demo_store_read_once(tmp_path, days=365, events=6_000)
     read = mirror.read_rollup
     calls: list[int] = []
 
@@ -106,9 +112,7 @@ async def test_the_hourly_spend_history_is_kept_with_the_mirror(
     tmp_path: Path, rebuilds: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A restart reads none of the projection's four weeks of hours again; in a later hour, only the hours since."""
-    store = generate_demo_store(tmp_path / "state", days=40, events=4_000, seed=5, now=NOW)
-    kept = cache_file_in(tmp_path / "cache", store)
-    assert await _read(store, kept) == await _fresh(store)
+    store, kept = await _demo_store_read_once(tmp_path, days=40, events=4_000)
     run = mirror.run
     hours_read: list[tuple[str, str]] = []
 
