@@ -2,8 +2,8 @@
 
 Each refresh reads every account's last hour of limit snapshots for the rate. A heavy user's store has been seen
 with payloads of tens of KB each (541 snapshots, 26.6 MB); the demo store's are a few hundred bytes. Side by side
-in one process: a reader that parses every snapshot it reads at each refresh (what the reader did before the
-snapshots it parsed were kept between refreshes) and one that parses only the snapshots new since the last refresh.
+in one process: a refresh without the memo of earlier refreshes, which parses every snapshot it reads, and one with
+it, which parses only the snapshots new since the last refresh.
 
     python benchmarks/quotas.py                    # six accounts, 30 KB payloads
     python benchmarks/quotas.py --payload-kb 2     # small payloads

@@ -471,8 +471,8 @@ class _Kept:
     cursor: int = 0  # the next block to check (`sealed`: the rows after the sealed blocks)
     credit: float = 0.0  # blocks due but not checked yet (a fraction of one)
     rollup: tuple[_RollupKey | None, list[RollupRow]] | None = None  # rollup rows, and what they were read for
-    # What the rollup rows add (no day B taken away), for which rows and calendar windows: made again only when
-    # they change, not at every refresh (thousands of rows on a store of several years).
+    # What the rollup rows add (no day B taken away), for which rows and calendar windows: added up again only when
+    # they change, not at every refresh that changes the raw rows' sums.
     rollup_sums: tuple[list[RollupRow], tuple[Window, ...], KeptUsage] | None = None
     hourly: tuple[str, tuple[tuple[str, str, int], ...]] | None = None  # hourly spend, and the hour it was read in
     hourly_sums: dict[tuple[str, str], int] | None = None  # (store provider, hour) → spend, from the mirror

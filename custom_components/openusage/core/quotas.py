@@ -223,8 +223,8 @@ class SnapshotMemo:
     """The snapshot rows parsed at the last refresh, by their time and payload text.
 
     Every refresh reads each account's last hour of snapshots for the rate: with openusage polling every 30 s that
-    is a hundred rows an account, tens of KB of JSON each. Each is parsed once, when it first comes, not at every
-    refresh. One refresh at a time: the rows not seen in it are forgotten at its end.
+    is up to 60 rows an account, and a payload may be tens of KB of JSON. Each is parsed once, when it first comes,
+    not at every refresh. One refresh at a time: the rows not seen in it are forgotten at its end.
     """
 
     def __init__(self) -> None:
@@ -305,7 +305,8 @@ async def read_quotas(
     no readable payload (or the whole last hour) reads on. With a `memo` of earlier refreshes, only the rows new since
     are parsed.
     """
-    memo = memo or SnapshotMemo()
+    if memo is None:
+        memo = SnapshotMemo()
     accounts = [(provider, account, newest, _Scan()) for provider, account, newest in await run(db, _ACCOUNTS_SQL)]
     firsts: list[tuple[_Scan, list[Any]]] = [(scan, []) for *_key, scan in accounts]
     for start in range(0, len(accounts), _ACCOUNTS_A_STATEMENT):
