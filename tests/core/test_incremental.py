@@ -383,10 +383,10 @@ async def test_pruned_days_read_no_block_again(tmp_path: Path, monkeypatch: pyte
     rows_as_text = mirror._rows_as_text
     blocks: list[tuple[int, bool]] = []  # each block read for its fingerprints, and whether it was cut afresh
 
-    async def counting(db: Any, json_and_quoted: tuple[str, str], params: Any) -> Any:
+    def counting(conn: sqlite3.Connection, json_and_quoted: tuple[str, str], params: Any) -> Any:
         if json_and_quoted[0] in (mirror._FINGERPRINT_JSON_SQL, mirror._RECUT_JSON_SQL):
             blocks.append((params["lo"] // BLOCK, json_and_quoted[0] == mirror._RECUT_JSON_SQL))
-        return await rows_as_text(db, json_and_quoted, params)
+        return rows_as_text(conn, json_and_quoted, params)
 
     monkeypatch.setattr(mirror, "_rows_as_text", counting)
     try:

@@ -40,7 +40,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from .clock import SORT_KEY_SQL, WindowBounds, instant_key
-from .db import Database, one, run, stream
+from .db import Database, one, run, run_all, stream
 from .forecast import profile_since
 from .models import PERIOD_WINDOWS, UsageFigures, Window
 from .usage import (
@@ -120,10 +120,11 @@ _RECUT_SQL = (
 )
 _RECUT_JSON_SQL = _RECUT_SQL.format(row=_ROW_JSON)
 _RECUT_QUOTED_SQL = _RECUT_SQL.format(row=_ROW_QUOTED)
-# The tail's usage rows one by one, as the fingerprints see them: a row whose text changed is projected again.
+# The tail's usage rows one by one, as the fingerprints see them (a row whose text changed is projected again), and
+# whether the contract leaves each out.
 _TAIL_SQL = (
-    "SELECT rowid, CAST({row} AS BLOB) FROM usage_events "
-    "WHERE rowid > :after AND +event_type IN ('message_usage', 'tool_usage')"
+    "SELECT e.rowid, CAST({row} AS BLOB), (" + PLACEABLE_SQL + ") IS NOT 1 FROM usage_events e "
+    "WHERE e.rowid > :after AND +e.event_type IN ('message_usage', 'tool_usage')"
 )
 _TAIL_JSON_SQL = _TAIL_SQL.format(row=_ROW_JSON)
 _TAIL_QUOTED_SQL = _TAIL_SQL.format(row=_ROW_QUOTED)
@@ -224,6 +225,18 @@ _FIND_CHANGES_SQL = (
     "INSERT OR IGNORE INTO temp.changed SELECT rid FROM mirror_rows m WHERE rid BETWEEN :lo AND :hi AND NOT EXISTS ("
     "SELECT 1 FROM usage_events e WHERE e.rowid = m.rid AND e.event_type IN ('message_usage', 'tool_usage') "
     f"AND {PLACEABLE_SQL})",
+)
+# The changed rows as they are now, the partitions they were in and those they are in now, and the partitions
+# sharing a message identity with those (their counted-once share may move).
+_TOUCH_SQL = (
+    (
+        f"INSERT INTO temp.incoming ({_COLUMN_LIST}) "
+        + _PROJECT_SQL.format(rows="e.rowid IN (SELECT rid FROM temp.changed)"),
+        (),
+    ),
+    ("INSERT OR IGNORE INTO temp.touched SELECT pkey FROM mirror_rows WHERE rid IN (SELECT rid FROM temp.changed)", ()),
+    ("INSERT OR IGNORE INTO temp.touched SELECT pkey FROM temp.incoming", ()),
+    (_TOUCH_SHARERS_SQL, ()),
 )
 # Rows in the second of the store's oldest usage row that are gone.
 _FLOOR_GONE_SQL = (
@@ -326,13 +339,16 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(low, high - 1) for low, high in _merged_keys([(low, high + 1) for low, high in ranges])]
 
 
-async def _rows_as_text(db: Database, json_and_quoted: tuple[str, str], params: Mapping[str, Any]) -> list[Any]:
-    """Run a statement that reads rows as JSON text; one with a BLOB (JSON holds none) as SQL literals instead."""
+def _rows_as_text(conn: sqlite3.Connection, json_and_quoted: tuple[str, str], params: Mapping[str, Any]) -> list[Any]:
+    """Run a statement that reads rows as JSON text; one with a BLOB (JSON holds none) as SQL literals instead.
+
+    On the connection's thread (`Database.call`).
+    """
     json_sql, quoted_sql = json_and_quoted
     try:
-        return await run(db, json_sql, params)
+        return conn.execute(json_sql, params).fetchall()
     except sqlite3.OperationalError:
-        return await run(db, quoted_sql, params)
+        return conn.execute(quoted_sql, params).fetchall()
 
 
 def _digest(data: bytes) -> bytes:
@@ -375,17 +391,18 @@ def _block_cut(floor: str, block: int) -> str:
     return _cut_of(floor, _CUT_AHEAD + timedelta(days=block % _CUT_SPREAD))
 
 
+_TEMP_TABLES = ("incoming", "changed", "touched")
+_EMPTY_TEMP_TABLES = tuple((f"DELETE FROM temp.{table}", ()) for table in _TEMP_TABLES)
+
+
 async def _make_temp_tables(db: Database) -> None:
     """Make the working tables (empty): rows read again, rowids that changed, partitions they touch."""
-    await run(db, _CREATE_SQL.format(table="temp.incoming"))
-    await run(db, "CREATE TABLE IF NOT EXISTS temp.changed (rid INTEGER PRIMARY KEY)")
-    await run(db, "CREATE TABLE IF NOT EXISTS temp.touched (pkey TEXT PRIMARY KEY)")
-    await _empty_temp_tables(db)
-
-
-async def _empty_temp_tables(db: Database) -> None:
-    for table in ("incoming", "changed", "touched"):
-        await run(db, f"DELETE FROM temp.{table}")
+    made = (
+        _CREATE_SQL.format(table="temp.incoming"),
+        "CREATE TABLE IF NOT EXISTS temp.changed (rid INTEGER PRIMARY KEY)",
+        "CREATE TABLE IF NOT EXISTS temp.touched (pkey TEXT PRIMARY KEY)",
+    )
+    await run_all(db, [*((sql, ()) for sql in made), *_EMPTY_TEMP_TABLES])
 
 
 async def _fold(
@@ -747,7 +764,7 @@ class UsageMirror:
         await run(db, _INSERT_SQL.format(rows=_PROJECT_SQL.format(rows="1")))
         for sql in _INDEX_SQL:
             await run(db, sql)
-        await _empty_temp_tables(db)
+        await run_all(db, _EMPTY_TEMP_TABLES)
         # Rows start as winners; most partitions hold one row, so only the others are ranked.
         await run(db, "INSERT INTO temp.touched SELECT pkey FROM mirror_rows GROUP BY pkey HAVING count(*) > 1")
         await run(db, _CHOOSE_WINNER_SQL, {"floor": ""})
@@ -782,16 +799,24 @@ class UsageMirror:
         """Return the fingerprints of a block's rows in the store: what they hold in every column the figures read."""
         low = block * self._block_rows
         params = {"lo": low, "hi": low + self._block_rows - 1, "cut": cut}
-        ((later, before),) = await _rows_as_text(db, (_FINGERPRINT_JSON_SQL, _FINGERPRINT_QUOTED_SQL), params)
-        # Hashing a megabyte and splitting the days is a millisecond or more: off the event loop.
-        return await asyncio.to_thread(lambda: _block_print(cut, later or b"", _rows_of(before)))
+
+        def fingerprint(conn: sqlite3.Connection) -> _BlockPrint:
+            ((later, before),) = _rows_as_text(conn, (_FINGERPRINT_JSON_SQL, _FINGERPRINT_QUOTED_SQL), params)
+            # Hashing a megabyte and splitting the days is a millisecond or more: off the event loop, in the same trip.
+            return _block_print(cut, later or b"", _rows_of(before))
+
+        return await db.call(fingerprint)
 
     async def _recut(self, db: Database, block: int, cut: str, new_cut: str) -> tuple[_BlockPrint, _BlockPrint]:
         """Return the fingerprints of a block's rows at its cut and at a new cut, from one read."""
         low = block * self._block_rows
         params = {"lo": low, "hi": low + self._block_rows - 1, "cut": cut, "new_cut": new_cut}
-        ((later, before, later_new),) = await _rows_as_text(db, (_RECUT_JSON_SQL, _RECUT_QUOTED_SQL), params)
-        return await asyncio.to_thread(_recut_prints, (cut, new_cut), later or b"", before or b"", later_new or b"")
+
+        def recut(conn: sqlite3.Connection) -> tuple[_BlockPrint, _BlockPrint]:
+            ((later, before, later_new),) = _rows_as_text(conn, (_RECUT_JSON_SQL, _RECUT_QUOTED_SQL), params)
+            return _recut_prints((cut, new_cut), later or b"", before or b"", later_new or b"")
+
+        return await db.call(recut)
 
     async def _left_out(self, db: Database, low: int, high: int) -> dict[int, int]:
         """Return how many usage rows the contract cannot place each block from rowid `low` to `high` holds."""
@@ -859,12 +884,12 @@ class UsageMirror:
         size = self._block_rows
         tail_after = max(kept.tail_after, max_rowid - self._recent_rows)
         sealed = (tail_after + 1) // size
-        ranges = await self._tail_changes(db, kept, tail_after)
+        ranges, left_in_tail = await self._tail_changes(db, kept, tail_after)
         open_from = kept.sealed * size
         # The rows left out after the sealed blocks: those of the tail every refresh, all of them once a period.
         counted_from = open_from if pruned or kept.sealed in due else kept.tail_after + 1
         left_open = {rowid for rowid in kept.left_open if rowid < counted_from}
-        left_open |= await self._left_out_rows(db, counted_from)
+        left_open |= left_in_tail if counted_from > kept.tail_after else await self._left_out_rows(db, counted_from)
         counted = dict.fromkeys(range(kept.sealed, sealed), 0)
         for rowid in left_open:
             if rowid < sealed * size:
@@ -895,9 +920,8 @@ class UsageMirror:
             ranges.append((open_from, sealed * size - 1))  # the blocks sealed now
         for block in range(kept.sealed, sealed):
             kept.fingerprints[block] = await self._fingerprint(db, block, _block_cut(floor, block))
-        for low, high in _merged(ranges):
-            for sql in _FIND_CHANGES_SQL:
-                await run(db, sql, {"lo": low, "hi": high})
+        ranges = _merged(ranges)
+        await run_all(db, [(sql, {"lo": low, "hi": high}) for low, high in ranges for sql in _FIND_CHANGES_SQL])
         for block, count in counted.items():
             if count:
                 kept.left_out[block] = count
@@ -905,21 +929,24 @@ class UsageMirror:
                 kept.left_out.pop(block, None)
         kept.sealed, kept.tail_after, kept.max_rowid = sealed, tail_after, max_rowid
 
-    async def _tail_changes(self, db: Database, kept: _Kept, tail_after: int) -> list[tuple[int, int]]:
+    async def _tail_changes(self, db: Database, kept: _Kept, tail_after: int) -> tuple[list[tuple[int, int]], set[int]]:
         """Put into temp.changed the tail's rows whose text changed, came or went; keep the text of those still in it.
 
-        Return the tail's rowid range when its rows must be compared in full (after a start or a rebuild).
+        Return the tail's rowid range when its rows must be compared in full (after a start or a rebuild), and the
+        rowids of the tail's rows the contract leaves out.
         """
         params = {"after": kept.tail_after}
-        rows = dict(await _rows_as_text(db, (_TAIL_JSON_SQL, _TAIL_QUOTED_SQL), params))
+        read = await db.call(lambda conn: _rows_as_text(conn, (_TAIL_JSON_SQL, _TAIL_QUOTED_SQL), params))
+        rows = {rowid: text for rowid, text, _left_out in read}
+        left_out = {rowid for rowid, _text, left_out in read if left_out}
         last, kept.tail_rows = kept.tail_rows, {rowid: text for rowid, text in rows.items() if rowid > tail_after}
         if last is None:
-            return [(kept.tail_after + 1, _TOP_ROWID)]
+            return [(kept.tail_after + 1, _TOP_ROWID)], left_out
         changed = [rowid for rowid, text in rows.items() if last.get(rowid) != text]
         changed += [rowid for rowid in last if rowid not in rows]
         if changed:
             await run(db, "INSERT OR IGNORE INTO temp.changed SELECT value FROM json_each(?)", (json.dumps(changed),))
-        return []
+        return [], left_out
 
     async def _apply_changes(
         self,
@@ -937,28 +964,31 @@ class UsageMirror:
         due = self._due_blocks(kept, now, restarted)
         await self._find_changes(db, kept, (max_rowid, due), floor, pruned)
         params = {"floor": floor, "floor_next": floor_next, "old_floor": old_floor}
-        await run(db, _FLOOR_GONE_SQL, params)
-        await run(db, _STRADDLING_SQL, params)
-        if floor == old_floor and not await one(
-            db, "SELECT 1 FROM temp.changed UNION ALL SELECT 1 FROM temp.touched LIMIT 1"
-        ):
+        *_, any_change = await run_all(
+            db,
+            [
+                (_FLOOR_GONE_SQL, params),
+                (_STRADDLING_SQL, params),
+                ("SELECT 1 FROM temp.changed UNION ALL SELECT 1 FROM temp.touched LIMIT 1", ()),
+            ],
+        )
+        if floor == old_floor and not any_change:
             return
-        changed_rows = _PROJECT_SQL.format(rows="e.rowid IN (SELECT rid FROM temp.changed)")
-        await run(db, f"INSERT INTO temp.incoming ({_COLUMN_LIST}) {changed_rows}")
-        # The partitions the changed rows were in, and those they are in now.
-        changed = "rid IN (SELECT rid FROM temp.changed)"
-        await run(db, f"INSERT OR IGNORE INTO temp.touched SELECT pkey FROM mirror_rows WHERE {changed}")
-        await run(db, "INSERT OR IGNORE INTO temp.touched SELECT pkey FROM temp.incoming")
-        await run(db, _TOUCH_SHARERS_SQL)
+        await run_all(db, _TOUCH_SQL)
         fold = _FOLD_SQL.format(mask=_MASK_SQL, where="pkey IN (SELECT pkey FROM temp.touched) AND okey >= :floor")
         window_params = _window_params(bounds)
         # Only changes inside the hourly history's four weeks read it again; they move on, never back.
         since_day = instant_key(profile_since(now))[:10]
         days = await _fold(db, kept.usage, fold, {**window_params, "floor": old_floor}, -1, since_day=since_day)
-        await run(db, f"DELETE FROM mirror_rows WHERE {changed}")
-        await run(db, _INSERT_SQL.format(rows=f"SELECT {_COLUMN_LIST} FROM temp.incoming"))
-        await run(db, _CHOOSE_WINNER_SQL, {"floor": floor})
-        await run(db, _MARK_SHARED_SQL, {"floor": floor})
+        await run_all(
+            db,
+            [
+                ("DELETE FROM mirror_rows WHERE rid IN (SELECT rid FROM temp.changed)", ()),
+                (_INSERT_SQL.format(rows=f"SELECT {_COLUMN_LIST} FROM temp.incoming"), ()),
+                (_CHOOSE_WINNER_SQL, {"floor": floor}),
+                (_MARK_SHARED_SQL, {"floor": floor}),
+            ],
+        )
         days |= await _fold(db, kept.usage, fold, {**window_params, "floor": floor}, 1, since_day=since_day)
         kept.hourly_stale.update((day, day + _AFTER_DAY) for day in days)
         if floor > old_floor and floor > since_day:  # pruned rows inside them, up to the floor's hour
@@ -968,7 +998,7 @@ class UsageMirror:
             # Out of the sums now; the mirror keeps no row below the floor, which would only grow.
             await run(db, "DELETE FROM mirror_rows WHERE okey < ?", (floor,))
         kept.floor = floor
-        await _empty_temp_tables(db)  # emptied now, so the next refresh starts at once
+        await run_all(db, _EMPTY_TEMP_TABLES)  # emptied now, so the next refresh starts at once
 
     @staticmethod
     async def _prune(db: Database, kept: _Kept, bounds: WindowBounds, old_floor: str, floor: str) -> None:
