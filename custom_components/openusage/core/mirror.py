@@ -34,7 +34,7 @@ import json
 import math
 import re
 import sqlite3
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
@@ -273,6 +273,7 @@ _OLDEST_ANY_SQL = _OLDEST_OF_SQL.format(rows="")
 _TOP_AND_OLDEST_SQL = f"SELECT (SELECT coalesce(max(rowid), 0) FROM usage_events), ({_OLDEST_SQL}), ({_OLDEST_ANY_SQL})"
 
 _META_SQL = "CREATE TABLE IF NOT EXISTS cache_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+_NOT_CLEAN_SQL = "INSERT OR REPLACE INTO cache_meta (key, value) VALUES ('clean', '0')"
 
 
 async def _same_store(db: Database) -> bool:
@@ -599,14 +600,6 @@ def _kept_of_text(links: Mapping[str, str], text: Any, sha256: Any) -> _Kept | N
     return _kept_of_state(links, json.loads(text))
 
 
-async def _migrations(db: Database, tables: Collection[str]) -> str | None:
-    """Return the repair migrations openusage has applied to the store, as one text (None without the table)."""
-    if "_migrations" not in tables:
-        return None
-    found = await one(db, _MIGRATIONS_SQL)
-    return str(found[0]) if found and found[0] is not None else ""
-
-
 class UsageMirror:
     """The kept usage figures of one store. Not thread-safe: one refresh at a time.
 
@@ -687,13 +680,14 @@ class UsageMirror:
     async def _refresh(
         self, db: Database, bounds: WindowBounds, now: datetime, watermark: str | None, tables: set[str]
     ) -> UsageRead:
-        max_rowid, oldest_at, oldest_any = await one(db, _TOP_AND_OLDEST_SQL)
+        reads = [(_TOP_AND_OLDEST_SQL, ())] + ([(_MIGRATIONS_SQL, ())] if "_migrations" in tables else [])
+        ((max_rowid, oldest_at, oldest_any),), *applied = await run_all(db, reads)
         floor = _floor_of(oldest_at)
-        migrations = await _migrations(db, tables)
+        # openusage's repair migrations applied to the store, as one text (None without the table).
+        migrations = None if not applied else str(applied[0][0][0] or "")
         if self._clean:
             # In the transaction of the changes to come: a file left before it commits is still clean and right.
-            await run(db, _META_SQL)
-            await run(db, "INSERT OR REPLACE INTO cache_meta (key, value) VALUES ('clean', '0')")
+            await run_all(db, [(_META_SQL, ()), (_NOT_CLEAN_SQL, ())])
             self._clean = False
         if self._temp_tables_of is not db:
             await _make_temp_tables(db)
@@ -930,9 +924,9 @@ class UsageMirror:
         kept.sealed, kept.tail_after, kept.max_rowid = sealed, tail_after, max_rowid
 
     async def _tail_changes(self, db: Database, kept: _Kept, tail_after: int) -> tuple[list[tuple[int, int]], set[int]]:
-        """Put into temp.changed the tail's rows whose text changed, came or went; keep the text of those still in it.
+        """Return the rowid ranges of the tail's rows whose text changed, came or went; keep the tail's rows' text.
 
-        Return the tail's rowid range when its rows must be compared in full (after a start or a rebuild), and the
+        The whole tail's range when its rows must be compared in full (after a start or a rebuild). Also return the
         rowids of the tail's rows the contract leaves out.
         """
         params = {"after": kept.tail_after}
@@ -942,11 +936,9 @@ class UsageMirror:
         last, kept.tail_rows = kept.tail_rows, {rowid: text for rowid, text in rows.items() if rowid > tail_after}
         if last is None:
             return [(kept.tail_after + 1, _TOP_ROWID)], left_out
-        changed = [rowid for rowid, text in rows.items() if last.get(rowid) != text]
-        changed += [rowid for rowid in last if rowid not in rows]
-        if changed:
-            await run(db, "INSERT OR IGNORE INTO temp.changed SELECT value FROM json_each(?)", (json.dumps(changed),))
-        return [], left_out
+        changed = [(rowid, rowid) for rowid, text in rows.items() if last.get(rowid) != text]
+        changed += [(rowid, rowid) for rowid in last if rowid not in rows]
+        return changed, left_out
 
     async def _apply_changes(
         self,

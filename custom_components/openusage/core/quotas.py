@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import sqlite3
 from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .clock import parse_time, sort_key
-from .db import Database, run, stream
+from .db import Database, stream
 from .models import QuotaMetric, QuotaSnapshot, QuotaStatus
 from .providers import KNOWN_QUOTA_METRICS
 from .usage import STORED_TIME_SQL
@@ -266,9 +267,11 @@ class _Scan:
     history: list[_Parsed] = field(default_factory=list)  # readable, newest first
     skipped: int = 0  # unreadable rows before the newest readable one
     done: bool = False
+    fed: int = 0  # rows taken
 
     def feed(self, rows: Sequence[Sequence[Any]], memo: SnapshotMemo) -> bool:
         """Take the next rows and say whether no more are needed (blocking: payloads are parsed)."""
+        self.fed += len(rows)
         for occurred_at, payload in rows:
             if self.found is not None:
                 row = memo.parsed(occurred_at, payload, whole=False)
@@ -290,9 +293,24 @@ class _Scan:
         return False
 
 
-def _feed_all(firsts: Sequence[tuple[_Scan, list[Any]]], memo: SnapshotMemo) -> None:
-    for scan, rows in firsts:
+_Account = tuple[Any, Any, Any, _Scan]  # provider, account (as stored), newest snapshot's time, its scan
+
+
+def _read_newest(conn: sqlite3.Connection, memo: SnapshotMemo) -> list[_Account]:
+    """Return every account with its scan fed its newest rows (on the connection's thread: one trip for them all)."""
+    accounts = [(provider, account, newest, _Scan()) for provider, account, newest in conn.execute(_ACCOUNTS_SQL)]
+    firsts: list[list[Any]] = [[] for _ in accounts]
+    for start in range(0, len(accounts), _ACCOUNTS_A_STATEMENT):
+        part = range(start, min(start + _ACCOUNTS_A_STATEMENT, len(accounts)))
+        sql = " UNION ALL ".join(_FIRST_ROWS_SQL.format(n=n, limit=_SCAN_ROWS) for n in part)
+        params = {}
+        for n in part:
+            params[f"provider{n}"], params[f"account{n}"] = accounts[n][:2]
+        for n, *row in conn.execute(sql, params).fetchall():
+            firsts[n].append(row)
+    for (*_key, scan), rows in zip(accounts, firsts, strict=True):
         scan.feed(rows, memo)
+    return accounts
 
 
 async def read_quotas(
@@ -300,26 +318,16 @@ async def read_quotas(
 ) -> tuple[dict[str, QuotaSnapshot], datetime | None]:
     """Read every account's quota, by account key in provider then account order, and the newest snapshot time.
 
-    Payloads are parsed in a worker thread: one may hold thousands of metrics. The accounts' newest rows are read in
-    one statement (a hundred accounts a statement) and all parsed in one go; only an account whose newest rows hold
-    no readable payload (or the whole last hour) reads on. With a `memo` of earlier refreshes, only the rows new since
+    Payloads are parsed off the event loop (one may hold thousands of metrics). The accounts and their newest rows are
+    read (a hundred accounts a statement) and parsed in one trip to the connection's thread; only an account whose
+    newest rows hold no readable payload (or the whole last hour) reads on. With a `memo` of earlier refreshes, only the rows new since
     are parsed.
     """
     if memo is None:
         memo = SnapshotMemo()
-    accounts = [(provider, account, newest, _Scan()) for provider, account, newest in await run(db, _ACCOUNTS_SQL)]
-    firsts: list[tuple[_Scan, list[Any]]] = [(scan, []) for *_key, scan in accounts]
-    for start in range(0, len(accounts), _ACCOUNTS_A_STATEMENT):
-        part = range(start, min(start + _ACCOUNTS_A_STATEMENT, len(accounts)))
-        sql = " UNION ALL ".join(_FIRST_ROWS_SQL.format(n=n, limit=_SCAN_ROWS) for n in part)
-        params = {}
-        for n in part:
-            params[f"provider{n}"], params[f"account{n}"] = accounts[n][:2]
-        for n, *row in await run(db, sql, params):
-            firsts[n][1].append(row)
-    await asyncio.to_thread(_feed_all, firsts, memo)
-    for (provider, account, _newest, scan), (_scan, rows) in zip(accounts, firsts, strict=True):
-        if scan.done or len(rows) < _SCAN_ROWS:
+    accounts = await db.call(lambda conn: _read_newest(conn, memo))
+    for provider, account, _newest, scan in accounts:
+        if scan.done or scan.fed < _SCAN_ROWS:  # the account has no more rows
             continue
         params = {"provider": provider, "account": account}
         more_sql = _ROWS_SQL.format(n="") + f" LIMIT -1 OFFSET {_SCAN_ROWS}"

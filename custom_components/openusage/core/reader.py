@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from .cache import cache_identity, remove_cache_file
 from .clock import WindowBounds, parse_time
-from .db import Database, close, connect, one, run
+from .db import Database, close, connect, one, run, run_all
 from .forecast import HourlyCost, SpendHistory, budget_statuses, month_forecast, spend_history
 from .mirror import CHECK_BLOCK_ROWS, DEFAULT_CHECK_PERIOD, RECENT_ROWS, UsageMirror
 from .models import QuotaSnapshot, Snapshot, StoreHealth
@@ -243,8 +243,7 @@ def _day(text: str | None) -> date | None:
         return None
 
 
-async def _fetch_tables(db: Database) -> set[str]:
-    return {row[0] for row in await run(db, "SELECT name FROM store.sqlite_master WHERE type = 'table'")}
+_TABLES_SQL = "SELECT name FROM store.sqlite_master WHERE type = 'table'"
 
 
 async def fetch_watermark(db: Database, tables: set[str]) -> str | None:
@@ -270,11 +269,12 @@ async def store_transaction(db: Database, path: Path) -> AsyncIterator[set[str]]
     try:
         await _attach_checked(db, uri)
         try:
-            await run(db, "BEGIN")  # one read transaction: every figure from one state
-            tables = await _fetch_tables(db)
+            # One read transaction: every figure from one state.
+            _begun, names = await run_all(db, [("BEGIN", ()), (_TABLES_SQL, ())])
+            tables = {name for (name,) in names}
             _require_tables(tables, path)
             yield tables
-            await run(db, "COMMIT")
+            await run_all(db, [("COMMIT", ()), ("DETACH DATABASE store", ())])
         except BaseException as err:
             if isinstance(err, asyncio.CancelledError):
                 await db.interrupt()  # the statement under way goes on in the connection's thread: stop it
@@ -285,7 +285,6 @@ async def store_transaction(db: Database, path: Path) -> AsyncIterator[set[str]]
             with suppress(sqlite3.Error):
                 await run(db, "DETACH DATABASE store")
             raise
-        await run(db, "DETACH DATABASE store")
     except sqlite3.Error as err:
         # The file may have gone or changed since it was checked (renamed away before SQLite opened it):
         # that cause first, rather than SQLite's "unable to open database file".
