@@ -878,7 +878,7 @@ class UsageMirror:
         size = self._block_rows
         tail_after = max(kept.tail_after, max_rowid - self._recent_rows)
         sealed = (tail_after + 1) // size
-        ranges, left_in_tail = await self._tail_changes(db, kept, tail_after)
+        ranges, tail_changed, left_in_tail = await self._tail_changes(db, kept, tail_after)
         open_from = kept.sealed * size
         # The rows left out after the sealed blocks: those of the tail every refresh, all of them once a period.
         counted_from = open_from if pruned or kept.sealed in due else kept.tail_after + 1
@@ -915,7 +915,13 @@ class UsageMirror:
         for block in range(kept.sealed, sealed):
             kept.fingerprints[block] = await self._fingerprint(db, block, _block_cut(floor, block))
         ranges = _merged(ranges)
-        await run_all(db, [(sql, {"lo": low, "hi": high}) for low, high in ranges for sql in _FIND_CHANGES_SQL])
+        await run_all(
+            db,
+            [
+                ("INSERT OR IGNORE INTO temp.changed SELECT value FROM json_each(?)", (json.dumps(tail_changed),)),
+                *((sql, {"lo": low, "hi": high}) for low, high in ranges for sql in _FIND_CHANGES_SQL),
+            ],
+        )
         for block, count in counted.items():
             if count:
                 kept.left_out[block] = count
@@ -923,11 +929,14 @@ class UsageMirror:
                 kept.left_out.pop(block, None)
         kept.sealed, kept.tail_after, kept.max_rowid = sealed, tail_after, max_rowid
 
-    async def _tail_changes(self, db: Database, kept: _Kept, tail_after: int) -> tuple[list[tuple[int, int]], set[int]]:
-        """Return the rowid ranges of the tail's rows whose text changed, came or went; keep the tail's rows' text.
+    async def _tail_changes(
+        self, db: Database, kept: _Kept, tail_after: int
+    ) -> tuple[list[tuple[int, int]], list[int], set[int]]:
+        """Compare the tail's rows with their text at the last refresh, and keep their text now.
 
-        The whole tail's range when its rows must be compared in full (after a start or a rebuild). Also return the
-        rowids of the tail's rows the contract leaves out.
+        Return the tail's rowid range when its rows must be compared in full (after a start or a rebuild), the rowids
+        of its rows whose text changed, came or went (taken as changed: scattered among other rows, they are too
+        many ranges to compare), and those of its rows the contract leaves out.
         """
         params = {"after": kept.tail_after}
         read = await db.call(lambda conn: _rows_as_text(conn, (_TAIL_JSON_SQL, _TAIL_QUOTED_SQL), params))
@@ -935,10 +944,10 @@ class UsageMirror:
         left_out = {rowid for rowid, _text, left_out in read if left_out}
         last, kept.tail_rows = kept.tail_rows, {rowid: text for rowid, text in rows.items() if rowid > tail_after}
         if last is None:
-            return [(kept.tail_after + 1, _TOP_ROWID)], left_out
-        changed = [(rowid, rowid) for rowid, text in rows.items() if last.get(rowid) != text]
-        changed += [(rowid, rowid) for rowid in last if rowid not in rows]
-        return changed, left_out
+            return [(kept.tail_after + 1, _TOP_ROWID)], [], left_out
+        changed = [rowid for rowid, text in rows.items() if last.get(rowid) != text]
+        changed += [rowid for rowid in last if rowid not in rows]
+        return [], changed, left_out
 
     async def _apply_changes(
         self,

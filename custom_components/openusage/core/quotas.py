@@ -320,8 +320,8 @@ async def read_quotas(
 
     Payloads are parsed off the event loop (one may hold thousands of metrics). The accounts and their newest rows are
     read (a hundred accounts a statement) and parsed in one trip to the connection's thread; only an account whose
-    newest rows hold no readable payload (or the whole last hour) reads on. With a `memo` of earlier refreshes, only the rows new since
-    are parsed.
+    newest rows hold no readable payload (or the whole last hour) reads on. With a `memo` of earlier refreshes, only
+    the rows new since are parsed.
     """
     if memo is None:
         memo = SnapshotMemo()
