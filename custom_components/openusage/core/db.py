@@ -31,8 +31,8 @@ _T = TypeVar("_T")
 class Database(aiosqlite.Connection):
     """aiosqlite's connection, which can also run a step of several statements in one trip to its thread.
 
-    A trip costs about 85 µs of CPU (a queue, a wake-up of each thread): a refresh that makes fifty of them every
-    minute spends a fifth of its CPU there. `_execute` is aiosqlite's own way to queue a call (the version is pinned).
+    A trip costs about 85 µs of CPU (a queue, a wake-up of each thread): fifty of them were up to a fifth of a
+    poll's CPU. `_execute` is aiosqlite's own way to queue a call (its version is pinned in the manifest).
     """
 
     async def call(self, step: Callable[[sqlite3.Connection], _T]) -> _T:
