@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,9 +93,9 @@ def test_a_bulk_load_adds_the_indexes_it_skipped() -> None:
     def indexes(conn: sqlite3.Connection) -> set[str]:
         return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql > ''")}
 
-    full, bulk = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
-    create_schema(full)
-    create_schema(bulk, indexes=False)
-    assert "idx_usage_events_occurred_at" in indexes(full) - indexes(bulk)
-    create_indexes(bulk)
-    assert indexes(bulk) == indexes(full)
+    with closing(sqlite3.connect(":memory:")) as full, closing(sqlite3.connect(":memory:")) as bulk:
+        create_schema(full)
+        create_schema(bulk, indexes=False)
+        assert "idx_usage_events_occurred_at" in indexes(full) - indexes(bulk)
+        create_indexes(bulk)
+        assert indexes(bulk) == indexes(full)

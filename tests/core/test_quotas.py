@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -221,7 +222,8 @@ async def test_a_snapshot_is_parsed_once_and_a_payload_changed_in_place_again(
         assert kept.observed_at == datetime.fromisoformat("2026-08-17T11:30:00Z")
         assert len(parsed) == 1 + 61  # the new snapshot; then the fresh reader's hour
         parsed.clear()
-        with sqlite3.connect(db) as conn:  # the newest blanked in place: the one before it is the quota, stale
+        # The newest blanked in place: the one before it is the quota, stale.
+        with closing(sqlite3.connect(db, isolation_level=None)) as conn:
             conn.execute(
                 "UPDATE usage_raw_events SET source_payload = '{}' WHERE raw_event_id = (SELECT raw_event_id "
                 "FROM usage_events WHERE event_type = 'limit_snapshot' ORDER BY occurred_at DESC LIMIT 1)"
