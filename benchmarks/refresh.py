@@ -177,7 +177,10 @@ def per_minute_over(gaps: list[float], seconds: float, limit: float = 0.005) -> 
 
 
 def publish_once_peak_mb(path: Path) -> float | None:
-    """Peak RSS of `openusage-ha publish --once` against a local broker (None without mosquitto)."""
+    """Peak RSS of a first `openusage-ha publish --once` against a local broker (None without mosquitto).
+
+    It keeps its mirror in a cache folder of its own, as the default one would, and the folder is removed after.
+    """
     mosquitto = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
     if mosquitto is None:
         return None
@@ -189,11 +192,13 @@ def publish_once_peak_mb(path: Path) -> float | None:
     broker = subprocess.Popen([mosquitto, "-p", str(port)], stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
-        result = subprocess.run(
-            ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "openusage_ha.cli", "publish",
-             "--db", str(path), "--broker", f"mqtt://127.0.0.1:{port}", "--once", "--node-id", "bench"],
-            capture_output=True, text=True, cwd=ROOT, check=False,
-        )  # fmt: skip
+        with tempfile.TemporaryDirectory() as cache:
+            result = subprocess.run(
+                ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "openusage_ha.cli", "publish",
+                 "--db", str(path), "--broker", f"mqtt://127.0.0.1:{port}", "--once", "--node-id", "bench",
+                 "--cache-dir", cache],
+                capture_output=True, text=True, cwd=ROOT, check=False,
+            )  # fmt: skip
         return int(result.stderr.strip().splitlines()[-1]) / 1024
     finally:
         broker.terminate()

@@ -5,12 +5,14 @@ Every case compares the figures with a fresh reader's full computation, and coun
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import zlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -145,7 +147,7 @@ async def test_a_refresh_after_close_reads_and_lets_go_again(db: Path, cache: Pa
     assert _meta(cache)["clean"] == "1"  # the late read kept the mirror too
 
 
-def _meta(cache: Path) -> dict[str, str]:
+def _meta(cache: Path) -> dict[str, Any]:
     conn = sqlite3.connect(cache)
     try:
         return dict(conn.execute("SELECT key, value FROM cache_meta").fetchall())
@@ -153,7 +155,7 @@ def _meta(cache: Path) -> dict[str, str]:
         conn.close()
 
 
-def _set_meta(cache: Path, key: str, value: str) -> None:
+def _set_meta(cache: Path, key: str, value: str | bytes) -> None:
     conn = sqlite3.connect(cache)
     with conn:
         conn.execute("UPDATE cache_meta SET value = ? WHERE key = ?", (value, key))
@@ -161,9 +163,15 @@ def _set_meta(cache: Path, key: str, value: str) -> None:
 
 
 def _tear_kept(cache: Path) -> None:
-    kept = json.loads(_meta(cache)["kept"])
+    kept = json.loads(zlib.decompress(_meta(cache)["kept"]))
     kept["usage"]["windows"]["all"][0][2][0] += 1000  # a changed sum: its checksum no longer matches
-    _set_meta(cache, "kept", json.dumps(kept))
+    _set_meta(cache, "kept", zlib.compress(json.dumps(kept).encode()))
+
+
+def _not_compressed(cache: Path) -> None:
+    record = json.dumps(json.loads(zlib.decompress(_meta(cache)["kept"]))).encode()
+    _set_meta(cache, "kept", record)  # with a checksum that matches: the record itself is not what it should be
+    _set_meta(cache, "kept_sha256", hashlib.sha256(record).hexdigest())
 
 
 def _from_another_release(cache: Path) -> None:
@@ -182,8 +190,8 @@ def _garbled_pages(cache: Path) -> None:
 
 @pytest.mark.parametrize(
     "spoil",
-    [_tear_kept, _from_another_release, _not_a_database, _garbled_pages],
-    ids=["torn sums", "another release", "not a database", "garbled pages"],
+    [_tear_kept, _not_compressed, _from_another_release, _not_a_database, _garbled_pages],
+    ids=["torn sums", "sums not compressed", "another release", "not a database", "garbled pages"],
 )
 async def test_a_cache_that_is_not_right_is_made_again(
     db: Path, cache: Path, rebuilds: list[int], spoil: object

@@ -14,7 +14,7 @@ from pathlib import Path
 from .version import VERSION
 
 # The shape of what a cache file holds (the mirror's tables and the kept sums); a change makes old files unused.
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 _SUFFIXES = ("", "-journal", "-wal", "-shm")
 
 
