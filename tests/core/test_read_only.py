@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from custom_components.openusage.core import reader as reader_module
 from custom_components.openusage.core.models import Window
-from custom_components.openusage.core.reader import StoreReader
+from custom_components.openusage.core.reader import StoreReader, read_store
+from custom_components.openusage.core.snapshot_json import snapshot_to_json
 from openusage_demo import generate_demo_store
 from tests.constants import NOW, WARSAW
 
@@ -105,3 +110,59 @@ async def test_checkpoints_complete_while_refreshing(tmp_path: Path) -> None:
     assert checkpoints >= 3  # TRUNCATE waits for a refresh in progress, then completes
     assert busy == 0  # no checkpoint was held up by the reader
     assert largest_wal < 4 * 1024 * 1024
+
+
+def _daemon_writes_and_checkpoints(db: Path, messages: int) -> sqlite3.Connection:
+    """Start a writer as the daemon does (WAL), add message rows and checkpoint them into the store's file."""
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for number in range(messages):
+        raw = f"written-during-the-read-{number}"
+        conn.execute(
+            "INSERT INTO usage_raw_events VALUES (?, '2026-08-17T11:59:00Z', 'codex', 'jsonl', 'v1', '{}', 'h', 'p', 's')",
+            (raw,),
+        )
+        conn.execute(
+            "INSERT INTO usage_events (event_id, occurred_at, provider_id, agent_name, account_id, session_id, "
+            "message_id, event_type, input_tokens, status, dedup_key, raw_event_id, normalization_version) "
+            "VALUES (?, '2026-08-17T11:59:00Z', 'codex', 'codex', 'codex-cli', 's', ?, 'message_usage', 1000, 'ok', "
+            "?, ?, 'v1')",
+            (raw, raw, raw, raw),
+        )
+    assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    return conn
+
+
+@pytest.mark.parametrize("daemon_stays", [False, True], ids=["daemon stops again", "daemon stays"])
+async def test_a_read_the_daemon_wrote_under_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, daemon_stays: bool
+) -> None:
+    # With the daemon stopped there is no WAL and the store is read as `immutable`; here it starts in the middle of
+    # a read, and its checkpoint changes the file's pages under the read.
+    db = generate_demo_store(tmp_path, days=5, events=2_000, now=NOW)
+    assert not db.with_name(db.name + "-wal").exists()
+    read_quotas = reader_module.read_quotas
+    reads: list[int] = []
+    daemon: list[sqlite3.Connection] = []
+
+    async def read_quotas_after_the_daemon_wrote(*args: object) -> object:
+        reads.append(len(reads))
+        if len(reads) == 1:
+            daemon.append(await asyncio.to_thread(_daemon_writes_and_checkpoints, db, 50))
+            if not daemon_stays:
+                daemon.pop().close()  # its last connection: the WAL goes with it
+        return await read_quotas(*args)
+
+    monkeypatch.setattr(reader_module, "read_quotas", read_quotas_after_the_daemon_wrote)
+    reader = StoreReader(db)
+    try:
+        snapshot = await reader.refresh(NOW, WARSAW)
+    finally:
+        await reader.close()
+    monkeypatch.setattr(reader_module, "read_quotas", read_quotas)
+    assert len(reads) == 2  # the read the file changed under was not taken: the store was read again
+    fresh = await read_store(db, NOW, WARSAW)
+    for conn in daemon:
+        conn.close()
+    assert snapshot_to_json(snapshot) == snapshot_to_json(fresh)
+    assert snapshot.usage.totals[Window.ALL].messages == fresh.usage.totals[Window.ALL].messages

@@ -93,6 +93,14 @@ class StoreError(Exception):
         super().__init__(f"{path}: {self.cause}")
 
 
+class StoreChangedError(StoreError):
+    """The store's file was written during a read that took it as unchanging (`immutable`): read it again."""
+
+    def __init__(self, path: Path) -> None:
+        """Say which store was written during the read."""
+        super().__init__(StoreErrorKind.UNREADABLE, path, "openusage wrote to it during the read")
+
+
 @dataclass(frozen=True, slots=True)
 class ReadOptions:
     """What a refresh computes besides the store: options a user may set."""
@@ -175,8 +183,19 @@ def _uri(path: Path, how: str) -> str:
     return f"file:{quote(os.fsencode(path.resolve()))}?mode=ro&{how}"
 
 
-def _store_uri(path: Path) -> str:
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """Return what changes when a file is written or replaced (blocking); None when it cannot be looked at."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _store_uri(path: Path) -> tuple[str, tuple[int, int, int] | None]:
     """Check what is at `path` and return the URI to attach it by, so that SQLite makes no file in its folder.
+
+    With it, for a store read as `immutable`, the file's stamp: the read is sound only if it is the same at the end.
 
     Blocking (it looks at the files): run it in a worker thread.
 
@@ -184,7 +203,8 @@ def _store_uri(path: Path) -> str:
     makes no file and waits for a writer's lock. In WAL mode:
     * No `-wal` (or no `-shm` beside it): no connection of the daemon's is open (its last close removes
       both), and the file is read as `immutable`: no WAL, no WAL index and no lock is made. Should the
-      daemon start during the read, it writes to its new WAL, which this read does not need.
+      daemon start during the read, it writes to its new WAL, which this read does not need, until it
+      checkpoints: the file's pages change under the read then, which its stamp tells (read it again).
     * The daemon's `-wal` and `-shm`: `mode=ro`, as one more reader of the WAL index. The only bytes a
       read changes are its read mark in that index, which the WAL protocol asks of every reader: it is
       what makes a checkpoint wait instead of overwriting pages the read still needs. Reading the index
@@ -193,10 +213,19 @@ def _store_uri(path: Path) -> str:
     """
     if _check_file(path):
         wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
-        how = "cache=private" if wal.exists() and shm.exists() else "immutable=1"
-    else:
-        how = "cache=private"
-    return _uri(path, how)
+        if not (wal.exists() and shm.exists()):
+            return _uri(path, "immutable=1"), _file_stamp(path)
+    return _uri(path, "cache=private"), None
+
+
+async def _written_since(path: Path, stamp: tuple[int, int, int] | None) -> bool:
+    """Whether a store read as `immutable` (a stamp taken) was written since its stamp was taken."""
+    return stamp is not None and await asyncio.to_thread(_file_stamp, path) != stamp
+
+
+async def _require_unwritten(path: Path, stamp: tuple[int, int, int] | None) -> None:
+    if await _written_since(path, stamp):
+        raise StoreChangedError(path)
 
 
 async def _attach_checked(db: Database, uri: str) -> None:
@@ -263,9 +292,10 @@ async def store_transaction(db: Database, path: Path) -> AsyncIterator[set[str]]
 
     The block gets the names of its tables. The transaction ends and the store is detached when the block ends
     (committing what the block wrote to `db`'s own databases); any SQLite failure, in the block too, becomes a
-    StoreError that says why.
+    StoreError that says why. A store read as `immutable` whose file was written during the block (the daemon
+    started and checkpointed) raises StoreChangedError instead, and nothing the block wrote is kept.
     """
-    uri = await asyncio.to_thread(_store_uri, path)
+    uri, stamp = await asyncio.to_thread(_store_uri, path)
     try:
         await _attach_checked(db, uri)
         try:
@@ -274,6 +304,7 @@ async def store_transaction(db: Database, path: Path) -> AsyncIterator[set[str]]
             tables = {name for (name,) in names}
             _require_tables(tables, path)
             yield tables
+            await _require_unwritten(path, stamp)
             await run_all(db, [("COMMIT", ()), ("DETACH DATABASE store", ())])
         except BaseException as err:
             if isinstance(err, asyncio.CancelledError):
@@ -284,6 +315,9 @@ async def store_transaction(db: Database, path: Path) -> AsyncIterator[set[str]]
                 await run(db, "ROLLBACK")
             with suppress(sqlite3.Error):
                 await run(db, "DETACH DATABASE store")
+            # Torn pages fail in any way (malformed, a duplicate key): the file's change is the cause.
+            if isinstance(err, sqlite3.Error) and await _written_since(path, stamp):
+                raise StoreChangedError(path) from err
             raise
     except sqlite3.Error as err:
         # The file may have gone or changed since it was checked (renamed away before SQLite opened it):
@@ -429,21 +463,14 @@ class StoreReader:
                 return db
         return None
 
-    def _look(self) -> tuple[str, bool]:
-        """Return the store file's identity, and whether its WAL is there (blocking)."""
-        return self._identity(), self.path.with_name(self.path.name + "-wal").exists()
-
     async def _read(self, now: datetime, bounds: WindowBounds) -> _StoreRead:
         """Everything read inside the store's transaction."""
-        identity, had_wal = await asyncio.to_thread(self._look)
         try:
-            return await self._read_once(now, bounds, identity)
-        except StoreError as err:
-            # A stopped daemon's store is read as immutable; a daemon that started and checkpointed during
-            # that read changed pages under it. Read again, now through its WAL.
-            if err.kind is StoreErrorKind.CORRUPT and not had_wal and (await asyncio.to_thread(self._look))[1]:
-                return await self._read_once(now, bounds, identity)
-            raise
+            return await self._read_once(now, bounds, await asyncio.to_thread(self._identity))
+        except StoreChangedError:
+            # A stopped daemon's store is read as immutable; a daemon that started and checkpointed during that read
+            # changed pages under it. Read again, now through its WAL (a second such failure waits for the next).
+            return await self._read_once(now, bounds, await asyncio.to_thread(self._identity))
 
     async def _read_once(self, now: datetime, bounds: WindowBounds, identity: str) -> _StoreRead:
         db = self._db
