@@ -219,8 +219,14 @@ def _store_uri(path: Path) -> tuple[str, tuple[int, int, int] | None]:
 
 
 async def _written_since(path: Path, stamp: tuple[int, int, int] | None) -> bool:
-    """Whether a store read as `immutable` (a stamp taken) was written since its stamp was taken."""
-    return stamp is not None and await asyncio.to_thread(_file_stamp, path) != stamp
+    """Whether a store read as `immutable` (a stamp taken) was written since its stamp was taken.
+
+    A store that is gone is not said to be written: what was read of it is whole, and a failure is reported as why.
+    """
+    if stamp is None:
+        return False
+    now = await asyncio.to_thread(_file_stamp, path)
+    return now is not None and now != stamp
 
 
 async def _require_unwritten(path: Path, stamp: tuple[int, int, int] | None) -> None:
