@@ -113,7 +113,8 @@ def main() -> int:
             hass.onboard()
             entry = hass.add_integration(db)
             print(f"entry {entry['title']!r}: {entry_state(hass)}")
-            core = json.loads(openusage_ha("snapshot", "--db", str(db), "--tz", "UTC"))
+            snapshot = openusage_ha("snapshot", "--db", str(db), "--tz", "UTC", "--cache-dir", str(root / "cache"))
+            core = json.loads(snapshot)  # its mirror kept in this run's folder, not in the user's cache
             claude = next(q for q in core["quotas"] if q["provider_id"] == "claude_code")
             wanted = {
                 "sensor.openusage_cost_all_time": f"{core['totals']['all']['cost_usd']}",

@@ -18,7 +18,7 @@ from custom_components.openusage.core import reader as reader_module
 from custom_components.openusage.core.models import Window
 from custom_components.openusage.core.reader import StoreReader, read_store
 from custom_components.openusage.core.snapshot_json import snapshot_to_json
-from openusage_demo import generate_demo_store
+from openusage_demo import EventWriter, generate_demo_store
 from tests.constants import NOW, WARSAW
 
 
@@ -68,20 +68,22 @@ async def test_refreshing_many_times_changes_nothing(tmp_path: Path) -> None:
 async def test_checkpoints_complete_while_refreshing(tmp_path: Path) -> None:
     db = generate_demo_store(tmp_path, days=30, events=20_000, now=NOW)
     script = textwrap.dedent(f"""
-        import sqlite3, time, uuid, sys
+        import sqlite3, time
+        from openusage_demo import EventWriter
         conn = sqlite3.connect({str(db)!r}, isolation_level=None, timeout=5)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA busy_timeout = 5000")
+        writer = EventWriter(conn)
         busy = 0
         checkpoints = 0
         largest_wal = 0
         deadline = time.monotonic() + 8
         last_checkpoint = time.monotonic()
         while time.monotonic() < deadline:
-            raw = str(uuid.uuid4())
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO usage_raw_events VALUES (?, '2026-08-17T11:59:00Z', 'codex', 'jsonl', 'v1', '{{}}', 'h', 'p', 's')", (raw,))
-            conn.execute("INSERT INTO usage_events (event_id, occurred_at, provider_id, agent_name, account_id, session_id, message_id, event_type, input_tokens, status, dedup_key, raw_event_id, normalization_version) VALUES (?, '2026-08-17T11:59:00Z', 'codex', 'codex', 'codex-cli', 's', ?, 'message_usage', 1, 'ok', ?, ?, 'v1')", (str(uuid.uuid4()), raw, raw, raw))
+            writer.add(source_system="codex", occurred_at="2026-08-17T11:59:00Z", provider_id="codex",
+                       account_id="codex-cli", session_id="s", input_tokens=1)
+            writer.flush()
             conn.execute("COMMIT")
             if time.monotonic() - last_checkpoint >= 1:
                 row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
@@ -93,7 +95,9 @@ async def test_checkpoints_complete_while_refreshing(tmp_path: Path) -> None:
             time.sleep(0.002)
         print(checkpoints, busy, largest_wal)
     """)
-    daemon = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE)
+    daemon = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parents[2]
+    )
     reader = StoreReader(db)
     refreshes = 0
     while daemon.returncode is None:
@@ -116,19 +120,12 @@ def _daemon_writes_and_checkpoints(db: Path, messages: int) -> sqlite3.Connectio
     """Start a writer as the daemon does (WAL), add message rows and checkpoint them into the store's file."""
     conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
+    writer = EventWriter(conn)
     for number in range(messages):
-        raw = f"written-during-the-read-{number}"
-        conn.execute(
-            "INSERT INTO usage_raw_events VALUES (?, '2026-08-17T11:59:00Z', 'codex', 'jsonl', 'v1', '{}', 'h', 'p', 's')",
-            (raw,),
-        )
-        conn.execute(
-            "INSERT INTO usage_events (event_id, occurred_at, provider_id, agent_name, account_id, session_id, "
-            "message_id, event_type, input_tokens, status, dedup_key, raw_event_id, normalization_version) "
-            "VALUES (?, '2026-08-17T11:59:00Z', 'codex', 'codex', 'codex-cli', 's', ?, 'message_usage', 1000, 'ok', "
-            "?, ?, 'v1')",
-            (raw, raw, raw, raw),
-        )
+        writer.add(source_system="codex", occurred_at="2026-08-17T11:59:00Z", provider_id="codex",
+                   account_id="codex-cli", session_id="s", message_id=f"written-during-the-read-{number}",
+                   input_tokens=1000)  # fmt: skip
+    writer.flush()
     assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
     return conn
 
