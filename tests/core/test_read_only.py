@@ -137,6 +137,7 @@ async def test_a_read_the_daemon_wrote_under_is_read_again(
     # With the daemon stopped there is no WAL and the store is read as `immutable`; here it starts in the middle of
     # a read, and its checkpoint changes the file's pages under the read.
     db = generate_demo_store(tmp_path, days=5, events=2_000, now=NOW)
+    before = (await read_store(db, NOW, WARSAW)).usage.totals[Window.ALL].messages
     assert not db.with_name(db.name + "-wal").exists()
     read_quotas = reader_module.read_quotas
     reads: list[int] = []
@@ -163,3 +164,4 @@ async def test_a_read_the_daemon_wrote_under_is_read_again(
         conn.close()
     assert snapshot_to_json(snapshot) == snapshot_to_json(fresh)
     assert snapshot.usage.totals[Window.ALL].messages == fresh.usage.totals[Window.ALL].messages
+    assert snapshot.usage.totals[Window.ALL].messages == before + 50  # the daemon's rows, read again, are counted

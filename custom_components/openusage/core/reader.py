@@ -230,6 +230,7 @@ async def _written_since(path: Path, stamp: tuple[int, int, int] | None) -> bool
 
 
 async def _require_unwritten(path: Path, stamp: tuple[int, int, int] | None) -> None:
+    """Raise StoreChangedError when a store read as `immutable` was written since its stamp was taken."""
     if await _written_since(path, stamp):
         raise StoreChangedError(path)
 
