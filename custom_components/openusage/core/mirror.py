@@ -89,7 +89,7 @@ _RANK_ORDER = "prio DESC, quality DESC, occurred_at DESC, event_id DESC"
 # leaves the block's other fingerprints as they were, and most rows are hashed without sorting them by day.
 # Reading the 21 columns is most of the cost (about 1 µs a row of 1.4). The day is written in hex: a store may
 # hold any bytes there.
-_FINGERPRINTED = (
+FINGERPRINTED_COLUMNS = (
     "occurred_at", "status", "provider_id", "account_id", "agent_name", "workspace_id",
     "session_id", "turn_id", "message_id", "tool_call_id", "model_raw", "model_canonical", "tool_name",
     "input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens",
@@ -102,9 +102,9 @@ _FINGERPRINT_SQL = (
     "FILTER (WHERE NOT {after}) AS BLOB) FROM usage_events "
     "WHERE rowid BETWEEN :lo AND :hi AND +event_type IN ('message_usage', 'tool_usage')"
 )
-_ROW_JSON = f"json_array({', '.join(_FINGERPRINTED)})"
+_ROW_JSON = f"json_array({', '.join(FINGERPRINTED_COLUMNS)})"
 # JSON holds no BLOB: a block with one is read as SQL literals instead (in hex, so that no separator is in a row).
-_ROW_QUOTED = f"hex({' || char(31) || '.join(f'quote({c})' for c in _FINGERPRINTED)})"
+_ROW_QUOTED = f"hex({' || char(31) || '.join(f'quote({c})' for c in FINGERPRINTED_COLUMNS)})"
 _FINGERPRINT_JSON_SQL = _FINGERPRINT_SQL.format(row=_ROW_JSON, after=_AFTER_CUT)
 _FINGERPRINT_QUOTED_SQL = _FINGERPRINT_SQL.format(row=_ROW_QUOTED, after=_AFTER_CUT)
 # A block whose cut moves on: its fingerprints at the old cut (to compare) and at the new one, from one read. The

@@ -1,0 +1,127 @@
+"""Floors: what the contract's own work costs, beside what issue 16's targets allow.
+
+* A first read against the openusage-style baseline (refresh.py): the contract's deduplication alone (every
+  partition's winner found and counted, no figure summed, nothing kept), the scoped rows' join alone, and their
+  partition keys alone, each as a share of the baseline.
+* The hourly check of the older rows: one block of rowids read as one text, in the forms SQLite can make of a row
+  (the JSON array the fingerprints use, `quote()` of each column, plain concatenation), milliseconds a block.
+* An hour of polls at several paces of new rows a minute: how much of the hour is the new rows.
+
+    python benchmarks/floors.py --rows 1000000        # the recorded run
+    python benchmarks/floors.py --rows 2000 --repeat 1  # the smoke run scripts/test makes
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sqlite3
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from refresh import NOW, baseline_refresh, hour_alone, store_with  # noqa: E402
+
+from custom_components.openusage.core.mirror import CHECK_BLOCK_ROWS, FINGERPRINTED_COLUMNS  # noqa: E402
+from custom_components.openusage.core.usage import (  # noqa: E402
+    DEDUPED_USAGE_SQL,
+    LOGICAL_ID_SQL,
+    PARTITION_SQL,
+    SCOPED_USAGE_SQL,
+)
+
+_ROW_FORMS = {
+    "JSON array (the fingerprints')": f"json_array({', '.join(FINGERPRINTED_COLUMNS)})",
+    "quote() of each column": " || char(31) || ".join(f"quote({c})" for c in FINGERPRINTED_COLUMNS),
+    "plain concatenation (NULL and types lost)": " || char(31) || ".join(FINGERPRINTED_COLUMNS),
+}
+_BLOCK_SQL = (
+    "SELECT length(CAST(group_concat({row}, char(30)) AS BLOB)) FROM usage_events "
+    "WHERE rowid BETWEEN :lo AND :hi AND +event_type IN ('message_usage', 'tool_usage')"
+)
+_PARTITION_KEYS_SQL = (
+    f"SELECT count(*), max(k) FROM (SELECT json_array({PARTITION_SQL.replace('logical_id', LOGICAL_ID_SQL)}) AS k "
+    f"FROM ({SCOPED_USAGE_SQL}))"
+)
+_FIRST_READ_PARTS = {
+    "the contract's deduplication alone": f"SELECT count(*), total(cost_usd) FROM ({DEDUPED_USAGE_SQL})",
+    "the scoped rows' join alone": f"SELECT count(*), total(cost_usd), max(src), max(chan) FROM ({SCOPED_USAGE_SQL})",
+    "their partition keys alone": _PARTITION_KEYS_SQL,
+}
+
+
+def _query(path: Path, sql: str) -> Callable[[], None]:
+    def run() -> None:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+
+    return run
+
+
+def first_read_floor(path: Path, repeat: int) -> None:
+    """Print the baseline and each part of the contract's first read, as medians, in turn in each round."""
+    runs: dict[str, Callable[[], None]] = {"baseline": lambda: baseline_refresh(path, NOW)}
+    runs |= {name: _query(path, sql) for name, sql in _FIRST_READ_PARTS.items()}
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - started)
+    baseline = statistics.median(seconds["baseline"])
+    for name, times in seconds.items():
+        median = statistics.median(times)
+        print(f"  {name:40} {median:8.3f} s   {median / baseline:.3f} of the baseline")
+
+
+def block_forms(path: Path, repeat: int) -> None:
+    """Print the milliseconds a block of rowids takes to read as one text, in each form, over up to 40 blocks."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        top = conn.execute("SELECT coalesce(max(rowid), 0) FROM usage_events").fetchone()[0]
+        count = max(1, top // CHECK_BLOCK_ROWS)
+        blocks = range(0, count, max(1, count // 40))
+        spent = dict.fromkeys(_ROW_FORMS, 0.0)
+        for _ in range(repeat):
+            for name, row in _ROW_FORMS.items():
+                sql = _BLOCK_SQL.format(row=row)
+                started = time.perf_counter()
+                for block in blocks:
+                    low = block * CHECK_BLOCK_ROWS
+                    conn.execute(sql, {"lo": low, "hi": low + CHECK_BLOCK_ROWS - 1}).fetchall()
+                spent[name] += time.perf_counter() - started
+    finally:
+        conn.close()
+    for name, seconds in spent.items():
+        print(f"  {name:44} {seconds / repeat / len(blocks) * 1000:6.2f} ms a block ({len(blocks)} blocks)")
+
+
+def main() -> int:
+    """Run the floors from the command line and print them."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="store size")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (median)")
+    parser.add_argument("--paces", default="100,56,13", help="new rows a minute in the hours of polls")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+    path = store_with(args.rows)
+    print(f"\n== a first read, {args.rows:,} rows")
+    first_read_floor(path, args.repeat)
+    print(f"\n== the hourly check's read of a block of {CHECK_BLOCK_ROWS:,} rowids")
+    block_forms(path, args.repeat)
+    print("\n== an hour of polls, by new rows a minute (CPU seconds, a fresh reader each)")
+    for pace in (int(p) for p in args.paces.split(",")):
+        print(f"  {pace:4} a minute: {hour_alone(args.rows, 90, pace):.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
