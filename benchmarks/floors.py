@@ -3,7 +3,7 @@
 * A first read against the openusage-style baseline (refresh.py): the contract's deduplication alone (every
   partition's winner found and counted, no figure summed, nothing kept), the scoped rows' join alone, and their
   partition keys alone, each as a share of the baseline.
-* The hourly check of the older rows: one block of rowids read as one text, in the forms SQLite can make of a row
+* The hourly check of the older rows: a block's fingerprint statement with each form SQLite can make of a row
   (the JSON array the fingerprints use, `quote()` of each column, plain concatenation), milliseconds a block.
 * An hour of polls at several paces of new rows a minute: how much of the hour is the new rows.
 
@@ -27,27 +27,29 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from refresh import NOW, baseline_refresh, hour_alone, store_with  # noqa: E402
 
-from custom_components.openusage.core.mirror import CHECK_BLOCK_ROWS, FINGERPRINTED_COLUMNS  # noqa: E402
+from custom_components.openusage.core.mirror import (  # noqa: E402
+    CHECK_BLOCK_ROWS,
+    FINGERPRINT_JSON_SQL,
+    FINGERPRINT_SQL,
+    FINGERPRINTED_COLUMNS,
+)
 from custom_components.openusage.core.usage import (  # noqa: E402
     DEDUPED_USAGE_SQL,
-    LOGICAL_ID_SQL,
-    PARTITION_SQL,
+    PARTITION_KEY_SQL,
     SCOPED_USAGE_SQL,
 )
 
-_ROW_FORMS = {
-    "JSON array (the fingerprints')": f"json_array({', '.join(FINGERPRINTED_COLUMNS)})",
-    "quote() of each column": " || char(31) || ".join(f"quote({c})" for c in FINGERPRINTED_COLUMNS),
-    "plain concatenation (NULL and types lost)": " || char(31) || ".join(FINGERPRINTED_COLUMNS),
+# The fingerprint's statement, with each row read in each form SQLite can make of it.
+_BLOCK_STATEMENTS = {
+    "JSON array (the fingerprints')": FINGERPRINT_JSON_SQL,
+    "quote() of each column": FINGERPRINT_SQL.format(
+        row=" || char(31) || ".join(f"quote({c})" for c in FINGERPRINTED_COLUMNS)
+    ),
+    "plain concatenation (NULL and types lost)": FINGERPRINT_SQL.format(
+        row=" || char(31) || ".join(FINGERPRINTED_COLUMNS)
+    ),
 }
-_BLOCK_SQL = (
-    "SELECT length(CAST(group_concat({row}, char(30)) AS BLOB)) FROM usage_events "
-    "WHERE rowid BETWEEN :lo AND :hi AND +event_type IN ('message_usage', 'tool_usage')"
-)
-_PARTITION_KEYS_SQL = (
-    f"SELECT count(*), max(k) FROM (SELECT json_array({PARTITION_SQL.replace('logical_id', LOGICAL_ID_SQL)}) AS k "
-    f"FROM ({SCOPED_USAGE_SQL}))"
-)
+_PARTITION_KEYS_SQL = f"SELECT count(*), max(k) FROM (SELECT {PARTITION_KEY_SQL} AS k FROM ({SCOPED_USAGE_SQL}))"
 _FIRST_READ_PARTS = {
     "the contract's deduplication alone": f"SELECT count(*), total(cost_usd) FROM ({DEDUPED_USAGE_SQL})",
     "the scoped rows' join alone": f"SELECT count(*), total(cost_usd), max(src), max(chan) FROM ({SCOPED_USAGE_SQL})",
@@ -83,20 +85,22 @@ def first_read_floor(path: Path, repeat: int) -> None:
 
 
 def block_forms(path: Path, repeat: int) -> None:
-    """Print the milliseconds a block of rowids takes to read as one text, in each form, over up to 40 blocks."""
+    """Print the milliseconds a block's fingerprint statement takes with each form of a row, over about 40 blocks.
+
+    Every row is after the cut (`''`), read together, as most blocks' rows are.
+    """
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         top = conn.execute("SELECT coalesce(max(rowid), 0) FROM usage_events").fetchone()[0]
         count = max(1, top // CHECK_BLOCK_ROWS)
         blocks = range(0, count, max(1, count // 40))
-        spent = dict.fromkeys(_ROW_FORMS, 0.0)
+        spent = dict.fromkeys(_BLOCK_STATEMENTS, 0.0)
         for _ in range(repeat):
-            for name, row in _ROW_FORMS.items():
-                sql = _BLOCK_SQL.format(row=row)
+            for name, sql in _BLOCK_STATEMENTS.items():
                 started = time.perf_counter()
                 for block in blocks:
                     low = block * CHECK_BLOCK_ROWS
-                    conn.execute(sql, {"lo": low, "hi": low + CHECK_BLOCK_ROWS - 1}).fetchall()
+                    conn.execute(sql, {"lo": low, "hi": low + CHECK_BLOCK_ROWS - 1, "cut": ""}).fetchall()
                 spent[name] += time.perf_counter() - started
     finally:
         conn.close()
@@ -115,7 +119,7 @@ def main() -> int:
     path = store_with(args.rows)
     print(f"\n== a first read, {args.rows:,} rows")
     first_read_floor(path, args.repeat)
-    print(f"\n== the hourly check's read of a block of {CHECK_BLOCK_ROWS:,} rowids")
+    print(f"\n== a block's fingerprint statement ({CHECK_BLOCK_ROWS:,} rowids), by the form of a row")
     block_forms(path, args.repeat)
     print("\n== an hour of polls, by new rows a minute (CPU seconds, a fresh reader each)")
     for pace in (int(p) for p in args.paces.split(",")):

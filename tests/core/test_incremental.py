@@ -384,7 +384,7 @@ async def test_pruned_days_read_no_block_again(tmp_path: Path, monkeypatch: pyte
     blocks: list[tuple[int, bool]] = []  # each block read for its fingerprints, and whether it was cut afresh
 
     def counting(conn: sqlite3.Connection, json_and_quoted: tuple[str, str], params: Any) -> Any:
-        if json_and_quoted[0] in (mirror._FINGERPRINT_JSON_SQL, mirror._RECUT_JSON_SQL):
+        if json_and_quoted[0] in (mirror.FINGERPRINT_JSON_SQL, mirror._RECUT_JSON_SQL):
             blocks.append((params["lo"] // BLOCK, json_and_quoted[0] == mirror._RECUT_JSON_SQL))
         return rows_as_text(conn, json_and_quoted, params)
 

@@ -49,9 +49,8 @@ from .usage import (
     ALL_BIT,
     LEFT_OUT_ROWS_SQL,
     LEFT_OUT_SQL,
-    LOGICAL_ID_SQL,
     MEASURE_SQL,
-    PARTITION_SQL,
+    PARTITION_KEY_SQL,
     PLACEABLE_SQL,
     PRIORITY_SQL,
     QUALITY_SQL,
@@ -95,18 +94,18 @@ FINGERPRINTED_COLUMNS = (
     "input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens",
     "total_tokens", "cost_usd", "requests",
 )  # fmt: skip
-_AFTER_CUT = "coalesce(occurred_at >= :cut, 0)"
-_FINGERPRINT_SQL = (
-    "SELECT CAST(group_concat({row}, char(30)) FILTER (WHERE {after}) AS BLOB), "
+# A block's fingerprint statement, with {row} the text each usage row is read as (`:cut`: the day per-day rows end).
+FINGERPRINT_SQL = (
+    "SELECT CAST(group_concat({row}, char(30)) FILTER (WHERE coalesce(occurred_at >= :cut, 0)) AS BLOB), "
     "CAST(group_concat(hex(substr(occurred_at, 1, 10)) || ':' || {row}, char(30)) "
-    "FILTER (WHERE NOT {after}) AS BLOB) FROM usage_events "
+    "FILTER (WHERE NOT coalesce(occurred_at >= :cut, 0)) AS BLOB) FROM usage_events "
     "WHERE rowid BETWEEN :lo AND :hi AND +event_type IN ('message_usage', 'tool_usage')"
 )
 _ROW_JSON = f"json_array({', '.join(FINGERPRINTED_COLUMNS)})"
 # JSON holds no BLOB: a block with one is read as SQL literals instead (in hex, so that no separator is in a row).
 _ROW_QUOTED = f"hex({' || char(31) || '.join(f'quote({c})' for c in FINGERPRINTED_COLUMNS)})"
-_FINGERPRINT_JSON_SQL = _FINGERPRINT_SQL.format(row=_ROW_JSON, after=_AFTER_CUT)
-_FINGERPRINT_QUOTED_SQL = _FINGERPRINT_SQL.format(row=_ROW_QUOTED, after=_AFTER_CUT)
+FINGERPRINT_JSON_SQL = FINGERPRINT_SQL.format(row=_ROW_JSON)
+_FINGERPRINT_QUOTED_SQL = FINGERPRINT_SQL.format(row=_ROW_QUOTED)
 # A block whose cut moves on: its fingerprints at the old cut (to compare) and at the new one, from one read. The
 # subquery's LIMIT keeps SQLite from copying a row's text into each aggregate, so it is made once; each row before the
 # new cut starts with whether it is after the old one.
@@ -162,7 +161,7 @@ _INSERT_SQL = f"INSERT INTO mirror_rows ({_COLUMN_LIST}, pmax) SELECT {_COLUMN_L
 # the event-type index, so a refresh reads only the tail).
 _PROJECT_SQL = f"""
 WITH scoped AS ({SCOPED_USAGE_SQL.replace("WHERE e.event_type", "WHERE +e.event_type")} AND {{rows}})
-SELECT rid, json_array({PARTITION_SQL.replace("logical_id", LOGICAL_ID_SQL)}) AS pkey,
+SELECT rid, {PARTITION_KEY_SQL} AS pkey,
        {PRIORITY_SQL} AS prio, {QUALITY_SQL} AS quality, occurred_at, event_id,
        {SORT_KEY_SQL.format(col="occurred_at")} AS okey,
        lower(trim(coalesce(provider_id, ''))) AS provider,
@@ -812,7 +811,7 @@ class UsageMirror:
         params = {"lo": low, "hi": low + self._block_rows - 1, "cut": cut}
 
         def fingerprint(conn: sqlite3.Connection) -> _BlockPrint:
-            ((later, before),) = _rows_as_text(conn, (_FINGERPRINT_JSON_SQL, _FINGERPRINT_QUOTED_SQL), params)
+            ((later, before),) = _rows_as_text(conn, (FINGERPRINT_JSON_SQL, _FINGERPRINT_QUOTED_SQL), params)
             # Hashing a megabyte and splitting the days is a millisecond or more: off the event loop, in the same trip.
             return _block_print(cut, later or b"", _rows_of(before))
 

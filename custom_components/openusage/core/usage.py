@@ -49,6 +49,8 @@ LOGICAL_ID_SQL = """CASE
       WHEN trim(coalesce(turn_id, '')) <> '' THEN 'turn:' || lower(trim(turn_id))
       ELSE 'fallback:' || dedup_key END"""
 PARTITION_SQL = "lower(trim(src)), lower(trim(event_type)), lower(trim(coalesce(session_id, ''))), logical_id"
+# A usage row's dedup partition as one value (the mirror keeps it per row).
+PARTITION_KEY_SQL = f"json_array({PARTITION_SQL.replace('logical_id', LOGICAL_ID_SQL)})"
 PRIORITY_SQL = """CASE lower(trim(chan)) WHEN 'hook' THEN 4 WHEN 'sse' THEN 3 WHEN 'sqlite' THEN 2
                                       WHEN 'jsonl' THEN 2 WHEN 'api' THEN 1 ELSE 0 END"""
 QUALITY_SQL = """(4 * (coalesce(total_tokens, 0) > 0) + 2 * (coalesce(cost_usd, 0) > 0)
