@@ -4,8 +4,10 @@
   partition's winner found and counted, no figure summed, nothing kept), the scoped rows' join alone, and their
   partition keys alone, each as a share of the baseline.
 * The hourly check of the older rows: a block's fingerprint statement with each form SQLite can make of a row
-  (the JSON array the fingerprints use, `quote()` of each column, plain concatenation), milliseconds a block.
-* An hour of polls at several paces of new rows a minute: how much of the hour is the new rows.
+  (the JSON array the fingerprints use, `quote()` of each column, plain concatenation), milliseconds a block,
+  beside what any form costs at the least: the block's rows found, and each column loaded with no text made.
+* An hour of polls at several paces of new rows a minute: how much of the hour is the new rows; and the hour without
+  the hourly check, with a minute's new rows and with nothing new, which leaves the check's share and the polls' own.
 
     python benchmarks/floors.py --rows 1000000        # the recorded run
     python benchmarks/floors.py --rows 2000 --repeat 1  # the smoke run scripts/test makes
@@ -20,6 +22,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +36,7 @@ from custom_components.openusage.core.mirror import (  # noqa: E402
     FINGERPRINT_SQL,
     FINGERPRINTED_COLUMNS,
 )
+from custom_components.openusage.core.reader import ReadOptions  # noqa: E402
 from custom_components.openusage.core.usage import (  # noqa: E402
     DEDUPED_USAGE_SQL,
     PARTITION_KEY_SQL,
@@ -49,6 +53,16 @@ _BLOCK_STATEMENTS = {
         row=" || char(31) || ".join(FINGERPRINTED_COLUMNS)
     ),
 }
+# What any form of a row must cost at the least: the block's rows found, and each of their columns loaded, no text made.
+_BLOCK_ROWS_SQL = FINGERPRINT_SQL[FINGERPRINT_SQL.index(" FROM usage_events") :]
+_BLOCK_FLOORS = {
+    "floor: the rows found, no column read": f"SELECT count(*){_BLOCK_ROWS_SQL}",
+    "floor: every column loaded, no text made": (
+        f"SELECT {' + '.join(f'count({c})' for c in FINGERPRINTED_COLUMNS)}{_BLOCK_ROWS_SQL}"
+    ),
+}
+# A reader that never checks the older rows within the hour: what the polls cost without the check.
+_NO_CHECK = ReadOptions(check_period=timedelta(days=36500))
 _PARTITION_KEYS_SQL = f"SELECT count(*), max(k) FROM (SELECT {PARTITION_KEY_SQL} AS k FROM ({SCOPED_USAGE_SQL}))"
 _FIRST_READ_PARTS = {
     "the contract's deduplication alone": f"SELECT count(*), total(cost_usd) FROM ({DEDUPED_USAGE_SQL})",
@@ -94,9 +108,10 @@ def block_forms(path: Path, repeat: int) -> None:
         top = conn.execute("SELECT coalesce(max(rowid), 0) FROM usage_events").fetchone()[0]
         count = max(1, top // CHECK_BLOCK_ROWS)
         blocks = range(0, count, max(1, count // 40))
-        spent = dict.fromkeys(_BLOCK_STATEMENTS, 0.0)
+        statements = _BLOCK_STATEMENTS | _BLOCK_FLOORS
+        spent = dict.fromkeys(statements, 0.0)
         for _ in range(repeat):
-            for name, sql in _BLOCK_STATEMENTS.items():
+            for name, sql in statements.items():
                 started = time.perf_counter()
                 for block in blocks:
                     low = block * CHECK_BLOCK_ROWS
@@ -124,6 +139,10 @@ def main() -> int:
     print("\n== an hour of polls, by new rows a minute (CPU seconds, a fresh reader each)")
     for pace in (int(p) for p in args.paces.split(",")):
         print(f"  {pace:4} a minute: {hour_alone(args.rows, 90, pace):.2f} s")
+    print("  without the hourly check of the older rows (none changed in place):")
+    no_check = hour_alone(args.rows, 90, options=_NO_CHECK, old_row=False)
+    print(f"    100 a minute: {no_check:.2f} s")
+    print(f"    nothing new:  {hour_alone(args.rows, 90, None, options=_NO_CHECK):.2f} s")
     return 0
 
 

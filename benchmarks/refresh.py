@@ -312,11 +312,11 @@ def home_assistant_stalls(path: Path, rounds: int, rebuilds: int) -> tuple[dict[
 class Bench:
     """One store, one event loop, one long-lived reader: what the coordinator and the publisher hold."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
         """Keep one reader of the store at `path`, as the integration does."""
         self.path = path
         self.loop = asyncio.new_event_loop()
-        self.reader = StoreReader(path)
+        self.reader = StoreReader(path, options)
 
     def refresh(self, now: datetime, reader: StoreReader | None = None) -> Snapshot:
         """Refresh at `now`, with the given reader or this one's."""
@@ -349,32 +349,38 @@ class Bench:
         self.loop.close()
 
 
-def an_hour(bench: Bench, at: datetime, pace: int = 100) -> tuple[float, datetime]:
+def an_hour(bench: Bench, at: datetime, pace: int | None = 100, *, old_row: bool = True) -> tuple[float, datetime]:
     """Return the CPU seconds of an hour of refreshes a minute apart, each after a minute's changes, and the clock.
 
     In the hour: `pace` new rows a minute (6,000 at 100), an enrichment of a recent row every minute, an old row
-    changed in place in minute 5 and the oldest day pruned in minute 30. The CPU time is the process's (every
-    thread) during the refreshes only, not the writer's.
+    changed in place in minute 5 (`old_row`) and the oldest day pruned in minute 30; with `pace` None, no change at
+    all. The CPU time is the process's (every thread) during the refreshes only, not the writer's.
     """
     cpu = 0.0
     for minute in range(1, 61):
         at += timedelta(minutes=1)
-        change_store(bench.path, at, prune=minute == 30, old_row=minute == 5, new_rows=pace)
+        if pace is not None:
+            change_store(bench.path, at, prune=minute == 30, old_row=old_row and minute == 5, new_rows=pace)
         started = time.process_time()
         bench.refresh(at)
         cpu += time.process_time() - started
     return cpu, at
 
 
-def hour_alone(rows: int, days: int, pace: int = 100) -> float:
-    """Return `an_hour` on a copy of the store, with a reader whose only read before it is its first."""
+def hour_alone(
+    rows: int, days: int, pace: int | None = 100, *, options: ReadOptions | None = None, old_row: bool = True
+) -> float:
+    """Return `an_hour` on a copy of the store, by a reader with `options` whose only read before it is its first.
+
+    The figures after the hour must equal a fresh reader's.
+    """
     path = store_with(rows, days)
     work = path.parent / "work.db"
     shutil.copyfile(path, work)
-    bench = Bench(work)
+    bench = Bench(work, options)
     try:
         bench.refresh(NOW)
-        cpu, at = an_hour(bench, NOW, pace)
+        cpu, at = an_hour(bench, NOW, pace, old_row=old_row)
         if bench.refresh(at).usage != bench.cold(at).usage:
             raise SystemExit("incremental figures differ from a full recomputation")
         return cpu
