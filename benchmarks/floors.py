@@ -4,18 +4,21 @@
   partition's winner found and counted, no figure summed, nothing kept), the scoped rows' join alone, and their
   partition keys alone, each as a share of the baseline.
 * The hourly check of the older rows: a block's fingerprint statement with each form SQLite can make of a row
-  (the JSON array the fingerprints use, `quote()` of each column, plain concatenation), milliseconds a block,
-  beside what any form costs at the least: the block's rows found, and each column loaded with no text made.
+  (the JSON array the fingerprints use, `quote()` of each column, plain concatenation) and with a Python aggregate,
+  milliseconds a block, beside what any form costs at the least: the block's rows found, and each column loaded
+  with no text made.
 * An hour of polls at several paces of new rows a minute: how much of the hour is the new rows; and the hour without
   the hourly check, with a minute's new rows and with nothing new, which leaves the check's share and the polls' own.
 
     python benchmarks/floors.py --rows 1000000        # the recorded run
+    python benchmarks/floors.py --rows 1000000 --parts block  # one of them: first, block, hour
     python benchmarks/floors.py --rows 2000 --repeat 1  # the smoke run scripts/test makes
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import platform
 import sqlite3
 import statistics
@@ -56,6 +59,7 @@ _BLOCK_STATEMENTS = {
 # What any form of a row must cost at the least: the block's rows found, and each of their columns loaded, no text made.
 _BLOCK_ROWS_SQL = FINGERPRINT_SQL[FINGERPRINT_SQL.index(" FROM usage_events") :]
 _BLOCK_FLOORS = {
+    "a Python aggregate hashing each row": (f"SELECT row_hash({', '.join(FINGERPRINTED_COLUMNS)}){_BLOCK_ROWS_SQL}"),
     "floor: the rows found, no column read": f"SELECT count(*){_BLOCK_ROWS_SQL}",
     "floor: every column loaded, no text made": (
         f"SELECT {' + '.join(f'count({c})' for c in FINGERPRINTED_COLUMNS)}{_BLOCK_ROWS_SQL}"
@@ -98,12 +102,26 @@ def first_read_floor(path: Path, repeat: int) -> None:
         print(f"  {name:40} {median:8.3f} s   {median / baseline:.3f} of the baseline")
 
 
+class _RowHash:
+    """An aggregate that hashes each row's values in Python: what a function of the reader's own would cost."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha1(usedforsecurity=False)
+
+    def step(self, *values: object) -> None:
+        self.digest.update(repr(values).encode())
+
+    def finalize(self) -> int:
+        return int.from_bytes(self.digest.digest()[:8], "big")
+
+
 def block_forms(path: Path, repeat: int) -> None:
     """Print the milliseconds a block's fingerprint statement takes with each form of a row, over about 40 blocks.
 
     Every row is after the cut (`''`), read together, as most blocks' rows are.
     """
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.create_aggregate("row_hash", len(FINGERPRINTED_COLUMNS), _RowHash)
     try:
         top = conn.execute("SELECT coalesce(max(rowid), 0) FROM usage_events").fetchone()[0]
         count = max(1, top // CHECK_BLOCK_ROWS)
@@ -123,26 +141,35 @@ def block_forms(path: Path, repeat: int) -> None:
         print(f"  {name:44} {seconds / repeat / len(blocks) * 1000:6.2f} ms a block ({len(blocks)} blocks)")
 
 
+def _hours(rows: int, paces: str) -> None:
+    """Print the CPU seconds of an hour of polls at each pace, and without the hourly check."""
+    for pace in (int(p) for p in paces.split(",")):
+        print(f"  {pace:4} a minute: {hour_alone(rows, 90, pace):.2f} s")
+    print("  without the hourly check of the older rows (none changed in place):")
+    print(f"    100 a minute: {hour_alone(rows, 90, options=_NO_CHECK, old_row=False):.2f} s")
+    print(f"    nothing new:  {hour_alone(rows, 90, None, options=_NO_CHECK):.2f} s")
+
+
 def main() -> int:
     """Run the floors from the command line and print them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="store size")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (median)")
     parser.add_argument("--paces", default="100,56,13", help="new rows a minute in the hours of polls")
+    parser.add_argument("--parts", default="first,block,hour", help="which of the three parts to run")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     print(f"machine: {platform.machine()}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
     path = store_with(args.rows)
-    print(f"\n== a first read, {args.rows:,} rows")
-    first_read_floor(path, args.repeat)
-    print(f"\n== a block's fingerprint statement ({CHECK_BLOCK_ROWS:,} rowids), by the form of a row")
-    block_forms(path, args.repeat)
-    print("\n== an hour of polls, by new rows a minute (CPU seconds, a fresh reader each)")
-    for pace in (int(p) for p in args.paces.split(",")):
-        print(f"  {pace:4} a minute: {hour_alone(args.rows, 90, pace):.2f} s")
-    print("  without the hourly check of the older rows (none changed in place):")
-    no_check = hour_alone(args.rows, 90, options=_NO_CHECK, old_row=False)
-    print(f"    100 a minute: {no_check:.2f} s")
-    print(f"    nothing new:  {hour_alone(args.rows, 90, None, options=_NO_CHECK):.2f} s")
+    if "first" in parts:
+        print(f"\n== a first read, {args.rows:,} rows")
+        first_read_floor(path, args.repeat)
+    if "block" in parts:
+        print(f"\n== a block's fingerprint statement ({CHECK_BLOCK_ROWS:,} rowids), by the form of a row")
+        block_forms(path, args.repeat)
+    if "hour" in parts:
+        print("\n== an hour of polls, by new rows a minute (CPU seconds, a fresh reader each)")
+        _hours(args.rows, args.paces)
     return 0
 
 
