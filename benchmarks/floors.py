@@ -112,7 +112,7 @@ class _RowHash:
         self.digest.update(repr(values).encode())
 
     def finalize(self) -> int:
-        return int.from_bytes(self.digest.digest()[:8], "big")
+        return int.from_bytes(self.digest.digest()[:8], "big", signed=True)
 
 
 def block_forms(path: Path, repeat: int) -> None:
