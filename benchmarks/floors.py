@@ -56,10 +56,11 @@ _BLOCK_STATEMENTS = {
         row=" || char(31) || ".join(FINGERPRINTED_COLUMNS)
     ),
 }
-# What any form of a row must cost at the least: the block's rows found, and each of their columns loaded, no text made.
+# Beside them, a function of the reader's own (_RowHash) over each row's values, and what any form of a row must cost
+# at the least: the block's rows found, and each of their columns loaded, no text made.
 _BLOCK_ROWS_SQL = FINGERPRINT_SQL[FINGERPRINT_SQL.index(" FROM usage_events") :]
 _BLOCK_FLOORS = {
-    "a Python aggregate hashing each row": (f"SELECT row_hash({', '.join(FINGERPRINTED_COLUMNS)}){_BLOCK_ROWS_SQL}"),
+    "a Python aggregate hashing each row": f"SELECT row_hash({', '.join(FINGERPRINTED_COLUMNS)}){_BLOCK_ROWS_SQL}",
     "floor: the rows found, no column read": f"SELECT count(*){_BLOCK_ROWS_SQL}",
     "floor: every column loaded, no text made": (
         f"SELECT {' + '.join(f'count({c})' for c in FINGERPRINTED_COLUMNS)}{_BLOCK_ROWS_SQL}"
