@@ -31,9 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from refresh import NOW, baseline_refresh, hour_alone, store_with  # noqa: E402
+from refresh import NOW, PACE, baseline_refresh, hour_alone, store_with  # noqa: E402
 
 from custom_components.openusage.core.mirror import (  # noqa: E402
+    BLOCK_ROWS_SQL,
     CHECK_BLOCK_ROWS,
     FINGERPRINT_JSON_SQL,
     FINGERPRINT_SQL,
@@ -58,12 +59,11 @@ _BLOCK_STATEMENTS = {
 }
 # Beside them, a function of the reader's own (_RowHash) over each row's values, and what any form of a row must cost
 # at the least: the block's rows found, and each of their columns loaded, no text made.
-_BLOCK_ROWS_SQL = FINGERPRINT_SQL[FINGERPRINT_SQL.index(" FROM usage_events") :]
 _BLOCK_FLOORS = {
-    "a Python aggregate hashing each row": f"SELECT row_hash({', '.join(FINGERPRINTED_COLUMNS)}){_BLOCK_ROWS_SQL}",
-    "floor: the rows found, no column read": f"SELECT count(*){_BLOCK_ROWS_SQL}",
+    "a Python aggregate hashing each row": f"SELECT row_hash({', '.join(FINGERPRINTED_COLUMNS)}) {BLOCK_ROWS_SQL}",
+    "floor: the rows found, no column read": f"SELECT count(*) {BLOCK_ROWS_SQL}",
     "floor: every column loaded, no text made": (
-        f"SELECT {' + '.join(f'count({c})' for c in FINGERPRINTED_COLUMNS)}{_BLOCK_ROWS_SQL}"
+        f"SELECT {' + '.join(f'count({c})' for c in FINGERPRINTED_COLUMNS)} {BLOCK_ROWS_SQL}"
     ),
 }
 # A reader that never checks the older rows within the hour: what the polls cost without the check.
@@ -147,7 +147,7 @@ def _hours(rows: int, paces: str) -> None:
     for pace in (int(p) for p in paces.split(",")):
         print(f"  {pace:4} a minute: {hour_alone(rows, 90, pace):.2f} s")
     print("  without the hourly check of the older rows (none changed in place):")
-    print(f"    100 a minute: {hour_alone(rows, 90, options=_NO_CHECK, old_row=False):.2f} s")
+    print(f"    {PACE} a minute: {hour_alone(rows, 90, options=_NO_CHECK, old_row=False):.2f} s")
     print(f"    nothing new:  {hour_alone(rows, 90, None, options=_NO_CHECK):.2f} s")
 
 

@@ -44,6 +44,8 @@ from openusage_demo import EventWriter, generate_demo_store  # noqa: E402
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 ZONE = ZoneInfo("Europe/Warsaw")
 STORES = ROOT / "benchmarks" / ".stores"
+# New usage rows a minute in the benchmarks' hours: about twice the 1,000,000-row demo store's busiest hour (3,358).
+PACE = 100
 
 # openusage's per-window queries (§4.4), over its TEMP table `_deduped_tmp`.
 _BASELINE_QUERIES = (
@@ -110,10 +112,8 @@ def store_with(rows: int, days: int = 90) -> Path:
     return path
 
 
-def change_store(path: Path, at: datetime, *, prune: bool = True, old_row: bool = False, new_rows: int = 100) -> None:
+def change_store(path: Path, at: datetime, *, prune: bool = True, old_row: bool = False, new_rows: int = PACE) -> None:
     """Make a minute's changes: `new_rows` new rows and one in-place enrichment of a recent row.
-
-    100 new rows a minute is about twice the pace of the 1,000,000-row demo store's busiest hour (3,358 rows).
 
     Also the oldest day pruned (`prune`), and an old row changed in place far below the re-read tail (`old_row`).
     """
@@ -349,7 +349,7 @@ class Bench:
         self.loop.close()
 
 
-def an_hour(bench: Bench, at: datetime, pace: int | None = 100, *, old_row: bool = True) -> tuple[float, datetime]:
+def an_hour(bench: Bench, at: datetime, pace: int | None = PACE, *, old_row: bool = True) -> tuple[float, datetime]:
     """Return the CPU seconds of an hour of refreshes a minute apart, each after a minute's changes, and the clock.
 
     In the hour: `pace` new rows a minute (6,000 at 100), an enrichment of a recent row every minute, an old row
@@ -368,7 +368,7 @@ def an_hour(bench: Bench, at: datetime, pace: int | None = 100, *, old_row: bool
 
 
 def hour_alone(
-    rows: int, days: int, pace: int | None = 100, *, options: ReadOptions | None = None, old_row: bool = True
+    rows: int, days: int, pace: int | None = PACE, *, options: ReadOptions | None = None, old_row: bool = True
 ) -> float:
     """Return `an_hour` on a copy of the store, by a reader with `options` whose only read before it is its first.
 

@@ -94,12 +94,13 @@ FINGERPRINTED_COLUMNS = (
     "input_tokens", "output_tokens", "reasoning_tokens", "cache_read_tokens", "cache_write_tokens",
     "total_tokens", "cost_usd", "requests",
 )  # fmt: skip
+# A block's usage rows, from rowid `:lo` to `:hi`.
+BLOCK_ROWS_SQL = "FROM usage_events WHERE rowid BETWEEN :lo AND :hi AND +event_type IN ('message_usage', 'tool_usage')"
 # A block's fingerprint statement, with {row} the text each usage row is read as (`:cut`: the day per-day rows end).
 FINGERPRINT_SQL = (
     "SELECT CAST(group_concat({row}, char(30)) FILTER (WHERE coalesce(occurred_at >= :cut, 0)) AS BLOB), "
     "CAST(group_concat(hex(substr(occurred_at, 1, 10)) || ':' || {row}, char(30)) "
-    "FILTER (WHERE NOT coalesce(occurred_at >= :cut, 0)) AS BLOB) FROM usage_events "
-    "WHERE rowid BETWEEN :lo AND :hi AND +event_type IN ('message_usage', 'tool_usage')"
+    "FILTER (WHERE NOT coalesce(occurred_at >= :cut, 0)) AS BLOB) " + BLOCK_ROWS_SQL
 )
 _ROW_JSON = f"json_array({', '.join(FINGERPRINTED_COLUMNS)})"
 # JSON holds no BLOB: a block with one is read as SQL literals instead (in hex, so that no separator is in a row).
@@ -115,8 +116,7 @@ _RECUT_SQL = (
     "AS BLOB), "
     "CAST(group_concat(j, char(30)) FILTER (WHERE after_new) AS BLOB) "
     "FROM (SELECT occurred_at AS t, coalesce(occurred_at >= :cut, 0) AS after_old, "
-    "coalesce(occurred_at >= :new_cut, 0) AS after_new, {row} AS j FROM usage_events "
-    "WHERE rowid BETWEEN :lo AND :hi AND +event_type IN ('message_usage', 'tool_usage') LIMIT -1)"
+    "coalesce(occurred_at >= :new_cut, 0) AS after_new, {row} AS j " + BLOCK_ROWS_SQL + " LIMIT -1)"
 )
 _RECUT_JSON_SQL = _RECUT_SQL.format(row=_ROW_JSON)
 _RECUT_QUOTED_SQL = _RECUT_SQL.format(row=_ROW_QUOTED)
